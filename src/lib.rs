@@ -1,0 +1,16 @@
+//! yakt — Yet Another KRaft.
+//!
+//! A Raft-replicated metadata service for Kafka-like clusters. The replicated Raft log *is* the
+//! metadata topic: every change is a record whose Raft index is its offset.
+//!
+//! Layers, imported one way only:
+//! - [`storage`]: segment files, snapshot files, the vote file. Bytes and indexes only.
+//! - [`metadata`]: the record types, the image they fold into, and validation.
+//! - [`raft`]: openraft glue — log store, state machine, network.
+//! - [`api`]: the HTTP API and the SSE stream (axum).
+//! - the `yakt` binary: the CLI.
+
+pub mod api;
+pub mod metadata;
+pub mod raft;
+pub mod storage;

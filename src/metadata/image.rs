@@ -1,0 +1,20 @@
+//! The image. STUB.
+
+use serde::{Deserialize, Serialize};
+
+use super::{MetadataCommand, MetadataError, Record, WriteRequest};
+
+/// The current metadata, the fold of the log.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Image {}
+
+impl Image {
+    /// Validates a request against this image and decides the server-set fields.
+    pub fn prepare(&self, _req: WriteRequest) -> Result<Record, MetadataError> {
+        todo!()
+    }
+    /// Folds one committed record into the image.
+    pub fn apply(&mut self, _offset: u64, _cmd: &MetadataCommand) -> Result<(), MetadataError> {
+        todo!()
+    }
+}

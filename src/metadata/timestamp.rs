@@ -1,0 +1,1 @@
+//! Timestamp forms accepted in paths. STUB.

@@ -1,0 +1,22 @@
+//! Storage errors, each with the context an operator needs.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An I/O call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A checksum failed (or a frame is malformed) somewhere other than a torn tail.
+    #[error("corrupt data in {path} at byte {offset}: {reason}. This is disk corruption, not a torn write; wipe this node's data directory and let it rejoin the cluster")]
+    Corrupt { path: PathBuf, offset: u64, reason: String },
+    /// The caller broke an invariant (non-contiguous append, read of a purged index, ...).
+    #[error("invalid operation: {0}")]
+    Invalid(String),
+}
