@@ -1,1 +1,56 @@
-//! HTTP API.
+//! The HTTP API: the original YAKt endpoints, the log read by offset (SSE and fetch), the
+//! operating endpoints, and node-to-node Raft RPC, all on the node's one address.
+
+pub mod error;
+pub mod ops;
+pub mod raft_rpc;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::Router;
+
+pub use error::ApiError;
+
+use crate::raft::Node;
+
+/// Largest request body accepted by default (`--max-body`).
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct ApiOptions {
+    /// Largest accepted request body, bytes.
+    pub body_limit: usize,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self { body_limit: DEFAULT_BODY_LIMIT }
+    }
+}
+
+/// The whole router of a node.
+pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
+    Router::new()
+        .merge(ops::routes())
+        .merge(raft_rpc::routes().layer(DefaultBodyLimit::max(256 * 1024 * 1024)))
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(opts.body_limit))
+        .with_state(node)
+}
+
+async fn unknown_path(method: Method, uri: Uri) -> impl IntoResponse {
+    ApiError::not_found(format!("no endpoint {method} {}", uri.path()))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> impl IntoResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
+}

@@ -18,3 +18,18 @@ impl Image {
         todo!()
     }
 }
+
+impl Image {
+    /// STUB
+    pub fn encode(&self) -> Vec<u8> {
+        todo!()
+    }
+    /// STUB
+    pub fn decode(_b: &[u8]) -> Result<Self, MetadataError> {
+        todo!()
+    }
+    /// STUB
+    pub fn last_timestamp_ms(&self) -> u64 {
+        todo!()
+    }
+}

@@ -33,3 +33,10 @@ pub struct LogRecord {
     pub name: String,
     pub fields: serde_json::Value,
 }
+
+impl LogRecord {
+    /// STUB
+    pub fn new(_offset: u64, _epoch: u64, _cmd: &MetadataCommand) -> Self {
+        todo!()
+    }
+}

@@ -1,1 +1,60 @@
-//! openraft glue.
+//! The openraft glue: our segment log as openraft's log store, the metadata image as its state
+//! machine, HTTP as its network, and the node that ties them together.
+//!
+//! openraft is pinned to one exact release (see Cargo.toml): the 0.10 line is still in alpha and
+//! its storage and network traits change between releases.
+
+pub mod codec;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod proposer;
+pub mod state_machine;
+
+pub use node::{LeaderInfo, Node, NodeOptions};
+
+use serde::{Deserialize, Serialize};
+
+use crate::metadata::MetadataCommand;
+
+/// A node's id, as given by `-i`.
+pub type NodeId = u64;
+
+/// What the state machine answers for each applied metadata record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyOutcome {
+    /// The record's offset (its Raft index).
+    pub offset: u64,
+    /// False when the record did not apply to the image (it never should: validation runs
+    /// against the same image before proposing).
+    pub applied: bool,
+}
+
+openraft::declare_raft_types!(
+    /// yakt's openraft types. `leader_id_std` gives one leader per term, so a log id is fully
+    /// described by (term, index): exactly the (epoch, offset) of a metadata record.
+    pub TypeConfig:
+        D = MetadataCommand,
+        R = ApplyOutcome,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        LeaderId = openraft::impls::leader_id_std::LeaderId<u64, NodeId>,
+);
+
+/// The Raft instance of a yakt node.
+pub type Raft = openraft::Raft<TypeConfig, state_machine::StateMachine>;
+/// A log id (term and index) in our configuration.
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+/// A vote in our configuration.
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
+/// A log entry in our configuration.
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+/// Membership as stored with its log id.
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
+/// Snapshot metadata.
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+
+/// Builds the log id of an entry from its stored term and index.
+pub fn log_id(term: u64, index: u64) -> LogId {
+    openraft::LogId::new(openraft::vote::leader_id_std::CommittedLeaderId::new(term), index)
+}

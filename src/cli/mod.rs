@@ -1,0 +1,51 @@
+//! Command-line parsing and the subcommands. Every flag can also come from a `YAKT_...`
+//! environment variable.
+
+mod node;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// yakt — a Raft-replicated Kafka cluster-metadata service.
+#[derive(Parser, Debug)]
+#[command(name = "yakt", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format: human-readable text, or one JSON object per line.
+    #[arg(long, global = true, env = "YAKT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one node of a cluster.
+    Node(node::NodeArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Node(args) => node::run(args).await,
+    }
+}

@@ -1,0 +1,101 @@
+//! `yakt node`: run one node (the original YAKt start line, `-i ID -a HOST:PORT -e ...`).
+
+use std::path::PathBuf;
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use yakt::api::{self, ApiOptions};
+use yakt::raft::{Node, NodeOptions};
+
+/// Flags of `yakt node`.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// This node's id, unique in the cluster.
+    #[arg(short = 'i', long = "id", env = "YAKT_ID")]
+    pub id: u64,
+    /// Address to listen on and to be reached at (HOST:PORT). Loopback unless told otherwise.
+    #[arg(short = 'a', long = "addr", env = "YAKT_ADDR", default_value = "127.0.0.1:5010")]
+    pub addr: String,
+    /// Existing members to join through: ID/HOST:PORT[,ID/HOST:PORT...]. Without it, a node with
+    /// an empty data directory starts a new one-node cluster. Ignored once the node has state.
+    #[arg(short = 'e', long = "existing", env = "YAKT_EXISTING", value_delimiter = ',')]
+    pub existing: Vec<String>,
+    /// Data directory [default: ./data/node-<id>].
+    #[arg(long, env = "YAKT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Take a snapshot every this many log entries.
+    #[arg(long, env = "YAKT_SNAPSHOT_EVERY", default_value_t = 10_000)]
+    pub snapshot_every: u64,
+    /// Log entries kept below a snapshot for slow followers.
+    #[arg(long, env = "YAKT_KEEP_AFTER_SNAPSHOT", default_value_t = 1_000)]
+    pub keep_after_snapshot: u64,
+    /// Minimum election timeout, ms.
+    #[arg(long, env = "YAKT_ELECTION_TIMEOUT_MIN_MS", default_value_t = 1_000)]
+    pub election_timeout_min_ms: u64,
+    /// Maximum election timeout, ms.
+    #[arg(long, env = "YAKT_ELECTION_TIMEOUT_MAX_MS", default_value_t = 2_000)]
+    pub election_timeout_max_ms: u64,
+    /// Heartbeat interval, ms.
+    #[arg(long, env = "YAKT_HEARTBEAT_MS", default_value_t = 250)]
+    pub heartbeat_ms: u64,
+    /// Segment file size, bytes.
+    #[arg(long, env = "YAKT_SEGMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub segment_bytes: u64,
+    /// Largest accepted request body, bytes.
+    #[arg(long, env = "YAKT_MAX_BODY", default_value_t = api::DEFAULT_BODY_LIMIT)]
+    pub max_body: usize,
+}
+
+fn parse_seed(s: &str) -> anyhow::Result<(u64, String)> {
+    let (id, addr) = s.split_once('/').with_context(|| format!("-e entry {s:?} is not ID/HOST:PORT"))?;
+    let id = id.trim().parse().with_context(|| format!("-e entry {s:?}: {id:?} is not a node id"))?;
+    if addr.trim().is_empty() {
+        bail!("-e entry {s:?} has no address");
+    }
+    Ok((id, addr.trim().to_string()))
+}
+
+/// Runs the node until SIGTERM or SIGINT.
+pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let seeds = args.existing.iter().filter(|s| !s.is_empty()).map(|s| parse_seed(s)).collect::<Result<Vec<_>, _>>()?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("./data/node-{}", args.id)));
+    let mut opts = NodeOptions::new(args.id, args.addr.clone(), data_dir.clone());
+    opts.snapshot_every = args.snapshot_every;
+    opts.keep_after_snapshot = args.keep_after_snapshot;
+    opts.election_timeout_ms = (args.election_timeout_min_ms, args.election_timeout_max_ms);
+    opts.heartbeat_ms = args.heartbeat_ms;
+    opts.segment_bytes = args.segment_bytes;
+
+    let listener = tokio::net::TcpListener::bind(&args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let node = Node::start(opts).await?;
+    let app = api::router(node.clone(), ApiOptions { body_limit: args.max_body });
+    tracing::info!(node = args.id, addr = %args.addr, data_dir = %data_dir.display(), "node listening");
+
+    let server = tokio::spawn(
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).into_future(),
+    );
+    node.bootstrap(seeds).await?;
+    server.await.context("server task")?.context("server")?;
+    tracing::info!(node = args.id, "shutting down");
+    let _ = tokio::time::timeout(Duration::from_secs(5), node.raft.shutdown()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! openraft's log store over the segment log and the vote file.
+//!
+//! Appends are written before `append` returns (so they can be read back at once) and reported
+//! to openraft as flushed only from the segment log's flusher thread, after the fsync that covers
+//! them: one fsync for every append made while the previous one ran (group commit).
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{OptionalSend, RaftLogReader};
+
+use super::codec::{decode_vote, encode_vote, entry_to_stored, stored_to_entry};
+use super::{log_id, Entry, LogId, TypeConfig, Vote};
+use crate::storage::{EntryId, SegmentLog, StorageError, VoteFile};
+
+/// Most payload bytes one read hands openraft (replication sends what one read returns).
+const MAX_READ_BYTES: usize = 4 * 1024 * 1024;
+
+/// The log store handed to openraft; cheap to clone (the reader is a clone).
+#[derive(Clone)]
+pub struct LogStore {
+    log: Arc<SegmentLog>,
+    vote: Arc<VoteFile>,
+}
+
+impl LogStore {
+    /// Wraps an open segment log and vote file.
+    pub fn new(log: Arc<SegmentLog>, vote: Arc<VoteFile>) -> Self {
+        Self { log, vote }
+    }
+}
+
+fn io_err(e: StorageError) -> io::Error {
+    io::Error::other(e)
+}
+
+async fn blocking<T, F>(f: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StorageError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| io::Error::other(format!("storage task failed: {e}")))?
+        .map_err(io_err)
+}
+
+fn to_log_id(id: EntryId) -> LogId {
+    log_id(id.term, id.index)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e.saturating_add(1),
+            Bound::Excluded(&e) => e,
+            Bound::Unbounded => u64::MAX,
+        };
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let stored = self.log.read_range(start, end, Some(MAX_READ_BYTES)).map_err(io_err)?;
+        stored.iter().map(|s| stored_to_entry(s).map_err(io::Error::from)).collect()
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        match self.vote.load().map_err(io_err)? {
+            Some(bytes) => Ok(Some(decode_vote(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        let last_purged_log_id = self.log.last_purged().map(to_log_id);
+        let last_log_id = self.log.last_entry_id().map(to_log_id).or(last_purged_log_id);
+        Ok(LogState { last_purged_log_id, last_log_id })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        let bytes = encode_vote(vote)?;
+        let file = self.vote.clone();
+        blocking(move || file.save(&bytes)).await
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let stored = entries
+            .into_iter()
+            .map(|e| entry_to_stored(&e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(last) = stored.last().map(|e| e.index) else {
+            callback.io_completed(Ok(()));
+            return Ok(());
+        };
+        // A write into the page cache: no fsync here. The flusher thread reports durability.
+        self.log.append(&stored).map_err(io_err)?;
+        self.log.on_durable(last, Box::new(move |res| callback.io_completed(res.map_err(io_err))));
+        Ok(())
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        let log = self.log.clone();
+        let after = last_log_id.map(|l| l.index);
+        blocking(move || log.truncate_after(after)).await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        let log = self.log.clone();
+        let id = EntryId { index: log_id.index, term: log_id.leader_id.term };
+        blocking(move || log.purge_upto(id)).await
+    }
+}

@@ -1,0 +1,286 @@
+//! A yakt node: storage opened, openraft started, and the operations the API needs (write,
+//! join, leader lookup), independent of HTTP routing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::type_config::async_runtime::WatchReceiver;
+use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
+
+use super::log_store::LogStore;
+use super::network::Network;
+use super::proposer::{Committed, ProposeError, Proposer};
+use super::state_machine::{MetaState, StateMachine};
+use super::{NodeId, Raft};
+use crate::metadata::WriteRequest;
+use crate::storage::{LogOptions, SegmentLog, SnapshotStore, StorageError, VoteFile};
+
+/// Everything a node is started with.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// This node's id (`-i`).
+    pub id: NodeId,
+    /// The address other nodes and clients reach this node at (`-a`).
+    pub addr: String,
+    /// Where the log, snapshots and vote live.
+    pub data_dir: PathBuf,
+    /// Take a snapshot every this many log entries.
+    pub snapshot_every: u64,
+    /// Entries kept below a snapshot for slow followers before they are purged.
+    pub keep_after_snapshot: u64,
+    /// Election timeout range, ms.
+    pub election_timeout_ms: (u64, u64),
+    /// Heartbeat interval, ms.
+    pub heartbeat_ms: u64,
+    /// Segment file size.
+    pub segment_bytes: u64,
+    /// Bearer token for node-to-node calls.
+    pub token: Option<String>,
+}
+
+impl NodeOptions {
+    /// Options with yakt's defaults for node `id` at `addr`.
+    pub fn new(id: NodeId, addr: impl Into<String>, data_dir: PathBuf) -> Self {
+        Self {
+            id,
+            addr: addr.into(),
+            data_dir,
+            snapshot_every: 10_000,
+            keep_after_snapshot: 1_000,
+            election_timeout_ms: (1_000, 2_000),
+            heartbeat_ms: 250,
+            segment_bytes: LogOptions::default().segment_bytes,
+            token: None,
+        }
+    }
+}
+
+/// Why a node could not start or do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Opening the data directory failed (corruption included).
+    #[error("cannot open the data directory {dir}: {source}")]
+    Storage {
+        dir: PathBuf,
+        #[source]
+        source: StorageError,
+    },
+    /// The state machine could not load its snapshot.
+    #[error("cannot load the newest snapshot: {0}")]
+    Snapshot(#[source] std::io::Error),
+    /// openraft refused the configuration or failed to start.
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// The running node.
+pub struct Node {
+    /// This node's id.
+    pub id: NodeId,
+    /// This node's address.
+    pub addr: String,
+    /// The openraft handle.
+    pub raft: Raft,
+    /// The image and applied position.
+    pub state: Arc<MetaState>,
+    /// The segment log (streams read it directly).
+    pub log: Arc<SegmentLog>,
+    /// The snapshot files (streams below the log start read them).
+    pub snapshots: Arc<SnapshotStore>,
+    proposer: Proposer,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+/// Who leads, as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderInfo {
+    pub id: NodeId,
+    pub addr: String,
+}
+
+impl Node {
+    /// Opens the data directory and starts openraft. The node does not yet initialize or join:
+    /// call [`Node::bootstrap`] once the HTTP server is listening.
+    pub async fn start(opts: NodeOptions) -> Result<Arc<Node>, NodeError> {
+        let dir = opts.data_dir.clone();
+        let storage_err = |source| NodeError::Storage { dir: dir.clone(), source };
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            storage_err(StorageError::Io { op: "create directory", path: dir.clone(), source: e })
+        })?;
+        let (log, report) =
+            SegmentLog::open(&dir.join("log"), LogOptions { segment_bytes: opts.segment_bytes }).map_err(storage_err)?;
+        if report.truncated_bytes > 0 {
+            tracing::warn!(bytes = report.truncated_bytes, "recovery truncated a torn tail of the log");
+        }
+        let log = Arc::new(log);
+        let vote = Arc::new(VoteFile::open(&dir).map_err(storage_err)?);
+        let snapshots = Arc::new(SnapshotStore::open(&dir.join("snapshots")).map_err(storage_err)?);
+        let sm = StateMachine::open(snapshots.clone()).map_err(NodeError::Snapshot)?;
+        let state = sm.shared();
+
+        let config = Config {
+            cluster_name: "yakt".into(),
+            election_timeout_min: opts.election_timeout_ms.0,
+            election_timeout_max: opts.election_timeout_ms.1,
+            heartbeat_interval: opts.heartbeat_ms,
+            install_snapshot_timeout: 30_000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
+            max_in_snapshot_log_to_keep: opts.keep_after_snapshot,
+            max_payload_entries: 4096,
+            ..Default::default()
+        };
+        let config = Arc::new(config.validate().map_err(|e| NodeError::Raft(e.to_string()))?);
+        let network = Network::new(opts.token.clone());
+        let raft = Raft::new(opts.id, config, network, LogStore::new(log.clone(), vote), sm)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| NodeError::Raft(format!("http client: {e}")))?;
+        Ok(Arc::new(Node {
+            id: opts.id,
+            addr: opts.addr,
+            raft,
+            state,
+            log,
+            snapshots,
+            proposer: Proposer::default(),
+            http,
+            token: opts.token,
+        }))
+    }
+
+    /// Starts a new one-node cluster (no seeds), joins an existing one through `seeds`, or, for a
+    /// node that already has state on disk, does nothing: its persisted membership wins over `-e`.
+    pub async fn bootstrap(self: &Arc<Self>, seeds: Vec<(NodeId, String)>) -> Result<(), NodeError> {
+        let initialized = self.raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        if initialized {
+            tracing::info!(node = self.id, "restarting from persisted state; -e ignored");
+            return Ok(());
+        }
+        if seeds.is_empty() {
+            let mut members = BTreeMap::new();
+            members.insert(self.id, BasicNode::new(self.addr.clone()));
+            self.raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+            tracing::info!(node = self.id, "initialized a new one-node cluster");
+            return Ok(());
+        }
+        let node = self.clone();
+        tokio::spawn(async move { node.join_loop(seeds).await });
+        Ok(())
+    }
+
+    async fn join_loop(self: Arc<Self>, seeds: Vec<(NodeId, String)>) {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            for (_, seed) in &seeds {
+                match self.try_join(seed).await {
+                    Ok(()) => {
+                        tracing::info!(node = self.id, via = %seed, "joined the cluster as a voter");
+                        return;
+                    }
+                    Err(e) => tracing::debug!(node = self.id, via = %seed, error = %e, "join attempt failed"),
+                }
+            }
+            if self.raft.metrics().borrow_watched().membership_config.membership().voter_ids().any(|v| v == self.id) {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    async fn try_join(&self, seed: &str) -> Result<(), String> {
+        let mut target = seed.to_string();
+        for _ in 0..4 {
+            let mut req = self
+                .http
+                .post(format!("http://{target}/raft/join"))
+                .timeout(Duration::from_secs(60))
+                .json(&serde_json::json!({"id": self.id, "addr": self.addr}));
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            if status.is_success() {
+                return Ok(());
+            }
+            match body.get("leader_addr").and_then(|a| a.as_str()) {
+                Some(addr) if status == reqwest::StatusCode::MISDIRECTED_REQUEST => target = addr.to_string(),
+                _ => return Err(format!("{status}: {body}")),
+            }
+        }
+        Err("too many redirects".into())
+    }
+
+    /// Leader side of a join: add the node as a learner, wait until it has caught up, then
+    /// make it a voter.
+    pub async fn add_member(&self, id: NodeId, addr: String) -> Result<(), ProposeError> {
+        if !self.raft.is_leader() {
+            return Err(self.not_leader());
+        }
+        let unavailable = |e: &dyn std::fmt::Display| ProposeError::Unavailable {
+            message: format!("membership change failed: {e}"),
+            maybe_committed: true,
+        };
+        let voters: BTreeSet<NodeId> = self.raft.voter_ids().collect();
+        if voters.contains(&id) {
+            return Ok(());
+        }
+        tracing::info!(node = id, %addr, "adding a node as a learner");
+        self.raft.add_learner(id, BasicNode::new(addr), true).await.map_err(|e| unavailable(&e))?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        tracing::info!(node = id, "node joined as a voter");
+        Ok(())
+    }
+
+    /// Validates and commits one metadata write; only the leader can.
+    pub async fn propose(&self, req: WriteRequest) -> Result<Committed, ProposeError> {
+        self.proposer.propose(&self.raft, &self.state, req).await
+    }
+
+    /// The leader as this node sees it.
+    pub fn leader(&self) -> Option<LeaderInfo> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let id = m.current_leader?;
+        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+        Some(LeaderInfo { id, addr })
+    }
+
+    /// A `NotLeader` error naming the leader when known.
+    pub fn not_leader(&self) -> ProposeError {
+        ProposeError::NotLeader { leader: self.leader().map(|l| (l.id, l.addr)) }
+    }
+
+    /// This node's role now.
+    pub fn role(&self) -> &'static str {
+        match self.raft.metrics().borrow_watched().state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        }
+    }
+
+    /// The shared HTTP client (forwarding writes to the leader).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The token nodes present to each other, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+}

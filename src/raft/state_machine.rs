@@ -1,0 +1,279 @@
+//! The state machine: the metadata image, folded from committed records in offset order, and
+//! its snapshots in the snapshot files.
+//!
+//! The image lives behind [`MetaState`], shared with the HTTP layer, which answers reads from it
+//! and learns of every applied offset through a watch channel (the stream and fetch endpoints
+//! wait on it).
+
+use std::io::{self, Cursor};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::{Stream, StreamExt};
+use openraft::entry::RaftEntry;
+use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
+use openraft::EntryPayload;
+use tokio::sync::watch;
+
+use super::codec::{decode_snapshot_meta, encode_snapshot_meta};
+use super::{ApplyOutcome, LogId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::metadata::Image;
+use crate::storage::{SnapshotStore, StorageError};
+
+/// The applied position: the last applied log id, published on every apply batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Index of the last applied entry (0 when nothing is applied yet).
+    pub offset: u64,
+    /// Its term.
+    pub term: u64,
+}
+
+/// Where the newest snapshot is, for `/cluster` and `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotPoint {
+    pub offset: u64,
+    pub term: u64,
+    /// When this node wrote or installed it, ms since the Unix epoch.
+    pub taken_at_ms: u64,
+}
+
+/// The image and applied position, shared between the state machine and the API.
+pub struct MetaState {
+    image: RwLock<Image>,
+    applied: watch::Sender<Applied>,
+    snapshot: watch::Sender<Option<SnapshotPoint>>,
+    /// The newest record timestamp applied, so a new leader never stamps a smaller one.
+    last_timestamp_ms: AtomicU64,
+}
+
+impl MetaState {
+    fn new(image: Image, applied: Applied, snapshot: Option<SnapshotPoint>) -> Self {
+        Self {
+            image: RwLock::new(image),
+            applied: watch::channel(applied).0,
+            snapshot: watch::channel(snapshot).0,
+            last_timestamp_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Read access to the current image. Hold it briefly: apply waits for it.
+    pub fn image(&self) -> RwLockReadGuard<'_, Image> {
+        self.image.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The last applied position now.
+    pub fn applied(&self) -> Applied {
+        *self.applied.borrow()
+    }
+
+    /// A receiver that wakes on every newly applied batch.
+    pub fn subscribe_applied(&self) -> watch::Receiver<Applied> {
+        self.applied.subscribe()
+    }
+
+    /// The newest snapshot this node holds.
+    pub fn snapshot(&self) -> Option<SnapshotPoint> {
+        *self.snapshot.borrow()
+    }
+
+    /// The newest record timestamp applied.
+    pub fn last_timestamp_ms(&self) -> u64 {
+        self.last_timestamp_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// The state machine handed to openraft.
+pub struct StateMachine {
+    shared: Arc<MetaState>,
+    snapshots: Arc<SnapshotStore>,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn io_err(e: StorageError) -> io::Error {
+    io::Error::other(e)
+}
+
+fn bad_data(what: &str, e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}"))
+}
+
+impl StateMachine {
+    /// Opens the state machine from the newest snapshot on disk (or empty). openraft then
+    /// replays the committed log after it.
+    pub fn open(snapshots: Arc<SnapshotStore>) -> io::Result<Self> {
+        let mut sm = Self {
+            shared: Arc::new(MetaState::new(Image::default(), Applied::default(), None)),
+            snapshots,
+            last_applied: None,
+            membership: StoredMembership::default(),
+        };
+        if let Some(info) = sm.snapshots.latest().map_err(io_err)? {
+            let file = sm.snapshots.read(&info).map_err(io_err)?;
+            let meta = decode_snapshot_meta(&file.meta)?;
+            let image = Image::decode(&file.payload).map_err(|e| bad_data("snapshot image", e))?;
+            let taken = std::fs::metadata(&info.path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            sm.replace(image, &meta, taken);
+        }
+        Ok(sm)
+    }
+
+    /// The state shared with the API.
+    pub fn shared(&self) -> Arc<MetaState> {
+        self.shared.clone()
+    }
+
+    fn replace(&mut self, image: Image, meta: &SnapshotMeta, taken_at_ms: u64) {
+        let ts = image.last_timestamp_ms();
+        *self.shared.image.write().unwrap_or_else(|p| p.into_inner()) = image;
+        self.shared.last_timestamp_ms.fetch_max(ts, Ordering::Relaxed);
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        let point = meta.last_log_id.map(|l| SnapshotPoint {
+            offset: l.index,
+            term: l.leader_id.term,
+            taken_at_ms,
+        });
+        self.shared.snapshot.send_replace(point);
+        self.publish_applied();
+    }
+
+    fn publish_applied(&self) {
+        let applied = self
+            .last_applied
+            .map(|l| Applied { offset: l.index, term: l.leader_id.term })
+            .unwrap_or_default();
+        self.shared.applied.send_replace(applied);
+    }
+}
+
+/// Builds one snapshot from a copy of the image taken when the builder was made.
+pub struct SnapshotBuilder {
+    image: Image,
+    meta: SnapshotMeta,
+    snapshots: Arc<SnapshotStore>,
+    shared: Arc<MetaState>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = Cursor<Vec<u8>>;
+
+    async fn build_snapshot(&mut self) -> Result<openraft::alias::SnapshotOf<TypeConfig, Cursor<Vec<u8>>>, io::Error> {
+        let payload = self.image.encode();
+        let meta_bytes = encode_snapshot_meta(&self.meta)?;
+        let (offset, term) =
+            self.meta.last_log_id.map(|l| (l.index, l.leader_id.term)).unwrap_or((0, 0));
+        let store = self.snapshots.clone();
+        let data = payload.clone();
+        tokio::task::spawn_blocking(move || store.write(offset, term, &meta_bytes, &data))
+            .await
+            .map_err(|e| io::Error::other(format!("snapshot task failed: {e}")))?
+            .map_err(io_err)?;
+        tracing::info!(offset, term, bytes = payload.len(), "snapshot written");
+        self.shared
+            .snapshot
+            .send_replace(Some(SnapshotPoint { offset, term, taken_at_ms: now_ms() }));
+        Ok(Snapshot { meta: self.meta.clone(), snapshot: Cursor::new(payload) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = Cursor<Vec<u8>>;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
+    where
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + openraft::OptionalSend,
+    {
+        while let Some(item) = entries.next().await {
+            let (entry, responder) = item?;
+            let lid = entry.log_id();
+            let mut outcome = ApplyOutcome { offset: lid.index, applied: true };
+            match entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(lid), m);
+                }
+                EntryPayload::Normal(cmd) => {
+                    let res = {
+                        let mut image = self.shared.image.write().unwrap_or_else(|p| p.into_inner());
+                        image.apply(lid.index, &cmd)
+                    };
+                    self.shared.last_timestamp_ms.fetch_max(cmd.timestamp_ms, Ordering::Relaxed);
+                    if let Err(e) = res {
+                        // Validation ran against this same image before the record was proposed,
+                        // so this is a bug, never a client error. The record stays in the log.
+                        tracing::error!(offset = lid.index, error = %e, "record did not apply to the image");
+                        outcome.applied = false;
+                    }
+                }
+            }
+            self.last_applied = Some(lid);
+            // Every responder is answered, or the writer waiting on it would never return.
+            if let Some(r) = responder {
+                r.send(outcome);
+            }
+        }
+        self.publish_applied();
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            image: self.shared.image().clone(),
+            meta: SnapshotMeta {
+                last_log_id: self.last_applied,
+                last_membership: self.membership.clone(),
+            },
+            snapshots: self.snapshots.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Cursor<Vec<u8>>) -> Result<(), io::Error> {
+        let payload = snapshot.into_inner();
+        let image = Image::decode(&payload).map_err(|e| bad_data("received snapshot image", e))?;
+        let meta_bytes = encode_snapshot_meta(meta)?;
+        let (offset, term) = meta.last_log_id.map(|l| (l.index, l.leader_id.term)).unwrap_or((0, 0));
+        let store = self.snapshots.clone();
+        tokio::task::spawn_blocking(move || store.write(offset, term, &meta_bytes, &payload))
+            .await
+            .map_err(|e| io::Error::other(format!("snapshot task failed: {e}")))?
+            .map_err(io_err)?;
+        tracing::info!(offset, term, "snapshot installed from the leader");
+        self.replace(image, meta, now_ms());
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, Cursor<Vec<u8>>>>, io::Error> {
+        let store = self.snapshots.clone();
+        let file = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
+            match store.latest()? {
+                Some(info) => Ok(Some(store.read(&info)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("snapshot task failed: {e}")))?
+        .map_err(io_err)?;
+        match file {
+            None => Ok(None),
+            Some(f) => Ok(Some(Snapshot { meta: decode_snapshot_meta(&f.meta)?, snapshot: Cursor::new(f.payload) })),
+        }
+    }
+}
