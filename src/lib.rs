@@ -12,5 +12,6 @@
 
 pub mod api;
 pub mod metadata;
+pub mod metrics;
 pub mod raft;
 pub mod storage;

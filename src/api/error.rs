@@ -18,7 +18,11 @@ pub struct ApiError {
 impl ApiError {
     /// Builds an error of any status.
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, message: message.into() }
+        Self {
+            status,
+            kind,
+            message: message.into(),
+        }
     }
     /// 400: the request is malformed or invalid.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -48,11 +52,18 @@ impl From<ProposeError> for ApiError {
     fn from(e: ProposeError) -> Self {
         match e {
             ProposeError::Rejected(m) => m.into(),
-            ProposeError::NotLeader { leader: Some((id, addr)) } => {
-                Self::unavailable(format!("node {id} at {addr} leads, and the write could not be forwarded to it"))
+            ProposeError::NotLeader {
+                leader: Some((id, addr)),
+            } => Self::unavailable(format!(
+                "node {id} at {addr} leads, and the write could not be forwarded to it"
+            )),
+            ProposeError::NotLeader { leader: None } => {
+                Self::unavailable("no leader is known right now")
             }
-            ProposeError::NotLeader { leader: None } => Self::unavailable("no leader is known right now"),
-            ProposeError::Unavailable { message, maybe_committed } => {
+            ProposeError::Unavailable {
+                message,
+                maybe_committed,
+            } => {
                 let mut err = Self::unavailable(message);
                 if maybe_committed {
                     err.kind = "unknown_outcome";
@@ -68,7 +79,8 @@ impl IntoResponse for ApiError {
         let body = Json(serde_json::json!({"error": self.kind, "message": self.message}));
         let mut resp = (self.status, body).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
     }

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod ops;
 pub mod raft_rpc;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -28,7 +29,9 @@ pub struct ApiOptions {
 
 impl Default for ApiOptions {
     fn default() -> Self {
-        Self { body_limit: DEFAULT_BODY_LIMIT }
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
     }
 }
 
@@ -36,6 +39,7 @@ impl Default for ApiOptions {
 pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
     Router::new()
         .merge(ops::routes())
+        .merge(stream::routes())
         .merge(raft_rpc::routes().layer(DefaultBodyLimit::max(256 * 1024 * 1024)))
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)

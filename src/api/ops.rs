@@ -14,7 +14,9 @@ use crate::raft::Node;
 
 /// The operating routes.
 pub fn routes() -> Router<Arc<Node>> {
-    Router::new().route("/cluster", get(cluster)).route("/health", get(health))
+    Router::new()
+        .route("/cluster", get(cluster))
+        .route("/health", get(health))
 }
 
 /// The cluster as this node sees it (also used by `yakt status`).
@@ -27,7 +29,10 @@ pub fn cluster_view(node: &Node) -> serde_json::Value {
         .map(|(id, n)| json!({"id": id, "addr": n.addr, "voter": voters.contains(id)}))
         .collect();
     let leader = node.leader();
-    let snapshot = node.state.snapshot().map(|s| json!({"offset": s.offset, "epoch": s.term}));
+    let snapshot = node
+        .state
+        .snapshot()
+        .map(|s| json!({"offset": s.offset, "epoch": s.term}));
     json!({
         "node_id": node.id,
         "role": node.role(),

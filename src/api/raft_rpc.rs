@@ -29,7 +29,8 @@ pub fn routes() -> Router<Arc<Node>> {
 fn msgpack<T: Serialize>(value: &T) -> Response {
     match encode_named("raft rpc response", value) {
         Ok(bytes) => ([(header::CONTENT_TYPE, MSGPACK)], bytes).into_response(),
-        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            .into_response(),
     }
 }
 
@@ -47,9 +48,14 @@ async fn vote(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response, Ap
 
 async fn snapshot(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response, ApiError> {
     let (header, data) = decode_snapshot_body(&body).map_err(ApiError::bad_request)?;
-    let snapshot = openraft::storage::Snapshot { meta: header.meta, snapshot: std::io::Cursor::new(data) };
+    let snapshot = openraft::storage::Snapshot {
+        meta: header.meta,
+        snapshot: std::io::Cursor::new(data),
+    };
     let res = node.raft.install_full_snapshot(header.vote, snapshot).await;
-    Ok(msgpack(&res.map_err(openraft::errors::RaftError::<TypeConfig>::Fatal)))
+    Ok(msgpack(
+        &res.map_err(openraft::errors::RaftError::<TypeConfig>::Fatal),
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -58,7 +64,10 @@ struct JoinRequest {
     addr: String,
 }
 
-async fn join(State(node): State<Arc<Node>>, Json(req): Json<JoinRequest>) -> Result<Response, ApiError> {
+async fn join(
+    State(node): State<Arc<Node>>,
+    Json(req): Json<JoinRequest>,
+) -> Result<Response, ApiError> {
     match node.add_member(req.id, req.addr).await {
         Ok(()) => Ok(Json(serde_json::json!({"message": "joined", "node_id": req.id})).into_response()),
         Err(ProposeError::NotLeader { leader: Some((id, addr)) }) => Ok((

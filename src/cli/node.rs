@@ -1,7 +1,7 @@
 //! `yakt node`: run one node (the original YAKt start line, `-i ID -a HOST:PORT -e ...`).
 
-use std::path::PathBuf;
 use std::future::IntoFuture;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -17,11 +17,21 @@ pub struct NodeArgs {
     #[arg(short = 'i', long = "id", env = "YAKT_ID")]
     pub id: u64,
     /// Address to listen on and to be reached at (HOST:PORT). Loopback unless told otherwise.
-    #[arg(short = 'a', long = "addr", env = "YAKT_ADDR", default_value = "127.0.0.1:5010")]
+    #[arg(
+        short = 'a',
+        long = "addr",
+        env = "YAKT_ADDR",
+        default_value = "127.0.0.1:5010"
+    )]
     pub addr: String,
     /// Existing members to join through: ID/HOST:PORT[,ID/HOST:PORT...]. Without it, a node with
     /// an empty data directory starts a new one-node cluster. Ignored once the node has state.
-    #[arg(short = 'e', long = "existing", env = "YAKT_EXISTING", value_delimiter = ',')]
+    #[arg(
+        short = 'e',
+        long = "existing",
+        env = "YAKT_EXISTING",
+        value_delimiter = ','
+    )]
     pub existing: Vec<String>,
     /// Data directory [default: ./data/node-<id>].
     #[arg(long, env = "YAKT_DATA_DIR")]
@@ -50,8 +60,13 @@ pub struct NodeArgs {
 }
 
 fn parse_seed(s: &str) -> anyhow::Result<(u64, String)> {
-    let (id, addr) = s.split_once('/').with_context(|| format!("-e entry {s:?} is not ID/HOST:PORT"))?;
-    let id = id.trim().parse().with_context(|| format!("-e entry {s:?}: {id:?} is not a node id"))?;
+    let (id, addr) = s
+        .split_once('/')
+        .with_context(|| format!("-e entry {s:?} is not ID/HOST:PORT"))?;
+    let id = id
+        .trim()
+        .parse()
+        .with_context(|| format!("-e entry {s:?}: {id:?} is not a node id"))?;
     if addr.trim().is_empty() {
         bail!("-e entry {s:?} has no address");
     }
@@ -60,8 +75,16 @@ fn parse_seed(s: &str) -> anyhow::Result<(u64, String)> {
 
 /// Runs the node until SIGTERM or SIGINT.
 pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
-    let seeds = args.existing.iter().filter(|s| !s.is_empty()).map(|s| parse_seed(s)).collect::<Result<Vec<_>, _>>()?;
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("./data/node-{}", args.id)));
+    let seeds = args
+        .existing
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_seed(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("./data/node-{}", args.id)));
     let mut opts = NodeOptions::new(args.id, args.addr.clone(), data_dir.clone());
     opts.snapshot_every = args.snapshot_every;
     opts.keep_after_snapshot = args.keep_after_snapshot;
@@ -73,11 +96,18 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let node = Node::start(opts).await?;
-    let app = api::router(node.clone(), ApiOptions { body_limit: args.max_body });
+    let app = api::router(
+        node.clone(),
+        ApiOptions {
+            body_limit: args.max_body,
+        },
+    );
     tracing::info!(node = args.id, addr = %args.addr, data_dir = %data_dir.display(), "node listening");
 
     let server = tokio::spawn(
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).into_future(),
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .into_future(),
     );
     node.bootstrap(seeds).await?;
     server.await.context("server task")?.context("server")?;

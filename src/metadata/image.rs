@@ -33,3 +33,9 @@ impl Image {
         todo!()
     }
 }
+impl Image {
+    /// STUB
+    pub fn metadata_json(&self) -> serde_json::Value {
+        todo!()
+    }
+}

@@ -68,7 +68,10 @@ pub fn encode_named<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u
 }
 
 /// Decodes MessagePack produced by [`encode_named`].
-pub fn decode_named<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, CodecError> {
+pub fn decode_named<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
     rmp_serde::from_slice(bytes).map_err(|source| CodecError::Decode { what, source })
 }
 
@@ -89,7 +92,12 @@ pub fn entry_to_stored(entry: &Entry) -> Result<StoredEntry, CodecError> {
             (cmd.timestamp_ms, p)
         }
     };
-    Ok(StoredEntry { index: lid.index, term: lid.leader_id.term, timestamp_ms, payload })
+    Ok(StoredEntry {
+        index: lid.index,
+        term: lid.leader_id.term,
+        timestamp_ms,
+        payload,
+    })
 }
 
 /// Rebuilds an openraft entry from a stored one.
@@ -130,12 +138,22 @@ pub fn describe_payload(bytes: &[u8]) -> Option<(String, serde_json::Value)> {
         Ok(EntryPayload::Blank) => Some(("Blank".into(), serde_json::json!({}))),
         Ok(EntryPayload::Membership(m)) => {
             let voters: Vec<_> = m.voter_ids().collect();
-            let nodes: serde_json::Map<String, serde_json::Value> =
-                m.nodes().map(|(id, n)| (id.to_string(), serde_json::json!(n.addr))).collect();
-            Some(("Membership".into(), serde_json::json!({"voters": voters, "nodes": nodes})))
+            let nodes: serde_json::Map<String, serde_json::Value> = m
+                .nodes()
+                .map(|(id, n)| (id.to_string(), serde_json::json!(n.addr)))
+                .collect();
+            Some((
+                "Membership".into(),
+                serde_json::json!({"voters": voters, "nodes": nodes}),
+            ))
         }
-        Ok(EntryPayload::Normal(cmd)) => Some((cmd.record.name().to_string(), cmd.record.fields_json())),
-        Err(e) => Some(("Undecodable".into(), serde_json::json!({"error": e.to_string()}))),
+        Ok(EntryPayload::Normal(cmd)) => {
+            Some((cmd.record.name().to_string(), cmd.record.fields_json()))
+        }
+        Err(e) => Some((
+            "Undecodable".into(),
+            serde_json::json!({"error": e.to_string()}),
+        )),
     }
 }
 
@@ -158,4 +176,3 @@ pub fn encode_snapshot_meta(meta: &SnapshotMeta) -> Result<Vec<u8>, CodecError> 
 pub fn decode_snapshot_meta(bytes: &[u8]) -> Result<SnapshotMeta, CodecError> {
     decode_named("snapshot meta", bytes)
 }
-

@@ -70,8 +70,14 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if start >= end {
             return Ok(Vec::new());
         }
-        let stored = self.log.read_range(start, end, Some(MAX_READ_BYTES)).map_err(io_err)?;
-        stored.iter().map(|s| stored_to_entry(s).map_err(io::Error::from)).collect()
+        let stored = self
+            .log
+            .read_range(start, end, Some(MAX_READ_BYTES))
+            .map_err(io_err)?;
+        stored
+            .iter()
+            .map(|s| stored_to_entry(s).map_err(io::Error::from))
+            .collect()
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -87,8 +93,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
         let last_purged_log_id = self.log.last_purged().map(to_log_id);
-        let last_log_id = self.log.last_entry_id().map(to_log_id).or(last_purged_log_id);
-        Ok(LogState { last_purged_log_id, last_log_id })
+        let last_log_id = self
+            .log
+            .last_entry_id()
+            .map(to_log_id)
+            .or(last_purged_log_id);
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -101,7 +114,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         blocking(move || file.save(&bytes)).await
     }
 
-    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: IOFlushed<TypeConfig>,
+    ) -> Result<(), io::Error>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -116,7 +133,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         // A write into the page cache: no fsync here. The flusher thread reports durability.
         self.log.append(&stored).map_err(io_err)?;
-        self.log.on_durable(last, Box::new(move |res| callback.io_completed(res.map_err(io_err))));
+        self.log.on_durable(
+            last,
+            Box::new(move |res| callback.io_completed(res.map_err(io_err))),
+        );
         Ok(())
     }
 
@@ -128,7 +148,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let log = self.log.clone();
-        let id = EntryId { index: log_id.index, term: log_id.leader_id.term };
+        let id = EntryId {
+            index: log_id.index,
+            term: log_id.leader_id.term,
+        };
         blocking(move || log.purge_upto(id)).await
     }
 }

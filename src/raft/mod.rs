@@ -56,5 +56,8 @@ pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
 
 /// Builds the log id of an entry from its stored term and index.
 pub fn log_id(term: u64, index: u64) -> LogId {
-    openraft::LogId::new(openraft::vote::leader_id_std::CommittedLeaderId::new(term), index)
+    openraft::LogId::new(
+        openraft::vote::leader_id_std::CommittedLeaderId::new(term),
+        index,
+    )
 }

@@ -9,10 +9,14 @@ use std::future::Future;
 use std::io::Cursor;
 use std::time::Duration;
 
-use openraft::errors::{NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::errors::{
+    NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable,
+};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use openraft::{BasicNode, OptionalSend};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -48,7 +52,11 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> Self::Network {
-        PeerClient { addr: node.addr.clone(), http: self.http.clone(), token: self.token.clone() }
+        PeerClient {
+            addr: node.addr.clone(),
+            http: self.http.clone(),
+            token: self.token.clone(),
+        }
     }
 }
 
@@ -67,7 +75,10 @@ pub struct SnapshotHeader {
 }
 
 /// Encodes a snapshot RPC body.
-pub fn encode_snapshot_body(header: &SnapshotHeader, data: &[u8]) -> Result<Vec<u8>, super::codec::CodecError> {
+pub fn encode_snapshot_body(
+    header: &SnapshotHeader,
+    data: &[u8],
+) -> Result<Vec<u8>, super::codec::CodecError> {
     let h = encode_named("snapshot header", header)?;
     let mut body = Vec::with_capacity(4 + h.len() + data.len());
     body.extend_from_slice(&(h.len() as u32).to_be_bytes());
@@ -84,19 +95,32 @@ pub fn decode_snapshot_body(body: &[u8]) -> Result<(SnapshotHeader, Vec<u8>), St
     let len = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) as usize;
     let rest = &body[4..];
     if len > rest.len() {
-        return Err(format!("snapshot header length {len} exceeds body ({} bytes)", rest.len()));
+        return Err(format!(
+            "snapshot header length {len} exceeds body ({} bytes)",
+            rest.len()
+        ));
     }
     let header = decode_named("snapshot header", &rest[..len]).map_err(|e| e.to_string())?;
     Ok((header, rest[len..].to_vec()))
 }
 
 impl PeerClient {
-    async fn post<Resp>(&self, path: &str, body: Vec<u8>, timeout: Duration) -> Result<Resp, RPCError<TypeConfig>>
+    async fn post<Resp>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<TypeConfig>>
     where
         Result<Resp, RaftError<TypeConfig>>: DeserializeOwned,
     {
         let url = format!("http://{}/raft/{}", self.addr, path);
-        let mut req = self.http.post(&url).header(reqwest::header::CONTENT_TYPE, MSGPACK).body(body).timeout(timeout);
+        let mut req = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, MSGPACK)
+            .body(body)
+            .timeout(timeout);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -108,13 +132,18 @@ impl PeerClient {
             }
         })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).to_string();
-            return Err(RPCError::Network(NetworkError::from_string(format!("HTTP {status} from {url}: {text}"))));
+            return Err(RPCError::Network(NetworkError::from_string(format!(
+                "HTTP {status} from {url}: {text}"
+            ))));
         }
-        let res: Result<Resp, RaftError<TypeConfig>> =
-            decode_named("raft rpc response", &bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let res: Result<Resp, RaftError<TypeConfig>> = decode_named("raft rpc response", &bytes)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         res.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))
     }
 
@@ -151,7 +180,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let header = SnapshotHeader { vote, meta: snapshot.meta };
+        let header = SnapshotHeader {
+            vote,
+            meta: snapshot.meta,
+        };
         let body = encode_snapshot_body(&header, snapshot.snapshot.get_ref())
             .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
         // A snapshot can be large: allow it far longer than an append.

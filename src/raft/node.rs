@@ -15,6 +15,7 @@ use super::proposer::{Committed, ProposeError, Proposer};
 use super::state_machine::{MetaState, StateMachine};
 use super::{NodeId, Raft};
 use crate::metadata::WriteRequest;
+use crate::metrics::Metrics;
 use crate::storage::{LogOptions, SegmentLog, SnapshotStore, StorageError, VoteFile};
 
 /// Everything a node is started with.
@@ -89,6 +90,8 @@ pub struct Node {
     pub log: Arc<SegmentLog>,
     /// The snapshot files (streams below the log start read them).
     pub snapshots: Arc<SnapshotStore>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<Metrics>,
     proposer: Proposer,
     http: reqwest::Client,
     token: Option<String>,
@@ -106,14 +109,29 @@ impl Node {
     /// call [`Node::bootstrap`] once the HTTP server is listening.
     pub async fn start(opts: NodeOptions) -> Result<Arc<Node>, NodeError> {
         let dir = opts.data_dir.clone();
-        let storage_err = |source| NodeError::Storage { dir: dir.clone(), source };
+        let storage_err = |source| NodeError::Storage {
+            dir: dir.clone(),
+            source,
+        };
         std::fs::create_dir_all(&dir).map_err(|e| {
-            storage_err(StorageError::Io { op: "create directory", path: dir.clone(), source: e })
+            storage_err(StorageError::Io {
+                op: "create directory",
+                path: dir.clone(),
+                source: e,
+            })
         })?;
-        let (log, report) =
-            SegmentLog::open(&dir.join("log"), LogOptions { segment_bytes: opts.segment_bytes }).map_err(storage_err)?;
+        let (log, report) = SegmentLog::open(
+            &dir.join("log"),
+            LogOptions {
+                segment_bytes: opts.segment_bytes,
+            },
+        )
+        .map_err(storage_err)?;
         if report.truncated_bytes > 0 {
-            tracing::warn!(bytes = report.truncated_bytes, "recovery truncated a torn tail of the log");
+            tracing::warn!(
+                bytes = report.truncated_bytes,
+                "recovery truncated a torn tail of the log"
+            );
         }
         let log = Arc::new(log);
         let vote = Arc::new(VoteFile::open(&dir).map_err(storage_err)?);
@@ -132,11 +150,21 @@ impl Node {
             max_payload_entries: 4096,
             ..Default::default()
         };
-        let config = Arc::new(config.validate().map_err(|e| NodeError::Raft(e.to_string()))?);
+        let config = Arc::new(
+            config
+                .validate()
+                .map_err(|e| NodeError::Raft(e.to_string()))?,
+        );
         let network = Network::new(opts.token.clone());
-        let raft = Raft::new(opts.id, config, network, LogStore::new(log.clone(), vote), sm)
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            opts.id,
+            config,
+            network,
+            LogStore::new(log.clone(), vote),
+            sm,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_millis(500))
@@ -150,6 +178,7 @@ impl Node {
             state,
             log,
             snapshots,
+            metrics: Arc::new(Metrics::default()),
             proposer: Proposer::default(),
             http,
             token: opts.token,
@@ -158,16 +187,29 @@ impl Node {
 
     /// Starts a new one-node cluster (no seeds), joins an existing one through `seeds`, or, for a
     /// node that already has state on disk, does nothing: its persisted membership wins over `-e`.
-    pub async fn bootstrap(self: &Arc<Self>, seeds: Vec<(NodeId, String)>) -> Result<(), NodeError> {
-        let initialized = self.raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+    pub async fn bootstrap(
+        self: &Arc<Self>,
+        seeds: Vec<(NodeId, String)>,
+    ) -> Result<(), NodeError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
         if initialized {
-            tracing::info!(node = self.id, "restarting from persisted state; -e ignored");
+            tracing::info!(
+                node = self.id,
+                "restarting from persisted state; -e ignored"
+            );
             return Ok(());
         }
         if seeds.is_empty() {
             let mut members = BTreeMap::new();
             members.insert(self.id, BasicNode::new(self.addr.clone()));
-            self.raft.initialize(members).await.map_err(|e| NodeError::Raft(e.to_string()))?;
+            self.raft
+                .initialize(members)
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
             tracing::info!(node = self.id, "initialized a new one-node cluster");
             return Ok(());
         }
@@ -185,10 +227,20 @@ impl Node {
                         tracing::info!(node = self.id, via = %seed, "joined the cluster as a voter");
                         return;
                     }
-                    Err(e) => tracing::debug!(node = self.id, via = %seed, error = %e, "join attempt failed"),
+                    Err(e) => {
+                        tracing::debug!(node = self.id, via = %seed, error = %e, "join attempt failed")
+                    }
                 }
             }
-            if self.raft.metrics().borrow_watched().membership_config.membership().voter_ids().any(|v| v == self.id) {
+            if self
+                .raft
+                .metrics()
+                .borrow_watched()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == self.id)
+            {
                 return;
             }
             tokio::time::sleep(delay).await;
@@ -214,7 +266,9 @@ impl Node {
                 return Ok(());
             }
             match body.get("leader_addr").and_then(|a| a.as_str()) {
-                Some(addr) if status == reqwest::StatusCode::MISDIRECTED_REQUEST => target = addr.to_string(),
+                Some(addr) if status == reqwest::StatusCode::MISDIRECTED_REQUEST => {
+                    target = addr.to_string()
+                }
                 _ => return Err(format!("{status}: {body}")),
             }
         }
@@ -236,7 +290,10 @@ impl Node {
             return Ok(());
         }
         tracing::info!(node = id, %addr, "adding a node as a learner");
-        self.raft.add_learner(id, BasicNode::new(addr), true).await.map_err(|e| unavailable(&e))?;
+        self.raft
+            .add_learner(id, BasicNode::new(addr), true)
+            .await
+            .map_err(|e| unavailable(&e))?;
         self.raft
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
@@ -247,7 +304,9 @@ impl Node {
 
     /// Validates and commits one metadata write; only the leader can.
     pub async fn propose(&self, req: WriteRequest) -> Result<Committed, ProposeError> {
-        self.proposer.propose(&self.raft, &self.state, req).await
+        let committed = self.proposer.propose(&self.raft, &self.state, req).await?;
+        self.metrics.records_proposed.inc();
+        Ok(committed)
     }
 
     /// The leader as this node sees it.
@@ -260,7 +319,9 @@ impl Node {
 
     /// A `NotLeader` error naming the leader when known.
     pub fn not_leader(&self) -> ProposeError {
-        ProposeError::NotLeader { leader: self.leader().map(|l| (l.id, l.addr)) }
+        ProposeError::NotLeader {
+            leader: self.leader().map(|l| (l.id, l.addr)),
+        }
     }
 
     /// This node's role now.

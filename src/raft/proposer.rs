@@ -47,7 +47,10 @@ pub enum ProposeError {
     /// No commit within the deadline, no leader, or shutting down. When `maybe_committed` the
     /// record may still commit; a retry must check first.
     #[error("{message}")]
-    Unavailable { message: String, maybe_committed: bool },
+    Unavailable {
+        message: String,
+        maybe_committed: bool,
+    },
 }
 
 struct Speculative {
@@ -63,25 +66,42 @@ pub struct Proposer {
 
 impl Default for Proposer {
     fn default() -> Self {
-        Self { spec: Mutex::new(Speculative { term: 0, image: None, last_timestamp_ms: 0 }) }
+        Self {
+            spec: Mutex::new(Speculative {
+                term: 0,
+                image: None,
+                last_timestamp_ms: 0,
+            }),
+        }
     }
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn not_leader(raft: &Raft) -> ProposeError {
     let m = raft.metrics().borrow_watched().clone();
     let leader = m.current_leader.and_then(|id| {
-        m.membership_config.membership().get_node(&id).map(|n| (id, n.addr.clone()))
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| (id, n.addr.clone()))
     });
     ProposeError::NotLeader { leader }
 }
 
 impl Proposer {
     /// Validates and proposes one write; returns once it is committed and applied here.
-    pub async fn propose(&self, raft: &Raft, state: &MetaState, req: WriteRequest) -> Result<Committed, ProposeError> {
+    pub async fn propose(
+        &self,
+        raft: &Raft,
+        state: &MetaState,
+        req: WriteRequest,
+    ) -> Result<Committed, ProposeError> {
         let mut spec = self.spec.lock().await;
         let leader = raft.as_leader().map_err(|_| not_leader(raft))?;
         let term = leader.term();
@@ -91,16 +111,24 @@ impl Proposer {
         if spec.term != term || spec.image.is_none() {
             spec.image = None;
             wait_applied_in_term(state, term).await?;
-            spec.image = Some(state.image().clone());
+            spec.image = Some(state.read().image.clone());
             spec.term = term;
         }
-        let image = spec.image.as_mut().ok_or_else(|| ProposeError::Unavailable {
-            message: "leader state is being rebuilt".into(),
-            maybe_committed: false,
-        })?;
+        let image = spec
+            .image
+            .as_mut()
+            .ok_or_else(|| ProposeError::Unavailable {
+                message: "leader state is being rebuilt".into(),
+                maybe_committed: false,
+            })?;
         let record = image.prepare(req)?;
-        let timestamp_ms = now_ms().max(spec.last_timestamp_ms).max(state.last_timestamp_ms());
-        let cmd = MetadataCommand { timestamp_ms, record: record.clone() };
+        let timestamp_ms = now_ms()
+            .max(spec.last_timestamp_ms)
+            .max(state.last_timestamp_ms());
+        let cmd = MetadataCommand {
+            timestamp_ms,
+            record: record.clone(),
+        };
         if let Err(e) = image.apply(0, &cmd) {
             spec.image = None;
             return Err(ProposeError::Unavailable {
@@ -111,22 +139,43 @@ impl Proposer {
         spec.last_timestamp_ms = timestamp_ms;
 
         let (responder, _log_id_rx, result_rx) = ProgressResponder::new();
-        if let Err(e) = raft.write(cmd).with_leader(committed_leader).responder(responder).await {
+        if let Err(e) = raft
+            .write(cmd)
+            .with_leader(committed_leader)
+            .responder(responder)
+            .await
+        {
             spec.image = None;
-            return Err(ProposeError::Unavailable { message: format!("raft stopped: {e}"), maybe_committed: false });
+            return Err(ProposeError::Unavailable {
+                message: format!("raft stopped: {e}"),
+                maybe_committed: false,
+            });
         }
         drop(spec);
 
         let outcome = tokio::time::timeout(COMMIT_TIMEOUT, result_rx).await;
-        let fail = |message: String, maybe_committed: bool| ProposeError::Unavailable { message, maybe_committed };
+        let fail = |message: String, maybe_committed: bool| ProposeError::Unavailable {
+            message,
+            maybe_committed,
+        };
         let result = match outcome {
-            Err(_) => Err(fail("no commit within the deadline (no quorum?); the write may still commit".into(), true)),
-            Ok(Err(_)) => Err(fail("the write was dropped before it committed".into(), true)),
+            Err(_) => Err(fail(
+                "no commit within the deadline (no quorum?); the write may still commit".into(),
+                true,
+            )),
+            Ok(Err(_)) => Err(fail(
+                "the write was dropped before it committed".into(),
+                true,
+            )),
             Ok(Ok(Err(e))) => Err(match e {
                 openraft::errors::ClientWriteError::ForwardToLeader(_) => not_leader(raft),
                 other => fail(format!("write not committed: {other}"), true),
             }),
-            Ok(Ok(Ok(resp))) => Ok(Committed { offset: resp.log_id.index, record, timestamp_ms }),
+            Ok(Ok(Ok(resp))) => Ok(Committed {
+                offset: resp.log_id.index,
+                record,
+                timestamp_ms,
+            }),
         };
         if result.is_err() {
             self.spec.lock().await.image = None;

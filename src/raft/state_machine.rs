@@ -7,7 +7,7 @@
 
 use std::io::{self, Cursor};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::{Stream, StreamExt};
@@ -39,9 +39,19 @@ pub struct SnapshotPoint {
     pub taken_at_ms: u64,
 }
 
+/// The image together with the log position it reflects: read both under one lock so a reader
+/// can continue from exactly the next offset after the image.
+#[derive(Clone, Debug, Default)]
+pub struct ImageAt {
+    /// The folded metadata.
+    pub image: Image,
+    /// The last applied entry (record or Raft's own).
+    pub applied: Applied,
+}
+
 /// The image and applied position, shared between the state machine and the API.
 pub struct MetaState {
-    image: RwLock<Image>,
+    image: RwLock<ImageAt>,
     applied: watch::Sender<Applied>,
     snapshot: watch::Sender<Option<SnapshotPoint>>,
     /// The newest record timestamp applied, so a new leader never stamps a smaller one.
@@ -51,16 +61,20 @@ pub struct MetaState {
 impl MetaState {
     fn new(image: Image, applied: Applied, snapshot: Option<SnapshotPoint>) -> Self {
         Self {
-            image: RwLock::new(image),
+            image: RwLock::new(ImageAt { image, applied }),
             applied: watch::channel(applied).0,
             snapshot: watch::channel(snapshot).0,
             last_timestamp_ms: AtomicU64::new(0),
         }
     }
 
-    /// Read access to the current image. Hold it briefly: apply waits for it.
-    pub fn image(&self) -> RwLockReadGuard<'_, Image> {
+    /// Read access to the current image and its position. Hold it briefly: apply waits for it.
+    pub fn read(&self) -> RwLockReadGuard<'_, ImageAt> {
         self.image.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, ImageAt> {
+        self.image.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The last applied position now.
@@ -92,8 +106,19 @@ pub struct StateMachine {
     membership: StoredMembership,
 }
 
+fn to_applied(lid: Option<LogId>) -> Applied {
+    lid.map(|l| Applied {
+        offset: l.index,
+        term: l.leader_id.term,
+    })
+    .unwrap_or_default()
+}
+
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn io_err(e: StorageError) -> io::Error {
@@ -136,9 +161,14 @@ impl StateMachine {
 
     fn replace(&mut self, image: Image, meta: &SnapshotMeta, taken_at_ms: u64) {
         let ts = image.last_timestamp_ms();
-        *self.shared.image.write().unwrap_or_else(|p| p.into_inner()) = image;
-        self.shared.last_timestamp_ms.fetch_max(ts, Ordering::Relaxed);
         self.last_applied = meta.last_log_id;
+        *self.shared.write() = ImageAt {
+            image,
+            applied: to_applied(self.last_applied),
+        };
+        self.shared
+            .last_timestamp_ms
+            .fetch_max(ts, Ordering::Relaxed);
         self.membership = meta.last_membership.clone();
         let point = meta.last_log_id.map(|l| SnapshotPoint {
             offset: l.index,
@@ -150,11 +180,9 @@ impl StateMachine {
     }
 
     fn publish_applied(&self) {
-        let applied = self
-            .last_applied
-            .map(|l| Applied { offset: l.index, term: l.leader_id.term })
-            .unwrap_or_default();
-        self.shared.applied.send_replace(applied);
+        self.shared
+            .applied
+            .send_replace(to_applied(self.last_applied));
     }
 }
 
@@ -169,11 +197,16 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = Cursor<Vec<u8>>;
 
-    async fn build_snapshot(&mut self) -> Result<openraft::alias::SnapshotOf<TypeConfig, Cursor<Vec<u8>>>, io::Error> {
+    async fn build_snapshot(
+        &mut self,
+    ) -> Result<openraft::alias::SnapshotOf<TypeConfig, Cursor<Vec<u8>>>, io::Error> {
         let payload = self.image.encode();
         let meta_bytes = encode_snapshot_meta(&self.meta)?;
-        let (offset, term) =
-            self.meta.last_log_id.map(|l| (l.index, l.leader_id.term)).unwrap_or((0, 0));
+        let (offset, term) = self
+            .meta
+            .last_log_id
+            .map(|l| (l.index, l.leader_id.term))
+            .unwrap_or((0, 0));
         let store = self.snapshots.clone();
         let data = payload.clone();
         tokio::task::spawn_blocking(move || store.write(offset, term, &meta_bytes, &data))
@@ -181,10 +214,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .map_err(|e| io::Error::other(format!("snapshot task failed: {e}")))?
             .map_err(io_err)?;
         tracing::info!(offset, term, bytes = payload.len(), "snapshot written");
-        self.shared
-            .snapshot
-            .send_replace(Some(SnapshotPoint { offset, term, taken_at_ms: now_ms() }));
-        Ok(Snapshot { meta: self.meta.clone(), snapshot: Cursor::new(payload) })
+        self.shared.snapshot.send_replace(Some(SnapshotPoint {
+            offset,
+            term,
+            taken_at_ms: now_ms(),
+        }));
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Cursor::new(payload),
+        })
     }
 }
 
@@ -198,23 +236,33 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
     where
-        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + openraft::OptionalSend,
+        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>>
+            + Unpin
+            + openraft::OptionalSend,
     {
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let lid = entry.log_id();
-            let mut outcome = ApplyOutcome { offset: lid.index, applied: true };
+            let mut outcome = ApplyOutcome {
+                offset: lid.index,
+                applied: true,
+            };
+            let position = to_applied(Some(lid));
             match entry.payload {
-                EntryPayload::Blank => {}
+                EntryPayload::Blank => self.shared.write().applied = position,
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(lid), m);
+                    self.shared.write().applied = position;
                 }
                 EntryPayload::Normal(cmd) => {
                     let res = {
-                        let mut image = self.shared.image.write().unwrap_or_else(|p| p.into_inner());
-                        image.apply(lid.index, &cmd)
+                        let mut at = self.shared.write();
+                        at.applied = position;
+                        at.image.apply(lid.index, &cmd)
                     };
-                    self.shared.last_timestamp_ms.fetch_max(cmd.timestamp_ms, Ordering::Relaxed);
+                    self.shared
+                        .last_timestamp_ms
+                        .fetch_max(cmd.timestamp_ms, Ordering::Relaxed);
                     if let Err(e) = res {
                         // Validation ran against this same image before the record was proposed,
                         // so this is a bug, never a client error. The record stays in the log.
@@ -235,7 +283,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
-            image: self.shared.image().clone(),
+            image: self.shared.read().image.clone(),
             meta: SnapshotMeta {
                 last_log_id: self.last_applied,
                 last_membership: self.membership.clone(),
@@ -245,11 +293,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Cursor<Vec<u8>>) -> Result<(), io::Error> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Cursor<Vec<u8>>,
+    ) -> Result<(), io::Error> {
         let payload = snapshot.into_inner();
         let image = Image::decode(&payload).map_err(|e| bad_data("received snapshot image", e))?;
         let meta_bytes = encode_snapshot_meta(meta)?;
-        let (offset, term) = meta.last_log_id.map(|l| (l.index, l.leader_id.term)).unwrap_or((0, 0));
+        let (offset, term) = meta
+            .last_log_id
+            .map(|l| (l.index, l.leader_id.term))
+            .unwrap_or((0, 0));
         let store = self.snapshots.clone();
         tokio::task::spawn_blocking(move || store.write(offset, term, &meta_bytes, &payload))
             .await
@@ -260,7 +315,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, Cursor<Vec<u8>>>>, io::Error> {
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<openraft::alias::SnapshotOf<TypeConfig, Cursor<Vec<u8>>>>, io::Error> {
         let store = self.snapshots.clone();
         let file = tokio::task::spawn_blocking(move || -> Result<_, StorageError> {
             match store.latest()? {
@@ -273,7 +330,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .map_err(io_err)?;
         match file {
             None => Ok(None),
-            Some(f) => Ok(Some(Snapshot { meta: decode_snapshot_meta(&f.meta)?, snapshot: Cursor::new(f.payload) })),
+            Some(f) => Ok(Some(Snapshot {
+                meta: decode_snapshot_meta(&f.meta)?,
+                snapshot: Cursor::new(f.payload),
+            })),
         }
     }
 }

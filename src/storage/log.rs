@@ -29,7 +29,9 @@ pub struct LogOptions {
 
 impl Default for LogOptions {
     fn default() -> Self {
-        Self { segment_bytes: 64 * 1024 * 1024 }
+        Self {
+            segment_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -65,7 +67,12 @@ impl SegmentLog {
     pub fn durable_index(&self) -> Option<u64> {
         todo!()
     }
-    pub fn read_range(&self, _start: u64, _end: u64, _max_bytes: Option<usize>) -> Result<Vec<StoredEntry>, StorageError> {
+    pub fn read_range(
+        &self,
+        _start: u64,
+        _end: u64,
+        _max_bytes: Option<usize>,
+    ) -> Result<Vec<StoredEntry>, StorageError> {
         todo!()
     }
     pub fn truncate_after(&self, _index: Option<u64>) -> Result<(), StorageError> {

@@ -29,7 +29,13 @@ impl SnapshotStore {
     pub fn open(_dir: &Path) -> Result<Self, StorageError> {
         todo!()
     }
-    pub fn write(&self, _offset: u64, _term: u64, _meta: &[u8], _payload: &[u8]) -> Result<SnapshotInfo, StorageError> {
+    pub fn write(
+        &self,
+        _offset: u64,
+        _term: u64,
+        _meta: &[u8],
+        _payload: &[u8],
+    ) -> Result<SnapshotInfo, StorageError> {
         todo!()
     }
     pub fn latest(&self) -> Result<Option<SnapshotInfo>, StorageError> {

@@ -1,0 +1,396 @@
+//! Reading the log by offset: `GET /stream` (server-sent events) and `GET /fetch` (JSON pages,
+//! long-polling), the way a KRaft broker fetches `__cluster_metadata`.
+//!
+//! Both read committed records from the segment files (never from an in-memory copy of the log)
+//! up to what this node has applied. A reader whose offset was purged below the log start first
+//! gets the image as a snapshot, then the records after it.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+
+use super::error::ApiError;
+use crate::metadata::LogRecord;
+use crate::raft::codec::stored_to_log_record;
+use crate::raft::Node;
+
+/// Events buffered per SSE reader before it counts as slow.
+const READER_BUFFER: usize = 1024;
+/// How long a reader's buffer may stay full before it is cut off.
+pub const SLOW_READER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Payload bytes read from the log per batch.
+const READ_BATCH_BYTES: usize = 1024 * 1024;
+/// Keep-alive comment interval.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// The stream and fetch routes.
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/stream", get(stream))
+        .route("/fetch", get(fetch))
+}
+
+/// What one read of the log found.
+enum Chunk {
+    /// The offset is below the log start: the image at `offset`, continue after it.
+    Snapshot {
+        offset: u64,
+        epoch: u64,
+        metadata: serde_json::Value,
+    },
+    /// Records (already filtered) and the next offset to read.
+    Records { records: Vec<LogRecord>, next: u64 },
+}
+
+/// A name filter from `?names=A,B`; empty means everything.
+#[derive(Clone, Default)]
+struct NameFilter(HashSet<String>);
+
+impl NameFilter {
+    fn parse(names: Option<&str>) -> Result<Self, ApiError> {
+        let Some(names) = names else {
+            return Ok(Self::default());
+        };
+        let known = [
+            "RegisterBrokerRecord",
+            "TopicRecord",
+            "PartitionRecord",
+            "ProducerIdsRecord",
+            "BrokerRegistrationChangeBrokerRecord",
+        ];
+        let mut set = HashSet::new();
+        for n in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if !known.contains(&n) {
+                return Err(ApiError::bad_request(format!(
+                    "unknown record name {n:?} in names; known: {}",
+                    known.join(", ")
+                )));
+            }
+            set.insert(n.to_string());
+        }
+        Ok(Self(set))
+    }
+
+    fn allows(&self, name: &str) -> bool {
+        self.0.is_empty() || self.0.contains(name)
+    }
+}
+
+/// Reads committed records from `next`, at most `max_records`, up to the applied offset.
+fn read_chunk(
+    node: &Node,
+    next: u64,
+    max_records: usize,
+    filter: &NameFilter,
+) -> Result<Chunk, ApiError> {
+    let applied = node.state.applied().offset;
+    let below_start = match node.log.first_index() {
+        Some(first) => next < first,
+        None => node.log.last_purged().is_some_and(|p| next <= p.index),
+    };
+    if below_start && next <= applied {
+        let at = node.state.read();
+        return Ok(Chunk::Snapshot {
+            offset: at.applied.offset,
+            epoch: at.applied.term,
+            metadata: at.image.metadata_json(),
+        });
+    }
+    if next > applied {
+        return Ok(Chunk::Records {
+            records: Vec::new(),
+            next,
+        });
+    }
+    let entries = node
+        .log
+        .read_range(next, applied + 1, Some(READ_BATCH_BYTES))
+        .map_err(|e| ApiError::unavailable(format!("reading the log: {e}")))?;
+    let mut records = Vec::new();
+    let mut cursor = next;
+    for entry in &entries {
+        if records.len() >= max_records {
+            break;
+        }
+        cursor = entry.index + 1;
+        match stored_to_log_record(entry) {
+            Ok(Some(r)) if filter.allows(&r.name) => records.push(r),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(ApiError::unavailable(format!(
+                    "undecodable entry at offset {}: {e}",
+                    entry.index
+                )))
+            }
+        }
+    }
+    Ok(Chunk::Records {
+        records,
+        next: cursor,
+    })
+}
+
+#[derive(Deserialize)]
+struct StreamQuery {
+    offset: Option<String>,
+    names: Option<String>,
+}
+
+fn parse_offset(raw: Option<&str>, node: &Node) -> Result<u64, ApiError> {
+    match raw {
+        None | Some("") | Some("start") | Some("earliest") => Ok(0),
+        Some("end") | Some("latest") => Ok(node.state.applied().offset + 1),
+        Some(n) => n.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "offset must be a non-negative integer or \"end\", got {n:?}"
+            ))
+        }),
+    }
+}
+
+async fn stream(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Query(q): Query<StreamQuery>,
+) -> Response {
+    let filter = match NameFilter::parse(q.names.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let start = match resume {
+        Some(id) => match id.parse::<u64>() {
+            Ok(k) => k + 1,
+            Err(_) => {
+                return ApiError::bad_request(format!(
+                    "Last-Event-ID must be an offset, got {id:?}"
+                ))
+                .into_response()
+            }
+        },
+        None => match parse_offset(q.offset.as_deref(), &node) {
+            Ok(o) => o,
+            Err(e) => return e.into_response(),
+        },
+    };
+    let (tx, rx) = mpsc::channel(READER_BUFFER);
+    let (cut_tx, cut_rx) = oneshot::channel();
+    node.metrics.sse_readers.inc();
+    let guard = ReaderGuard(node.clone());
+    tokio::spawn(produce(node, start, filter, tx, cut_tx));
+    Sse::new(consume(rx, cut_rx, guard))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
+}
+
+/// Counts an open reader until its stream is dropped.
+struct ReaderGuard(Arc<Node>);
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        self.0.metrics.sse_readers.dec();
+    }
+}
+
+/// Why a reader's stream ended early.
+struct Cutoff {
+    kind: &'static str,
+    message: String,
+}
+
+/// Reads the log ahead of one SSE reader into its bounded buffer.
+async fn produce(
+    node: Arc<Node>,
+    mut next: u64,
+    filter: NameFilter,
+    tx: mpsc::Sender<Event>,
+    cut: oneshot::Sender<Cutoff>,
+) {
+    let mut applied_rx = node.state.subscribe_applied();
+    loop {
+        let chunk = match read_chunk(&node, next, usize::MAX, &filter) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = cut.send(Cutoff {
+                    kind: "read_failed",
+                    message: e.message,
+                });
+                return;
+            }
+        };
+        let events: Vec<Event> = match chunk {
+            Chunk::Snapshot {
+                offset,
+                epoch,
+                metadata,
+            } => {
+                next = offset + 1;
+                let data = json!({"offset": offset, "epoch": epoch, "metadata": metadata});
+                vec![Event::default()
+                    .id(offset.to_string())
+                    .event("snapshot")
+                    .data(data.to_string())]
+            }
+            Chunk::Records { records, next: n } => {
+                let idle = n == next;
+                next = n;
+                if idle {
+                    // Caught up: wait for the next apply (or the reader going away).
+                    tokio::select! {
+                        changed = applied_rx.changed() => if changed.is_err() { return },
+                        _ = tx.closed() => return,
+                    }
+                    continue;
+                }
+                records
+                    .iter()
+                    .map(|r| {
+                        let data = serde_json::to_string(r).unwrap_or_default();
+                        Event::default()
+                            .id(r.offset.to_string())
+                            .event("record")
+                            .data(data)
+                    })
+                    .collect()
+            }
+        };
+        for ev in events {
+            match tx.send_timeout(ev, SLOW_READER_TIMEOUT).await {
+                Ok(()) => {}
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    let _ = cut.send(Cutoff {
+                        kind: "slow_reader",
+                        message: format!(
+                            "this reader did not keep up (buffer full for {}s); reconnect with Last-Event-ID to resume",
+                            SLOW_READER_TIMEOUT.as_secs()
+                        ),
+                    });
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The reader's side: buffered events, then a final `event: error` if it was cut off.
+fn consume(
+    rx: mpsc::Receiver<Event>,
+    cut: oneshot::Receiver<Cutoff>,
+    guard: ReaderGuard,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold((rx, Some(cut), guard), |(mut rx, cut, guard)| async move {
+        if let Some(ev) = rx.recv().await {
+            return Some((Ok(ev), (rx, cut, guard)));
+        }
+        // The producer is gone: say why, once, if it was a cutoff.
+        let reason = match cut {
+            Some(c) => c.await.ok(),
+            None => None,
+        }?;
+        let data = json!({"error": reason.kind, "message": reason.message});
+        Some((
+            Ok(Event::default().event("error").data(data.to_string())),
+            (rx, None, guard),
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+struct FetchQuery {
+    offset: Option<String>,
+    max_records: Option<String>,
+    wait_ms: Option<String>,
+    names: Option<String>,
+}
+
+fn parse_num(raw: Option<&str>, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+    match raw {
+        None | Some("") => Ok(default),
+        Some(s) => match s.parse::<u64>() {
+            Ok(v) => Ok(v.min(max)),
+            Err(_) => Err(ApiError::bad_request(format!(
+                "{name} must be a non-negative integer, got {s:?}"
+            ))),
+        },
+    }
+}
+
+/// Most records one fetch returns.
+pub const FETCH_MAX_RECORDS: u64 = 10_000;
+/// Longest a fetch waits for new records.
+pub const FETCH_MAX_WAIT_MS: u64 = 30_000;
+
+async fn fetch(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<FetchQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let filter = NameFilter::parse(q.names.as_deref())?;
+    let offset = parse_offset(q.offset.as_deref(), &node)?;
+    let max_records = parse_num(
+        q.max_records.as_deref(),
+        "max_records",
+        1000,
+        FETCH_MAX_RECORDS,
+    )?
+    .max(1) as usize;
+    let wait_ms = parse_num(q.wait_ms.as_deref(), "wait_ms", 0, FETCH_MAX_WAIT_MS)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let mut applied_rx = node.state.subscribe_applied();
+    let mut next = offset;
+    loop {
+        applied_rx.borrow_and_update();
+        let chunk = read_chunk(&node, next, max_records, &filter)?;
+        let page = |records: Vec<LogRecord>, next: u64, snapshot: Option<serde_json::Value>| {
+            let mut body = json!({
+                "records": records,
+                "next_offset": next,
+                "high_watermark": node.state.applied().offset + 1,
+                "log_start_offset": node.log.first_index().unwrap_or(next),
+            });
+            if let Some(s) = snapshot {
+                body["snapshot"] = s;
+            }
+            Json(body)
+        };
+        match chunk {
+            Chunk::Snapshot {
+                offset,
+                epoch,
+                metadata,
+            } => {
+                let snap = json!({"offset": offset, "epoch": epoch, "metadata": metadata});
+                return Ok(page(Vec::new(), offset + 1, Some(snap)));
+            }
+            Chunk::Records { records, next: n } if !records.is_empty() || n != next => {
+                // Progress (records, or only Raft's own / filtered-out entries skipped).
+                if records.is_empty() && tokio::time::Instant::now() < deadline {
+                    next = n;
+                    continue;
+                }
+                return Ok(page(records, n, None));
+            }
+            Chunk::Records { next: n, .. } => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(page(Vec::new(), n, None));
+                }
+                let _ = tokio::time::timeout_at(deadline, applied_rx.changed()).await;
+            }
+        }
+    }
+}
