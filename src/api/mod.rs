@@ -1,17 +1,21 @@
 //! The HTTP API: the original YAKt endpoints, the log read by offset (SSE and fetch), the
 //! operating endpoints, and node-to-node Raft RPC, all on the node's one address.
 
+pub mod catchup;
 pub mod error;
+pub mod metadata;
+pub mod middleware;
 pub mod ops;
 pub mod raft_rpc;
 pub mod stream;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use axum::Router;
+use axum::{Extension, Router};
 
 pub use error::ApiError;
 
@@ -38,12 +42,23 @@ impl Default for ApiOptions {
 /// The whole router of a node.
 pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
     Router::new()
+        .merge(metadata::routes())
+        .merge(catchup::routes())
         .merge(ops::routes())
         .merge(stream::routes())
-        .merge(raft_rpc::routes().layer(DefaultBodyLimit::max(256 * 1024 * 1024)))
+        .layer(DefaultBodyLimit::max(opts.body_limit))
+        .merge(raft_rpc::routes().layer(DefaultBodyLimit::max(512 * 1024 * 1024)))
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(opts.body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            middleware::record_metrics,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            opts.clone(),
+            middleware::auth,
+        ))
+        .layer(Extension(opts))
         .with_state(node)
 }
 

@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
         .route("/raft/join", post(join))
+        .route("/raft/read_index", post(read_index))
 }
 
 fn msgpack<T: Serialize>(value: &T) -> Response {
@@ -77,4 +78,9 @@ async fn join(
             .into_response()),
         Err(e) => Err(e.into()),
     }
+}
+
+async fn read_index(State(node): State<Arc<Node>>) -> Result<Response, ApiError> {
+    let index = node.read_index().await?;
+    Ok(Json(serde_json::json!({"index": index})).into_response())
 }

@@ -57,6 +57,42 @@ pub struct NodeArgs {
     /// Largest accepted request body, bytes.
     #[arg(long, env = "YAKT_MAX_BODY", default_value_t = api::DEFAULT_BODY_LIMIT)]
     pub max_body: usize,
+    /// Catch-up window of /broker_mgmt and /client_mgmt (e.g. 600, 90s, 10m, 250ms).
+    #[arg(long, env = "YAKT_CATCHUP_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub catchup_window: Duration,
+    /// Bearer token required on writes and /raft/ routes, and used between nodes.
+    #[arg(long, env = "YAKT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Require the token on reads too.
+    #[arg(long, env = "YAKT_PROTECT_READS")]
+    pub protect_reads: bool,
+}
+
+/// Parses `600` (seconds), `90s`, `10m`, `1h` or `250ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 600, 90s, 10m, 250ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?} is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn parse_seed(s: &str) -> anyhow::Result<(u64, String)> {
@@ -91,10 +127,12 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     opts.election_timeout_ms = (args.election_timeout_min_ms, args.election_timeout_max_ms);
     opts.heartbeat_ms = args.heartbeat_ms;
     opts.segment_bytes = args.segment_bytes;
+    opts.token = args.token.clone().filter(|t| !t.is_empty());
 
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let opts_token = opts.token.clone();
     let node = Node::start(opts).await?;
     let app = api::router(
         node.clone(),

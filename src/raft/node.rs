@@ -309,6 +309,78 @@ impl Node {
         Ok(committed)
     }
 
+    /// Leader side of a linearizable read: confirm leadership with a quorum and return the
+    /// commit index every read must see (the read index).
+    pub async fn read_index(&self) -> Result<u64, ProposeError> {
+        if !self.raft.is_leader() {
+            return Err(self.not_leader());
+        }
+        let read = self
+            .raft
+            .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+            .await
+            .map_err(|e| match e {
+                openraft::errors::RaftError::APIError(
+                    openraft::errors::LinearizableReadError::ForwardToLeader(_),
+                ) => self.not_leader(),
+                other => ProposeError::Unavailable {
+                    message: format!("read index: {other}"),
+                    maybe_committed: false,
+                },
+            })?;
+        Ok(read.index())
+    }
+
+    /// Makes the next read here linearizable: waits until this node has applied the leader's
+    /// read index (asked of the leader over HTTP when this node follows).
+    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        let index = if self.raft.is_leader() {
+            self.read_index().await?
+        } else {
+            let leader = self.leader().ok_or_else(|| self.not_leader())?;
+            let mut req = self
+                .http
+                .post(format!("http://{}/raft/read_index", leader.addr))
+                .timeout(Duration::from_secs(5));
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            let unavailable = |m: String| ProposeError::Unavailable {
+                message: m,
+                maybe_committed: false,
+            };
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| unavailable(format!("asking the leader for a read index: {e}")))?;
+            if !resp.status().is_success() {
+                return Err(unavailable(format!(
+                    "the leader refused a read index: {}",
+                    resp.status()
+                )));
+            }
+            let body: serde_json::Value = resp
+                .json()
+                .await
+                .map_err(|e| unavailable(format!("read index answer: {e}")))?;
+            body.get("index")
+                .and_then(|i| i.as_u64())
+                .ok_or_else(|| unavailable("read index answer has no index".into()))?
+        };
+        let mut rx = self.state.subscribe_applied();
+        let reached =
+            tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|a| a.offset >= index))
+                .await
+                .map(|r| r.is_ok());
+        match reached {
+            Ok(true) => Ok(()),
+            _ => Err(ProposeError::Unavailable {
+                message: format!("this node has not applied up to the read index {index} in time"),
+                maybe_committed: false,
+            }),
+        }
+    }
+
     /// The leader as this node sees it.
     pub fn leader(&self) -> Option<LeaderInfo> {
         let m = self.raft.metrics().borrow_watched().clone();

@@ -1,0 +1,364 @@
+//! The original YAKt endpoints: writes go through the leader's proposer (forwarded there from a
+//! follower), reads answer from this node's image.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use crate::metadata::request::parse_topic_uuid;
+use crate::metadata::{Record, WriteRequest};
+use crate::raft::proposer::{Committed, ProposeError};
+use crate::raft::Node;
+
+/// Header a forwarded write carries, so a write is forwarded at most once.
+pub const FORWARDED_HEADER: &str = "x-yakt-forwarded-by";
+
+/// The fourteen original routes (catch-up ones in `catchup`).
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/get_metadata", get(get_metadata))
+        .route("/register_broker", post(register_broker))
+        .route("/get_all_brokers", get(get_all_brokers))
+        .route("/get_broker/{broker_id}", get(get_broker))
+        .route("/delete_broker/{broker_id}", put(delete_broker))
+        .route("/create_topic", post(create_topic))
+        .route("/get_topic/{topic_name}", get(get_topic))
+        .route("/create_partition", post(create_partition))
+        .route("/get_partitions", get(get_partitions))
+        .route("/register_producer/{broker_id}", post(register_producer))
+        .route("/get_producer_ids", get(get_producer_ids))
+        .route(
+            "/broker_registration_change",
+            put(broker_registration_change),
+        )
+}
+
+/// `415` unless the body is JSON (or has no content type at all, as the original clients send).
+pub fn require_json(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if mime == "application/json" || mime.ends_with("+json") || (body.is_empty() && mime.is_empty())
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("the body must be JSON (Content-Type: application/json), got {mime:?}"),
+        ))
+    }
+}
+
+/// One write request as it arrived, kept to forward it verbatim to the leader.
+pub struct Incoming {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// Proposes on the leader; on a follower, forwards the original request to the leader and
+/// relays its answer.
+pub async fn write_through_leader(
+    node: &Arc<Node>,
+    incoming: &Incoming,
+    req: WriteRequest,
+) -> Result<Result<Committed, Response>, ApiError> {
+    match node.propose(req).await {
+        Ok(c) => Ok(Ok(c)),
+        Err(ProposeError::NotLeader {
+            leader: Some((id, addr)),
+        }) if id != node.id && !incoming.headers.contains_key(FORWARDED_HEADER) => {
+            Ok(Err(forward(node, incoming, &addr).await?))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn forward(
+    node: &Arc<Node>,
+    incoming: &Incoming,
+    leader_addr: &str,
+) -> Result<Response, ApiError> {
+    let path = incoming
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let url = format!("http://{leader_addr}{path}");
+    let mut req = node
+        .http()
+        .request(incoming.method.clone(), &url)
+        .header(FORWARDED_HEADER, node.id.to_string())
+        .timeout(Duration::from_secs(10))
+        .body(incoming.body.clone());
+    for name in [
+        axum::http::header::CONTENT_TYPE,
+        axum::http::header::AUTHORIZATION,
+    ] {
+        if let Some(v) = incoming.headers.get(&name) {
+            req = req.header(name, v.clone());
+        }
+    }
+    let resp = req.send().await.map_err(|e| {
+        ApiError::unavailable(format!(
+            "the leader at {leader_addr} did not answer the forwarded write: {e}"
+        ))
+    })?;
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let retry_after = resp.headers().get("retry-after").cloned();
+    let body = resp.bytes().await.map_err(|e| {
+        ApiError::unavailable(format!("the forwarded write's answer broke off: {e}"))
+    })?;
+    let mut out = (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    if let Some(r) = retry_after {
+        out.headers_mut().insert(axum::http::header::RETRY_AFTER, r);
+    }
+    out.headers_mut().insert(
+        "x-yakt-leader",
+        HeaderValue::from_str(leader_addr).unwrap_or(HeaderValue::from_static("")),
+    );
+    Ok(out)
+}
+
+async fn write(
+    node: Arc<Node>,
+    incoming: Incoming,
+    parse: impl FnOnce(&[u8]) -> Result<WriteRequest, crate::metadata::MetadataError>,
+    message: &str,
+) -> Result<Response, ApiError> {
+    require_json(&incoming.headers, &incoming.body)?;
+    let req = parse(&incoming.body)?;
+    match write_through_leader(&node, &incoming, req).await? {
+        Err(forwarded) => Ok(forwarded),
+        Ok(c) => Ok(Json(
+            json!({"message": message, "offset": c.offset, "metadata": c.record.fields_json()}),
+        )
+        .into_response()),
+    }
+}
+
+fn incoming(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Incoming {
+    Incoming {
+        method,
+        uri,
+        headers,
+        body,
+    }
+}
+
+async fn register_broker(
+    State(n): State<Arc<Node>>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    b: Bytes,
+) -> Result<Response, ApiError> {
+    write(
+        n,
+        incoming(m, u, h, b),
+        WriteRequest::parse_register_broker,
+        "broker registered",
+    )
+    .await
+}
+
+async fn create_topic(
+    State(n): State<Arc<Node>>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    b: Bytes,
+) -> Result<Response, ApiError> {
+    write(
+        n,
+        incoming(m, u, h, b),
+        WriteRequest::parse_create_topic,
+        "topic created",
+    )
+    .await
+}
+
+async fn create_partition(
+    State(n): State<Arc<Node>>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    b: Bytes,
+) -> Result<Response, ApiError> {
+    write(
+        n,
+        incoming(m, u, h, b),
+        WriteRequest::parse_create_partition,
+        "partition created",
+    )
+    .await
+}
+
+async fn broker_registration_change(
+    State(n): State<Arc<Node>>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    b: Bytes,
+) -> Result<Response, ApiError> {
+    write(
+        n,
+        incoming(m, u, h, b),
+        WriteRequest::parse_broker_change,
+        "broker registration changed",
+    )
+    .await
+}
+
+async fn register_producer(
+    State(n): State<Arc<Node>>,
+    Path(broker_id): Path<String>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    b: Bytes,
+) -> Result<Response, ApiError> {
+    write(
+        n,
+        incoming(m, u, h, b),
+        |body| WriteRequest::parse_register_producer(&broker_id, body),
+        "producer registered",
+    )
+    .await
+}
+
+async fn delete_broker(
+    State(node): State<Arc<Node>>,
+    Path(broker_id): Path<String>,
+    m: Method,
+    u: Uri,
+    h: HeaderMap,
+    b: Bytes,
+) -> Result<Response, ApiError> {
+    let req = WriteRequest::delete_broker(&broker_id)?;
+    let inc = incoming(m, u, h, b);
+    match write_through_leader(&node, &inc, req).await? {
+        Err(forwarded) => Ok(forwarded),
+        Ok(c) => {
+            let id = match &c.record {
+                Record::BrokerRegistrationChangeBrokerRecord(r) => Some(r.broker_id),
+                _ => None,
+            };
+            let uuid = id.and_then(|id| {
+                node.state
+                    .read()
+                    .image
+                    .broker_record(id)
+                    .map(|b| b.internal_uuid.to_string())
+            });
+            Ok(
+                Json(json!({"message": "broker closed", "offset": c.offset, "brokerUUID": uuid}))
+                    .into_response(),
+            )
+        }
+    }
+}
+
+/// `?consistent=true` on any read.
+#[derive(Deserialize, Default)]
+pub struct ReadQuery {
+    consistent: Option<String>,
+    #[serde(rename = "topicUUID")]
+    topic_uuid: Option<String>,
+}
+
+/// Makes a read linearizable when asked: learn the leader's commit index (read index) and wait
+/// until this node has applied it.
+pub async fn maybe_consistent(node: &Arc<Node>, q: &ReadQuery) -> Result<(), ApiError> {
+    match q.consistent.as_deref() {
+        None | Some("false") | Some("0") | Some("") => Ok(()),
+        Some("true") | Some("1") => node.read_barrier().await.map_err(ApiError::from),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "consistent must be true or false, got {other:?}"
+        ))),
+    }
+}
+
+async fn get_metadata(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<Value>, ApiError> {
+    maybe_consistent(&node, &q).await?;
+    let at = node.state.read();
+    Ok(Json(
+        json!({"offset": at.applied.offset, "epoch": at.applied.term, "metadata": at.image.metadata_json()}),
+    ))
+}
+
+async fn get_all_brokers(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<Value>, ApiError> {
+    maybe_consistent(&node, &q).await?;
+    Ok(Json(
+        json!({"metadata": node.state.read().image.brokers_not_closed()}),
+    ))
+}
+
+async fn get_broker(
+    State(node): State<Arc<Node>>,
+    Path(broker_id): Path<String>,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let id = crate::metadata::request::parse_broker_id_path(&broker_id)?;
+    maybe_consistent(&node, &q).await?;
+    let broker = node.state.read().image.broker(id)?;
+    Ok(Json(json!({"metadata": broker})))
+}
+
+async fn get_topic(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<Value>, ApiError> {
+    maybe_consistent(&node, &q).await?;
+    let topic = node.state.read().image.topic(&name)?;
+    Ok(Json(json!({"metadata": topic})))
+}
+
+async fn get_partitions(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = match q.topic_uuid.as_deref() {
+        Some(s) => Some(parse_topic_uuid(s)?),
+        None => None,
+    };
+    maybe_consistent(&node, &q).await?;
+    Ok(Json(
+        json!({"metadata": node.state.read().image.partitions(filter)}),
+    ))
+}
+
+async fn get_producer_ids(
+    State(node): State<Arc<Node>>,
+    Query(q): Query<ReadQuery>,
+) -> Result<Json<Value>, ApiError> {
+    maybe_consistent(&node, &q).await?;
+    Ok(Json(
+        json!({"metadata": node.state.read().image.producer_ids()}),
+    ))
+}
