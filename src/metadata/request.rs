@@ -1,5 +1,697 @@
-//! Client write requests. STUB.
+//! Client write requests: parsing a request body into a [`WriteRequest`] and the rules that need
+//! no state (types, ranges, Kafka's topic-name rules, list shapes).
+//!
+//! Decisions where API.md is silent (also in the README):
+//! - A body is either the YAKt envelope `{"type": "metadata", "name": ..., "fields": {...}}`
+//!   (an object with a `fields` or `type` key) or a bare fields object. `type`, when sent, must be
+//!   `"metadata"`; `name`, when sent, must be the endpoint's record name.
+//! - Unknown fields are refused (a typo such as `brokerHots` must not be silently dropped).
+//! - Server-set fields (`internalUUID`, `epoch`, `topicUUID` on create_topic, `partitionEpoch`,
+//!   `brokerEpoch`) are refused with a message saying the server sets them. The one exception is
+//!   `brokerId` in a register_producer body: accepted when it equals the path's id.
+//! - Widths are Kafka's: `brokerId` and `partitionId` int32, `producerId` int64, all ≥ 0.
+//! - `brokerPort` may be a JSON integer or a string of digits; 1–65535 either way.
+//! - `null` for an optional field means "not sent".
+//! - create_partition: `ISR` defaults to `replicas`, `removingReplicas`/`addingReplicas` to `[]`;
+//!   `replicas` must be non-empty; as in Kafka, `removingReplicas` and `addingReplicas` are subsets
+//!   of `replicas` and disjoint; `leader` is required and must be a replica (it need not be in ISR,
+//!   as after an unclean election).
+//! - A broker may not register with `brokerStatus: "CLOSED"`; closing is `delete_broker` (or a
+//!   change record with `brokerStatus: "CLOSED"`).
+//! - Host names and rack ids: 1–255 bytes, no whitespace or control characters.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::error::MetadataError;
+use super::record::{BrokerStatus, SecurityProtocol};
+
+/// How the leader of a new partition is named: by broker id, or (the original specification's
+/// form) by the broker's `internalUUID`; the image normalizes the latter to an id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaderRef {
+    /// A broker id.
+    Id(i32),
+    /// A broker's current `internalUUID`.
+    InternalUuid(Uuid),
+}
 
 /// A validated-for-shape client write.
-#[derive(Clone, Debug)]
-pub enum WriteRequest {}
+#[derive(Clone, Debug, PartialEq)]
+pub enum WriteRequest {
+    /// `POST /register_broker`.
+    RegisterBroker {
+        broker_id: i32,
+        broker_host: String,
+        broker_port: u16,
+        security_protocol: SecurityProtocol,
+        broker_status: BrokerStatus,
+        rack_id: Option<String>,
+    },
+    /// `POST /create_topic`.
+    CreateTopic { name: String },
+    /// `POST /create_partition`.
+    CreatePartition {
+        partition_id: i32,
+        topic_uuid: Uuid,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        removing_replicas: Vec<i32>,
+        adding_replicas: Vec<i32>,
+        leader: LeaderRef,
+    },
+    /// `POST /register_producer/{broker_id}`; `producer_id: None` lets the server allocate.
+    RegisterProducer {
+        broker_id: i32,
+        producer_id: Option<i64>,
+    },
+    /// `PUT /broker_registration_change`; at least one of the optional fields.
+    ChangeBroker {
+        broker_id: i32,
+        broker_host: Option<String>,
+        broker_port: Option<u16>,
+        security_protocol: Option<SecurityProtocol>,
+        broker_status: Option<BrokerStatus>,
+    },
+    /// `PUT /delete_broker/{broker_id}`.
+    DeleteBroker { broker_id: i32 },
+}
+
+const I32_MAX: i64 = i32::MAX as i64;
+
+fn bad(msg: impl Into<String>) -> MetadataError {
+    MetadataError::bad_request(msg)
+}
+
+/// A short rendering of a client's value for error messages.
+fn shown(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        let cut: String = s.chars().take(57).collect();
+        format!("{cut}...")
+    } else {
+        s
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses a body's bytes as JSON; `BadRequest "body is not valid JSON: ..."` otherwise.
+pub fn parse_json_body(body: &[u8]) -> Result<Value, MetadataError> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))
+}
+
+/// Unwraps the YAKt envelope (or takes a bare object) and returns the fields object.
+fn fields_of(
+    v: &Value,
+    record: &'static str,
+    aliases: &[&str],
+) -> Result<Map<String, Value>, MetadataError> {
+    let Value::Object(obj) = v else {
+        return Err(bad(format!(
+            "body must be a JSON object ({record} fields or the {{\"type\": \"metadata\", \
+             \"name\": \"{record}\", \"fields\": {{...}}}} envelope), got {}",
+            type_name(v)
+        )));
+    };
+    if !(obj.contains_key("fields") || obj.contains_key("type")) {
+        return Ok(obj.clone());
+    }
+    for k in obj.keys() {
+        if !matches!(k.as_str(), "type" | "name" | "fields") {
+            return Err(bad(format!(
+                "unknown key {k:?} in the envelope; it holds only \"type\", \"name\" and \"fields\""
+            )));
+        }
+    }
+    match obj.get("type") {
+        None => {}
+        Some(Value::String(t)) if t == "metadata" => {}
+        Some(t) => {
+            return Err(bad(format!(
+                "envelope \"type\" must be \"metadata\", got {}",
+                shown(t)
+            )))
+        }
+    }
+    match obj.get("name") {
+        None => {}
+        Some(Value::String(n)) if n == record || aliases.contains(&n.as_str()) => {}
+        Some(n) => {
+            return Err(bad(format!(
+                "envelope \"name\" must be \"{record}\" for this endpoint, got {}",
+                shown(n)
+            )))
+        }
+    }
+    match obj.get("fields") {
+        Some(Value::Object(f)) => Ok(f.clone()),
+        Some(f) => Err(bad(format!(
+            "envelope \"fields\" must be an object, got {}",
+            type_name(f)
+        ))),
+        None => Err(bad("envelope has no \"fields\" object")),
+    }
+}
+
+/// Refuses keys other than `allowed`; server-set keys get their own message.
+fn check_keys(
+    obj: &Map<String, Value>,
+    record: &str,
+    allowed: &[&str],
+    server_set: &[&str],
+) -> Result<(), MetadataError> {
+    for k in obj.keys() {
+        if allowed.contains(&k.as_str()) {
+            continue;
+        }
+        if server_set.contains(&k.as_str()) {
+            return Err(bad(format!(
+                "{k} is set by the server; do not send it in {record}"
+            )));
+        }
+        return Err(bad(format!(
+            "unknown field {k:?} in {record}; its fields are {}",
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A present, non-null value.
+fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+fn required<T>(key: &str, v: Option<T>) -> Result<T, MetadataError> {
+    v.ok_or_else(|| bad(format!("missing required field {key}")))
+}
+
+/// An integer in `min..=max`; the message names the field, the range and what was sent.
+fn int_value(key: &str, v: &Value, min: i64, max: i64) -> Result<i64, MetadataError> {
+    v.as_i64()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            bad(format!(
+                "{key} must be an integer from {min} to {max}, got {}",
+                shown(v)
+            ))
+        })
+}
+
+fn opt_int(
+    obj: &Map<String, Value>,
+    key: &str,
+    min: i64,
+    max: i64,
+) -> Result<Option<i64>, MetadataError> {
+    get(obj, key)
+        .map(|v| int_value(key, v, min, max))
+        .transpose()
+}
+
+fn opt_i32_id(obj: &Map<String, Value>, key: &str) -> Result<Option<i32>, MetadataError> {
+    // The range check makes the narrowing exact.
+    Ok(opt_int(obj, key, 0, I32_MAX)?.map(|n| n as i32))
+}
+
+/// `brokerPort`: an integer or a string of digits, 1–65535.
+fn opt_port(obj: &Map<String, Value>) -> Result<Option<u16>, MetadataError> {
+    let Some(v) = get(obj, "brokerPort") else {
+        return Ok(None);
+    };
+    let n = match v {
+        Value::String(s)
+            if !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            s.parse::<i64>().ok()
+        }
+        _ => v.as_i64(),
+    };
+    match n {
+        Some(n @ 1..=65535) => Ok(Some(n as u16)),
+        _ => Err(bad(format!(
+            "brokerPort must be an integer from 1 to 65535, got {}",
+            shown(v)
+        ))),
+    }
+}
+
+fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, MetadataError> {
+    match get(obj, key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(v) => Err(bad(format!("{key} must be a string, got {}", type_name(v)))),
+    }
+}
+
+fn opt_protocol(obj: &Map<String, Value>) -> Result<Option<SecurityProtocol>, MetadataError> {
+    opt_str(obj, "securityProtocol")?
+        .map(|s| {
+            s.parse().map_err(|_| {
+                bad(format!(
+                    "securityProtocol must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL, \
+                     got {s:?}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn opt_status(obj: &Map<String, Value>) -> Result<Option<BrokerStatus>, MetadataError> {
+    opt_str(obj, "brokerStatus")?
+        .map(|s| {
+            s.parse().map_err(|_| {
+                bad(format!(
+                    "brokerStatus must be one of INIT, FENCED, UNFENCED, ALIVE, CLOSED, got {s:?}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn opt_id_list(obj: &Map<String, Value>, key: &str) -> Result<Option<Vec<i32>>, MetadataError> {
+    let Some(v) = get(obj, key) else {
+        return Ok(None);
+    };
+    let Value::Array(items) = v else {
+        return Err(bad(format!(
+            "{key} must be an array of broker ids (integers from 0 to {I32_MAX}), got {}",
+            type_name(v)
+        )));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| int_value(&format!("{key}[{i}]"), item, 0, I32_MAX).map(|n| n as i32))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn opt_uuid(obj: &Map<String, Value>, key: &str) -> Result<Option<Uuid>, MetadataError> {
+    match get(obj, key) {
+        None => Ok(None),
+        Some(Value::String(s)) => Uuid::parse_str(s)
+            .map(Some)
+            .map_err(|_| bad(format!("{key} must be a UUID, got {s:?}"))),
+        Some(v) => Err(bad(format!(
+            "{key} must be a UUID string, got {}",
+            type_name(v)
+        ))),
+    }
+}
+
+fn opt_leader(obj: &Map<String, Value>) -> Result<Option<LeaderRef>, MetadataError> {
+    match get(obj, "leader") {
+        None => Ok(None),
+        Some(Value::String(s)) => Uuid::parse_str(s)
+            .map(|u| Some(LeaderRef::InternalUuid(u)))
+            .map_err(|_| {
+                bad(format!(
+                    "leader must be a broker id or a broker's internalUUID, got {s:?}"
+                ))
+            }),
+        Some(v) => int_value("leader", v, 0, I32_MAX).map(|n| Some(LeaderRef::Id(n as i32))),
+    }
+}
+
+/// Reads a broker id from a request path (`/get_broker/{id}`, `/delete_broker/{id}`, ...).
+pub fn parse_broker_id_path(s: &str) -> Result<i32, MetadataError> {
+    if !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(n) = s.parse::<i32>() {
+            return Ok(n);
+        }
+    }
+    Err(bad(format!(
+        "broker id in the path must be an integer from 0 to {I32_MAX}, got {s:?}"
+    )))
+}
+
+/// Reads the `?topicUUID=` filter of `/get_partitions`.
+pub fn parse_topic_uuid(s: &str) -> Result<Uuid, MetadataError> {
+    Uuid::parse_str(s).map_err(|_| bad(format!("topicUUID must be a UUID, got {s:?}")))
+}
+
+/// Kafka's topic-name rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
+    if name.is_empty() {
+        return Err(bad("topic name must not be empty"));
+    }
+    if name == "." || name == ".." {
+        return Err(bad(format!("topic name cannot be {name:?}")));
+    }
+    if name.len() > 249 {
+        return Err(bad(format!(
+            "topic name must be at most 249 characters, got {}",
+            name.chars().count()
+        )));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(bad(format!(
+            "topic name may contain only ASCII letters, digits, '.', '_' and '-', got {c:?} in {name:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// A host name or rack id: 1–255 bytes, no whitespace or control characters.
+fn validate_label(key: &str, s: &str) -> Result<(), MetadataError> {
+    if s.is_empty() {
+        return Err(bad(format!("{key} must not be empty")));
+    }
+    if s.len() > 255 {
+        return Err(bad(format!(
+            "{key} must be at most 255 bytes, got {}",
+            s.len()
+        )));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad(format!(
+            "{key} must not contain whitespace or control characters, got {s:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn non_negative(key: &str, n: i64) -> Result<(), MetadataError> {
+    if n < 0 {
+        Err(bad(format!("{key} must not be negative, got {n}")))
+    } else {
+        Ok(())
+    }
+}
+
+fn no_repeats(key: &str, ids: &[i32]) -> Result<(), MetadataError> {
+    for (i, id) in ids.iter().enumerate() {
+        non_negative(key, i64::from(*id))?;
+        if ids[..i].contains(id) {
+            return Err(bad(format!("{key} lists broker {id} more than once")));
+        }
+    }
+    Ok(())
+}
+
+fn subset(key: &str, ids: &[i32], replicas: &[i32]) -> Result<(), MetadataError> {
+    match ids.iter().find(|id| !replicas.contains(id)) {
+        Some(id) => Err(bad(format!(
+            "{key} must be a subset of replicas {replicas:?}; broker {id} is not a replica"
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl WriteRequest {
+    /// The record name this request appends, for messages and logs.
+    pub fn record_name(&self) -> &'static str {
+        match self {
+            WriteRequest::RegisterBroker { .. } => "RegisterBrokerRecord",
+            WriteRequest::CreateTopic { .. } => "TopicRecord",
+            WriteRequest::CreatePartition { .. } => "PartitionRecord",
+            WriteRequest::RegisterProducer { .. } => "ProducerIdsRecord",
+            WriteRequest::ChangeBroker { .. } | WriteRequest::DeleteBroker { .. } => {
+                "BrokerRegistrationChangeBrokerRecord"
+            }
+        }
+    }
+
+    /// Checks every rule that needs no image. The parsers call it; `Image::prepare` calls it
+    /// again, so a request built directly in code is held to the same rules.
+    pub fn validate(&self) -> Result<(), MetadataError> {
+        match self {
+            WriteRequest::RegisterBroker {
+                broker_id,
+                broker_host,
+                broker_status,
+                rack_id,
+                ..
+            } => {
+                non_negative("brokerId", i64::from(*broker_id))?;
+                validate_label("brokerHost", broker_host)?;
+                if let Some(r) = rack_id {
+                    validate_label("rackId", r)?;
+                }
+                if *broker_status == BrokerStatus::Closed {
+                    return Err(bad(
+                        "a broker cannot register as CLOSED; register it as INIT, FENCED, \
+                         UNFENCED or ALIVE",
+                    ));
+                }
+                Ok(())
+            }
+            WriteRequest::CreateTopic { name } => validate_topic_name(name),
+            WriteRequest::CreatePartition {
+                partition_id,
+                replicas,
+                isr,
+                removing_replicas,
+                adding_replicas,
+                leader,
+                ..
+            } => {
+                non_negative("partitionId", i64::from(*partition_id))?;
+                if replicas.is_empty() {
+                    return Err(bad("replicas must list at least one broker"));
+                }
+                no_repeats("replicas", replicas)?;
+                no_repeats("ISR", isr)?;
+                no_repeats("removingReplicas", removing_replicas)?;
+                no_repeats("addingReplicas", adding_replicas)?;
+                subset("ISR", isr, replicas)?;
+                subset("removingReplicas", removing_replicas, replicas)?;
+                subset("addingReplicas", adding_replicas, replicas)?;
+                if let Some(id) = adding_replicas
+                    .iter()
+                    .find(|id| removing_replicas.contains(id))
+                {
+                    return Err(bad(format!(
+                        "broker {id} cannot be both in addingReplicas and removingReplicas"
+                    )));
+                }
+                if let LeaderRef::Id(id) = leader {
+                    if !replicas.contains(id) {
+                        return Err(bad(format!(
+                            "leader must be one of the replicas {replicas:?}, got {id}"
+                        )));
+                    }
+                }
+                Ok(())
+            }
+            WriteRequest::RegisterProducer {
+                broker_id,
+                producer_id,
+            } => {
+                non_negative("brokerId", i64::from(*broker_id))?;
+                if let Some(p) = producer_id {
+                    non_negative("producerId", *p)?;
+                }
+                Ok(())
+            }
+            WriteRequest::ChangeBroker {
+                broker_id,
+                broker_host,
+                broker_port,
+                security_protocol,
+                broker_status,
+            } => {
+                non_negative("brokerId", i64::from(*broker_id))?;
+                if let Some(h) = broker_host {
+                    validate_label("brokerHost", h)?;
+                }
+                if broker_port == &Some(0) {
+                    return Err(bad("brokerPort must be an integer from 1 to 65535, got 0"));
+                }
+                if broker_host.is_none()
+                    && broker_port.is_none()
+                    && security_protocol.is_none()
+                    && broker_status.is_none()
+                {
+                    return Err(bad(
+                        "a broker change must set at least one of brokerHost, brokerPort, \
+                         securityProtocol, brokerStatus",
+                    ));
+                }
+                Ok(())
+            }
+            WriteRequest::DeleteBroker { broker_id } => {
+                non_negative("brokerId", i64::from(*broker_id))
+            }
+        }
+    }
+
+    /// `POST /register_broker` body.
+    pub fn parse_register_broker(body: &[u8]) -> Result<Self, MetadataError> {
+        Self::parse_register_broker_value(&parse_json_body(body)?)
+    }
+
+    /// [`Self::parse_register_broker`] for an already-parsed body.
+    pub fn parse_register_broker_value(v: &Value) -> Result<Self, MetadataError> {
+        const R: &str = "RegisterBrokerRecord";
+        let f = fields_of(v, R, &[])?;
+        check_keys(
+            &f,
+            R,
+            &[
+                "brokerId",
+                "brokerHost",
+                "brokerPort",
+                "securityProtocol",
+                "brokerStatus",
+                "rackId",
+            ],
+            &["internalUUID", "epoch"],
+        )?;
+        let req = WriteRequest::RegisterBroker {
+            broker_id: required("brokerId", opt_i32_id(&f, "brokerId")?)?,
+            broker_host: required("brokerHost", opt_str(&f, "brokerHost")?)?.to_string(),
+            broker_port: required("brokerPort", opt_port(&f)?)?,
+            security_protocol: opt_protocol(&f)?.unwrap_or_default(),
+            broker_status: opt_status(&f)?.unwrap_or(BrokerStatus::Alive),
+            rack_id: opt_str(&f, "rackId")?.map(str::to_string),
+        };
+        req.validate()?;
+        Ok(req)
+    }
+
+    /// `POST /create_topic` body.
+    pub fn parse_create_topic(body: &[u8]) -> Result<Self, MetadataError> {
+        Self::parse_create_topic_value(&parse_json_body(body)?)
+    }
+
+    /// [`Self::parse_create_topic`] for an already-parsed body.
+    pub fn parse_create_topic_value(v: &Value) -> Result<Self, MetadataError> {
+        const R: &str = "TopicRecord";
+        let f = fields_of(v, R, &[])?;
+        check_keys(&f, R, &["name"], &["topicUUID"])?;
+        let req = WriteRequest::CreateTopic {
+            name: required("name", opt_str(&f, "name")?)?.to_string(),
+        };
+        req.validate()?;
+        Ok(req)
+    }
+
+    /// `POST /create_partition` body.
+    pub fn parse_create_partition(body: &[u8]) -> Result<Self, MetadataError> {
+        Self::parse_create_partition_value(&parse_json_body(body)?)
+    }
+
+    /// [`Self::parse_create_partition`] for an already-parsed body.
+    pub fn parse_create_partition_value(v: &Value) -> Result<Self, MetadataError> {
+        const R: &str = "PartitionRecord";
+        let f = fields_of(v, R, &[])?;
+        check_keys(
+            &f,
+            R,
+            &[
+                "partitionId",
+                "topicUUID",
+                "replicas",
+                "ISR",
+                "removingReplicas",
+                "addingReplicas",
+                "leader",
+            ],
+            &["partitionEpoch"],
+        )?;
+        let replicas = required("replicas", opt_id_list(&f, "replicas")?)?;
+        let req = WriteRequest::CreatePartition {
+            partition_id: required("partitionId", opt_i32_id(&f, "partitionId")?)?,
+            topic_uuid: required("topicUUID", opt_uuid(&f, "topicUUID")?)?,
+            isr: opt_id_list(&f, "ISR")?.unwrap_or_else(|| replicas.clone()),
+            removing_replicas: opt_id_list(&f, "removingReplicas")?.unwrap_or_default(),
+            adding_replicas: opt_id_list(&f, "addingReplicas")?.unwrap_or_default(),
+            leader: required("leader", opt_leader(&f)?)?,
+            replicas,
+        };
+        req.validate()?;
+        Ok(req)
+    }
+
+    /// `POST /register_producer/{broker_id}`: the path's id and the body. An empty body (or
+    /// `{}`) lets the server allocate the next free producer id.
+    pub fn parse_register_producer(
+        broker_id_path: &str,
+        body: &[u8],
+    ) -> Result<Self, MetadataError> {
+        let broker_id = parse_broker_id_path(broker_id_path)?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(WriteRequest::RegisterProducer {
+                broker_id,
+                producer_id: None,
+            });
+        }
+        Self::parse_register_producer_value(broker_id, &parse_json_body(body)?)
+    }
+
+    /// [`Self::parse_register_producer`] for a parsed path id and an already-parsed body.
+    pub fn parse_register_producer_value(broker_id: i32, v: &Value) -> Result<Self, MetadataError> {
+        const R: &str = "ProducerIdsRecord";
+        let f = fields_of(v, R, &[])?;
+        check_keys(&f, R, &["producerId", "brokerId"], &["brokerEpoch"])?;
+        if let Some(body_id) = opt_i32_id(&f, "brokerId")? {
+            if body_id != broker_id {
+                return Err(bad(format!(
+                    "brokerId in the body ({body_id}) differs from the path ({broker_id}); \
+                     the path's id is used, so leave brokerId out"
+                )));
+            }
+        }
+        let req = WriteRequest::RegisterProducer {
+            broker_id,
+            producer_id: opt_int(&f, "producerId", 0, i64::MAX)?,
+        };
+        req.validate()?;
+        Ok(req)
+    }
+
+    /// `PUT /broker_registration_change` body; the envelope name may also be the original
+    /// specification's `RegistrationChangeBrokerRecord`.
+    pub fn parse_broker_change(body: &[u8]) -> Result<Self, MetadataError> {
+        Self::parse_broker_change_value(&parse_json_body(body)?)
+    }
+
+    /// [`Self::parse_broker_change`] for an already-parsed body.
+    pub fn parse_broker_change_value(v: &Value) -> Result<Self, MetadataError> {
+        const R: &str = "BrokerRegistrationChangeBrokerRecord";
+        let f = fields_of(v, R, &["RegistrationChangeBrokerRecord"])?;
+        check_keys(
+            &f,
+            R,
+            &[
+                "brokerId",
+                "brokerHost",
+                "brokerPort",
+                "securityProtocol",
+                "brokerStatus",
+            ],
+            &["epoch", "internalUUID"],
+        )?;
+        let req = WriteRequest::ChangeBroker {
+            broker_id: required("brokerId", opt_i32_id(&f, "brokerId")?)?,
+            broker_host: opt_str(&f, "brokerHost")?.map(str::to_string),
+            broker_port: opt_port(&f)?,
+            security_protocol: opt_protocol(&f)?,
+            broker_status: opt_status(&f)?,
+        };
+        req.validate()?;
+        Ok(req)
+    }
+
+    /// `PUT /delete_broker/{broker_id}`: the path's id.
+    pub fn delete_broker(broker_id_path: &str) -> Result<Self, MetadataError> {
+        Ok(WriteRequest::DeleteBroker {
+            broker_id: parse_broker_id_path(broker_id_path)?,
+        })
+    }
+}
