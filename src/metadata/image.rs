@@ -68,7 +68,7 @@ pub struct Image {
     pub last_epoch: u64,
     /// Largest record timestamp applied, so a new leader never proposes an earlier one.
     #[serde(default)]
-    pub last_timestamp_ms: u64,
+    last_timestamp_ms: u64,
 }
 
 fn not_found(msg: impl Into<String>) -> MetadataError {
@@ -520,6 +520,12 @@ impl Image {
 
     // ---- typed reads ----
 
+    /// The largest record timestamp applied (0 for an empty image), kept in snapshots so that a
+    /// node restarted from one never proposes a timestamp earlier than the log's.
+    pub fn last_timestamp_ms(&self) -> u64 {
+        self.last_timestamp_ms
+    }
+
     /// A broker's current state (CLOSED ones too).
     pub fn broker_record(&self, id: i32) -> Option<&RegisterBrokerRecord> {
         self.brokers.get(&id)
@@ -949,6 +955,7 @@ mod tests {
         img.apply_entry(17, 4, &cmd(Image::new().prepare(topic("x")).unwrap()))
             .unwrap();
         assert_eq!((img.last_offset, img.last_epoch), (17, 4));
+        assert_eq!(img.last_timestamp_ms(), 1001);
     }
 
     #[test]

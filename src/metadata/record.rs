@@ -383,7 +383,7 @@ mod tests {
     use proptest::prelude::*;
 
     pub(crate) fn sample_records() -> Vec<Record> {
-        let u = Uuid::from_u128(0x0123_4567_89ab_4def_8123_456789abcdef);
+        let u = Uuid::from_u128(0x0123_4567_89ab_4def_8123_4567_89ab_cdef);
         vec![
             Record::RegisterBroker(RegisterBrokerRecord {
                 broker_id: 1,
