@@ -35,7 +35,9 @@ impl ErrorKind {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct MetadataError {
+    /// Which status the API answers with.
     pub kind: ErrorKind,
+    /// What was refused and why, for a person.
     pub message: String,
 }
 

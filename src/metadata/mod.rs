@@ -3,6 +3,8 @@
 //! Storage does not know this module; the raft, api and CLI layers use it. Everything here is
 //! pure: no I/O, no clock except the UUIDs `Image::prepare` draws, no Raft types.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod image;
 pub mod record;

@@ -310,7 +310,9 @@ impl Record {
 /// What one Raft entry carries: a record and the leader's timestamp.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetadataCommand {
+    /// Set by the leader at proposal, ms since the Unix epoch (UTC); never goes backwards.
     pub timestamp_ms: u64,
+    /// The record, every server-set field decided.
     pub record: Record,
 }
 
@@ -333,10 +335,15 @@ impl MetadataCommand {
 /// A record as it appears in the log, stream and catch-up answers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogRecord {
+    /// The entry's Raft index.
     pub offset: u64,
+    /// The Raft term the entry was written in (not a broker's epoch).
     pub epoch: u64,
+    /// The leader's timestamp, ms since the Unix epoch.
     pub timestamp: u64,
+    /// The record type's name ([`Record::name`]).
     pub name: String,
+    /// The record's fields ([`Record::fields_json`]).
     pub fields: serde_json::Value,
 }
 

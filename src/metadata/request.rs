@@ -41,40 +41,66 @@ pub enum LeaderRef {
 pub enum WriteRequest {
     /// `POST /register_broker`.
     RegisterBroker {
+        /// `brokerId`, ≥ 0.
         broker_id: i32,
+        /// `brokerHost`.
         broker_host: String,
+        /// `brokerPort`, 1–65535.
         broker_port: u16,
+        /// `securityProtocol`, default PLAINTEXT.
         security_protocol: SecurityProtocol,
+        /// `brokerStatus`, default ALIVE, never CLOSED.
         broker_status: BrokerStatus,
+        /// `rackId`.
         rack_id: Option<String>,
     },
     /// `POST /create_topic`.
-    CreateTopic { name: String },
+    CreateTopic {
+        /// The topic's name.
+        name: String,
+    },
     /// `POST /create_partition`.
     CreatePartition {
+        /// `partitionId`, ≥ 0.
         partition_id: i32,
+        /// `topicUUID` of an existing topic.
         topic_uuid: Uuid,
+        /// `replicas`: broker ids, non-empty, no repeats.
         replicas: Vec<i32>,
+        /// `ISR` ⊆ replicas (defaults to replicas when not sent).
         isr: Vec<i32>,
+        /// `removingReplicas` ⊆ replicas.
         removing_replicas: Vec<i32>,
+        /// `addingReplicas` ⊆ replicas, disjoint from removing.
         adding_replicas: Vec<i32>,
+        /// `leader`, one of the replicas.
         leader: LeaderRef,
     },
     /// `POST /register_producer/{broker_id}`; `producer_id: None` lets the server allocate.
     RegisterProducer {
+        /// The path's broker id.
         broker_id: i32,
+        /// `producerId`, ≥ 0, or `None` for the next free one.
         producer_id: Option<i64>,
     },
     /// `PUT /broker_registration_change`; at least one of the optional fields.
     ChangeBroker {
+        /// The broker to change.
         broker_id: i32,
+        /// New `brokerHost`.
         broker_host: Option<String>,
+        /// New `brokerPort`.
         broker_port: Option<u16>,
+        /// New `securityProtocol`.
         security_protocol: Option<SecurityProtocol>,
+        /// New `brokerStatus`.
         broker_status: Option<BrokerStatus>,
     },
     /// `PUT /delete_broker/{broker_id}`.
-    DeleteBroker { broker_id: i32 },
+    DeleteBroker {
+        /// The path's broker id.
+        broker_id: i32,
+    },
 }
 
 const I32_MAX: i64 = i32::MAX as i64;
