@@ -259,7 +259,7 @@ async fn delete_broker(
         Err(forwarded) => Ok(forwarded),
         Ok(c) => {
             let id = match &c.record {
-                Record::BrokerRegistrationChangeBrokerRecord(r) => Some(r.broker_id),
+                Record::BrokerChange(r) => Some(r.broker_id),
                 _ => None,
             };
             let uuid = id.and_then(|id| {

@@ -24,17 +24,29 @@ use crate::raft::Node;
 /// Largest request body accepted by default (`--max-body`).
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
+/// Default catch-up window of `/broker_mgmt` and `/client_mgmt`.
+pub const DEFAULT_CATCHUP_WINDOW: Duration = Duration::from_secs(600);
+
 /// Settings of the HTTP layer.
 #[derive(Clone, Debug)]
 pub struct ApiOptions {
     /// Largest accepted request body, bytes.
     pub body_limit: usize,
+    /// Catch-up answers switch to snapshot mode beyond this.
+    pub catchup_window: Duration,
+    /// Bearer token required on writes and `/raft/` when set.
+    pub token: Option<String>,
+    /// Require the token on reads too.
+    pub protect_reads: bool,
 }
 
 impl Default for ApiOptions {
     fn default() -> Self {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
+            catchup_window: DEFAULT_CATCHUP_WINDOW,
+            token: None,
+            protect_reads: false,
         }
     }
 }

@@ -138,6 +138,9 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         node.clone(),
         ApiOptions {
             body_limit: args.max_body,
+            catchup_window: args.catchup_window,
+            token: opts_token,
+            protect_reads: args.protect_reads,
         },
     );
     tracing::info!(node = args.id, addr = %args.addr, data_dir = %data_dir.display(), "node listening");

@@ -1,4 +1,4 @@
-//! Why a request was refused. STUB.
+//! Why a request was refused, and why stored bytes could not be read.
 
 /// The class of a refusal; the API maps it to an HTTP status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,10 +11,74 @@ pub enum ErrorKind {
     Conflict,
 }
 
+impl ErrorKind {
+    /// The HTTP status the API answers with, so every layer maps kinds the same way.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest => 400,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+        }
+    }
+
+    /// The `"error"` string of API.md's error body (`{"error": ..., "message": ...}`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+        }
+    }
+}
+
 /// A refused request: its kind and a message for a person.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct MetadataError {
+    /// Which status the API answers with.
     pub kind: ErrorKind,
+    /// What was refused and why, for a person.
     pub message: String,
+}
+
+impl MetadataError {
+    /// A 400: the request itself is malformed or breaks a rule that needs no state.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        MetadataError {
+            kind: ErrorKind::BadRequest,
+            message: message.into(),
+        }
+    }
+
+    /// A 404: the request names an entity the image does not hold.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        MetadataError {
+            kind: ErrorKind::NotFound,
+            message: message.into(),
+        }
+    }
+
+    /// A 409: the request is well formed but clashes with the current image.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        MetadataError {
+            kind: ErrorKind::Conflict,
+            message: message.into(),
+        }
+    }
+
+    /// The API's error body `{"error": kind, "message": ...}`, so every layer renders it alike.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.kind.as_str(), "message": self.message })
+    }
+}
+
+/// Stored bytes (a Raft entry or a snapshot) that do not decode; never a client's fault, so it is
+/// kept apart from [`MetadataError`] and carries the decoder's reason for the operator.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot decode {what}: {reason}")]
+pub struct DecodeError {
+    /// What was being decoded (`"metadata command"`, `"image"`).
+    pub what: &'static str,
+    /// The decoder's message.
+    pub reason: String,
 }

@@ -1,42 +1,584 @@
-//! Record types. STUB.
+//! The five record types of API.md, the Raft entry that carries one, and its wire view.
+//!
+//! Field names are API.md's exactly. Everything that reaches disk or another node is encoded with
+//! `rmp_serde::to_vec_named` (structs as maps keyed by field name), so adding an optional field
+//! (with `#[serde(default)]`) never breaks old entries or snapshots, and unknown fields written by a
+//! newer version are ignored on read.
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::DecodeError;
+
+/// A broker's lifecycle status, the original YAKt specification's five values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum BrokerStatus {
+    /// Starting up.
+    Init,
+    /// Registered but not allowed to serve (Kafka's fencing).
+    Fenced,
+    /// Allowed to serve again after being fenced.
+    Unfenced,
+    /// Serving; the default for a new registration.
+    Alive,
+    /// Gone: hidden from `/get_all_brokers`; only a new registration brings the id back.
+    Closed,
+}
+
+impl BrokerStatus {
+    /// Every status, for error messages and tests.
+    pub const ALL: [BrokerStatus; 5] = [
+        BrokerStatus::Init,
+        BrokerStatus::Fenced,
+        BrokerStatus::Unfenced,
+        BrokerStatus::Alive,
+        BrokerStatus::Closed,
+    ];
+
+    /// The wire spelling (`"ALIVE"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BrokerStatus::Init => "INIT",
+            BrokerStatus::Fenced => "FENCED",
+            BrokerStatus::Unfenced => "UNFENCED",
+            BrokerStatus::Alive => "ALIVE",
+            BrokerStatus::Closed => "CLOSED",
+        }
+    }
+}
+
+impl fmt::Display for BrokerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for BrokerStatus {
+    type Err = ();
+    /// Exact, case-sensitive wire spelling only.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        BrokerStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// A broker listener's security protocol.
+///
+/// Decision: restricted to Kafka's four `SecurityProtocol` names (`PLAINTEXT`, `SSL`,
+/// `SASL_PLAINTEXT`, `SASL_SSL`), case-sensitive, so that a typo such as `PLAINTXT` is refused
+/// instead of being stored for brokers to trip over. `PLAINTEXT` is the default.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum SecurityProtocol {
+    /// No TLS, no SASL; the default.
+    #[default]
+    #[serde(rename = "PLAINTEXT")]
+    Plaintext,
+    /// TLS.
+    #[serde(rename = "SSL")]
+    Ssl,
+    /// SASL without TLS.
+    #[serde(rename = "SASL_PLAINTEXT")]
+    SaslPlaintext,
+    /// SASL over TLS.
+    #[serde(rename = "SASL_SSL")]
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Every protocol, for error messages and tests.
+    pub const ALL: [SecurityProtocol; 4] = [
+        SecurityProtocol::Plaintext,
+        SecurityProtocol::Ssl,
+        SecurityProtocol::SaslPlaintext,
+        SecurityProtocol::SaslSsl,
+    ];
+
+    /// The wire spelling (`"PLAINTEXT"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+}
+
+impl fmt::Display for SecurityProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SecurityProtocol {
+    type Err = ();
+    /// Exact, case-sensitive wire spelling only.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        SecurityProtocol::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// A broker's registration; also the image's view of a broker's current state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterBrokerRecord {
+    /// The broker's id, Kafka's `int32`, ≥ 0.
+    #[serde(rename = "brokerId")]
+    pub broker_id: i32,
+    /// Host name or address clients connect to.
+    #[serde(rename = "brokerHost")]
+    pub broker_host: String,
+    /// Listener port, 1–65535.
+    #[serde(rename = "brokerPort")]
+    pub broker_port: u16,
+    /// Listener security protocol.
+    #[serde(rename = "securityProtocol", default)]
+    pub security_protocol: SecurityProtocol,
+    /// Lifecycle status.
+    #[serde(rename = "brokerStatus")]
+    pub broker_status: BrokerStatus,
+    /// Rack, when the broker has one.
+    #[serde(rename = "rackId", default, skip_serializing_if = "Option::is_none")]
+    pub rack_id: Option<String>,
+    /// Server-chosen UUID v4 of this registration; a re-registration gets a new one.
+    #[serde(rename = "internalUUID")]
+    pub internal_uuid: Uuid,
+    /// 0 at first registration, +1 at every change and re-registration.
+    pub epoch: u64,
+}
+
+/// A topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    /// The topic's name (Kafka's rules).
+    pub name: String,
+    /// Server-chosen UUID v4.
+    #[serde(rename = "topicUUID")]
+    pub topic_uuid: Uuid,
+}
+
+/// A partition of a topic and its replica assignment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    /// The partition's index within its topic, Kafka's `int32`, ≥ 0.
+    #[serde(rename = "partitionId")]
+    pub partition_id: i32,
+    /// The topic it belongs to.
+    #[serde(rename = "topicUUID")]
+    pub topic_uuid: Uuid,
+    /// Broker ids holding a replica; registered, no repeats, non-empty.
+    pub replicas: Vec<i32>,
+    /// In-sync replicas, a subset of `replicas`.
+    #[serde(rename = "ISR")]
+    pub isr: Vec<i32>,
+    /// Replicas being removed by a reassignment, a subset of `replicas` (Kafka's rule).
+    #[serde(rename = "removingReplicas", default)]
+    pub removing_replicas: Vec<i32>,
+    /// Replicas being added by a reassignment, a subset of `replicas` (Kafka's rule).
+    #[serde(rename = "addingReplicas", default)]
+    pub adding_replicas: Vec<i32>,
+    /// The leader's broker id, one of `replicas` (normalized from an internalUUID if given so).
+    pub leader: i32,
+    /// 0 at creation.
+    #[serde(rename = "partitionEpoch")]
+    pub partition_epoch: u64,
+}
+
+/// A producer id handed to a broker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdsRecord {
+    /// The broker the id belongs to (from the request path).
+    #[serde(rename = "brokerId")]
+    pub broker_id: i32,
+    /// The broker's epoch when the id was handed out (Kafka's fencing check).
+    #[serde(rename = "brokerEpoch")]
+    pub broker_epoch: u64,
+    /// The producer id, Kafka's `int64`, ≥ 0; never handed out twice.
+    #[serde(rename = "producerId")]
+    pub producer_id: i64,
+}
+
+/// A change to a registered broker; `delete_broker` is one with `brokerStatus: CLOSED`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistrationChangeBrokerRecord {
+    /// The broker changed.
+    #[serde(rename = "brokerId")]
+    pub broker_id: i32,
+    /// New host, if changed.
+    #[serde(
+        rename = "brokerHost",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub broker_host: Option<String>,
+    /// New port, if changed.
+    #[serde(
+        rename = "brokerPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub broker_port: Option<u16>,
+    /// New security protocol, if changed.
+    #[serde(
+        rename = "securityProtocol",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub security_protocol: Option<SecurityProtocol>,
+    /// New status, if changed.
+    #[serde(
+        rename = "brokerStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub broker_status: Option<BrokerStatus>,
+    /// The broker's epoch after this change (its epoch before + 1).
+    pub epoch: u64,
+}
 
 /// One metadata record with all server-set fields decided.
+///
+/// Serialized externally tagged by API.md's record name (`{"TopicRecord": {...}}`), so an entry
+/// names its own type on disk.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Record {}
+pub enum Record {
+    /// `RegisterBrokerRecord`
+    #[serde(rename = "RegisterBrokerRecord")]
+    RegisterBroker(RegisterBrokerRecord),
+    /// `TopicRecord`
+    #[serde(rename = "TopicRecord")]
+    Topic(TopicRecord),
+    /// `PartitionRecord`
+    #[serde(rename = "PartitionRecord")]
+    Partition(PartitionRecord),
+    /// `ProducerIdsRecord`
+    #[serde(rename = "ProducerIdsRecord")]
+    ProducerIds(ProducerIdsRecord),
+    /// `BrokerRegistrationChangeBrokerRecord`
+    #[serde(rename = "BrokerRegistrationChangeBrokerRecord")]
+    BrokerChange(BrokerRegistrationChangeBrokerRecord),
+}
+
+/// API.md's record names, in the order `/get_metadata` lists them.
+pub const RECORD_NAMES: [&str; 5] = [
+    "RegisterBrokerRecord",
+    "TopicRecord",
+    "PartitionRecord",
+    "ProducerIdsRecord",
+    "BrokerRegistrationChangeBrokerRecord",
+];
+
+/// `serde_json::to_value` for the record structs: they have only string keys and plain values,
+/// so it cannot fail; `Null` stands in rather than a panic should that ever change.
+pub(crate) fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
 
 impl Record {
     /// The record type's name as in API.md.
     pub fn name(&self) -> &'static str {
-        match *self {}
+        match self {
+            Record::RegisterBroker(_) => RECORD_NAMES[0],
+            Record::Topic(_) => RECORD_NAMES[1],
+            Record::Partition(_) => RECORD_NAMES[2],
+            Record::ProducerIds(_) => RECORD_NAMES[3],
+            Record::BrokerChange(_) => RECORD_NAMES[4],
+        }
     }
     /// The record's fields as JSON, API.md's names.
     pub fn fields_json(&self) -> serde_json::Value {
-        match *self {}
+        match self {
+            Record::RegisterBroker(r) => to_json(r),
+            Record::Topic(r) => to_json(r),
+            Record::Partition(r) => to_json(r),
+            Record::ProducerIds(r) => to_json(r),
+            Record::BrokerChange(r) => to_json(r),
+        }
     }
 }
 
 /// What one Raft entry carries: a record and the leader's timestamp.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetadataCommand {
+    /// Set by the leader at proposal, ms since the Unix epoch (UTC); never goes backwards.
     pub timestamp_ms: u64,
+    /// The record, every server-set field decided.
     pub record: Record,
+}
+
+impl MetadataCommand {
+    /// The bytes of a Raft entry: named MessagePack, so fields can be added later.
+    pub fn encode(&self) -> Vec<u8> {
+        // Cannot fail: every type inside is plain data with string map keys.
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+
+    /// Reads a Raft entry's bytes; any input gives a value or an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        rmp_serde::from_slice(bytes).map_err(|e| DecodeError {
+            what: "metadata command",
+            reason: e.to_string(),
+        })
+    }
 }
 
 /// A record as it appears in the log, stream and catch-up answers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogRecord {
+    /// The entry's Raft index.
     pub offset: u64,
+    /// The Raft term the entry was written in (not a broker's epoch).
     pub epoch: u64,
+    /// The leader's timestamp, ms since the Unix epoch.
     pub timestamp: u64,
+    /// The record type's name ([`Record::name`]).
     pub name: String,
+    /// The record's fields ([`Record::fields_json`]).
     pub fields: serde_json::Value,
 }
 
 impl LogRecord {
-    /// STUB
-    pub fn new(_offset: u64, _epoch: u64, _cmd: &MetadataCommand) -> Self {
-        todo!()
+    /// The wire view of a committed entry at `offset` written in Raft term `epoch`.
+    pub fn new(offset: u64, epoch: u64, cmd: &MetadataCommand) -> Self {
+        LogRecord {
+            offset,
+            epoch,
+            timestamp: cmd.timestamp_ms,
+            name: cmd.record.name().to_string(),
+            fields: cmd.record.fields_json(),
+        }
+    }
+}
+
+/// Groups log records by name for `/broker_mgmt` and `/client_mgmt` catch-up answers.
+///
+/// Every record name is present as a key, with an empty list when no record of that kind is in
+/// `records` (so clients can index without checking); lists are in offset order. With
+/// `include_producers == false` (`/client_mgmt`) `ProducerIdsRecord` is left out, key included.
+/// Records whose name is not one of the five are dropped.
+pub fn group_by_name(records: &[LogRecord], include_producers: bool) -> serde_json::Value {
+    let mut sorted: Vec<&LogRecord> = records.iter().collect();
+    sorted.sort_by_key(|r| r.offset);
+    let mut out = serde_json::Map::new();
+    for name in RECORD_NAMES {
+        if name == "ProducerIdsRecord" && !include_producers {
+            continue;
+        }
+        let list: Vec<serde_json::Value> = sorted
+            .iter()
+            .filter(|r| r.name == name)
+            .map(|r| to_json(*r))
+            .collect();
+        out.insert(name.to_string(), serde_json::Value::Array(list));
+    }
+    serde_json::Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn sample_records() -> Vec<Record> {
+        let u = Uuid::from_u128(0x0123_4567_89ab_4def_8123_4567_89ab_cdef);
+        vec![
+            Record::RegisterBroker(RegisterBrokerRecord {
+                broker_id: 1,
+                broker_host: "kafka-1".into(),
+                broker_port: 9092,
+                security_protocol: SecurityProtocol::SaslSsl,
+                broker_status: BrokerStatus::Alive,
+                rack_id: Some("r1".into()),
+                internal_uuid: u,
+                epoch: 0,
+            }),
+            Record::Topic(TopicRecord {
+                name: "orders".into(),
+                topic_uuid: u,
+            }),
+            Record::Partition(PartitionRecord {
+                partition_id: 0,
+                topic_uuid: u,
+                replicas: vec![1, 2],
+                isr: vec![1],
+                removing_replicas: vec![],
+                adding_replicas: vec![2],
+                leader: 1,
+                partition_epoch: 0,
+            }),
+            Record::ProducerIds(ProducerIdsRecord {
+                broker_id: 1,
+                broker_epoch: 3,
+                producer_id: i64::MAX,
+            }),
+            Record::BrokerChange(BrokerRegistrationChangeBrokerRecord {
+                broker_id: 1,
+                broker_host: None,
+                broker_port: Some(1),
+                security_protocol: None,
+                broker_status: Some(BrokerStatus::Closed),
+                epoch: 4,
+            }),
+        ]
+    }
+
+    #[test]
+    fn command_round_trips_through_named_msgpack_and_json() {
+        for (i, record) in sample_records().into_iter().enumerate() {
+            let cmd = MetadataCommand {
+                timestamp_ms: 1_764_000_000_123 + i as u64,
+                record,
+            };
+            assert_eq!(MetadataCommand::decode(&cmd.encode()).unwrap(), cmd);
+            let json = serde_json::to_string(&cmd).unwrap();
+            assert_eq!(serde_json::from_str::<MetadataCommand>(&json).unwrap(), cmd);
+        }
+    }
+
+    #[test]
+    fn encoding_is_named_so_old_and_new_versions_interoperate() {
+        let cmd = MetadataCommand {
+            timestamp_ms: 5,
+            record: sample_records().remove(0),
+        };
+        let bytes = cmd.encode();
+        // Named: the field names are in the bytes.
+        let hay = String::from_utf8_lossy(&bytes);
+        assert!(hay.contains("timestamp_ms") && hay.contains("brokerHost"));
+        // A newer writer's extra field is ignored; a missing optional field defaults.
+        #[derive(Serialize)]
+        struct Newer<'a> {
+            timestamp_ms: u64,
+            record: &'a Record,
+            future_field: &'a str,
+        }
+        let newer = rmp_serde::to_vec_named(&Newer {
+            timestamp_ms: 5,
+            record: &cmd.record,
+            future_field: "x",
+        })
+        .unwrap();
+        assert_eq!(MetadataCommand::decode(&newer).unwrap(), cmd);
+        let old_json = serde_json::json!({"timestamp_ms": 1, "record": {"RegisterBrokerRecord": {
+            "brokerId": 1, "brokerHost": "h", "brokerPort": 1, "brokerStatus": "ALIVE",
+            "internalUUID": "0123456789ab4def8123456789abcdef", "epoch": 0}}});
+        let old: MetadataCommand = serde_json::from_value(old_json).unwrap();
+        let Record::RegisterBroker(r) = old.record else {
+            panic!("wrong variant")
+        };
+        assert_eq!(r.security_protocol, SecurityProtocol::Plaintext);
+        assert_eq!(r.rack_id, None);
+    }
+
+    #[test]
+    fn fields_json_uses_api_names() {
+        let recs = sample_records();
+        let b = recs[0].fields_json();
+        assert_eq!(b["brokerId"], 1);
+        assert_eq!(b["securityProtocol"], "SASL_SSL");
+        assert_eq!(b["brokerStatus"], "ALIVE");
+        assert_eq!(b["rackId"], "r1");
+        assert_eq!(b["internalUUID"], "01234567-89ab-4def-8123-456789abcdef");
+        let p = recs[2].fields_json();
+        for k in [
+            "partitionId",
+            "topicUUID",
+            "replicas",
+            "ISR",
+            "removingReplicas",
+            "addingReplicas",
+            "leader",
+            "partitionEpoch",
+        ] {
+            assert!(p.get(k).is_some(), "{k} missing in {p}");
+        }
+        assert!(p["leader"].is_i64());
+        let c = recs[4].fields_json();
+        assert!(c.get("brokerHost").is_none());
+        assert_eq!(c["brokerStatus"], "CLOSED");
+        assert_eq!(recs[4].name(), "BrokerRegistrationChangeBrokerRecord");
+        assert_eq!(recs[3].fields_json()["producerId"], i64::MAX);
+    }
+
+    #[test]
+    fn log_record_and_grouping() {
+        let recs = sample_records();
+        let logs: Vec<LogRecord> = recs
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, r)| {
+                LogRecord::new(
+                    10 + i as u64,
+                    2,
+                    &MetadataCommand {
+                        timestamp_ms: 7,
+                        record: r.clone(),
+                    },
+                )
+            })
+            .collect();
+        let v = serde_json::to_value(&logs[0]).unwrap();
+        assert_eq!(v["offset"], 14);
+        assert_eq!(v["epoch"], 2);
+        assert_eq!(v["timestamp"], 7);
+        assert_eq!(v["name"], "BrokerRegistrationChangeBrokerRecord");
+        let mut more = logs.clone();
+        more.push(LogRecord::new(
+            1,
+            1,
+            &MetadataCommand {
+                timestamp_ms: 1,
+                record: recs[1].clone(),
+            },
+        ));
+        let g = group_by_name(&more, true);
+        let topics = g["TopicRecord"].as_array().unwrap();
+        assert_eq!(topics.len(), 2);
+        assert_eq!(topics[0]["offset"], 1);
+        assert_eq!(topics[1]["offset"], 11);
+        assert_eq!(g["ProducerIdsRecord"].as_array().unwrap().len(), 1);
+        let c = group_by_name(&more, false);
+        assert!(c.get("ProducerIdsRecord").is_none());
+        assert_eq!(c["PartitionRecord"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            group_by_name(&[], false)["TopicRecord"],
+            serde_json::json!([])
+        );
+    }
+
+    #[test]
+    fn decode_rejects_garbage() {
+        assert!(MetadataCommand::decode(&[]).is_err());
+        assert!(MetadataCommand::decode(b"\xc1").is_err());
+        assert!(MetadataCommand::decode(&[0xdb, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decode_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = MetadataCommand::decode(&bytes);
+        }
+
+        #[test]
+        fn decode_mutated_commands_never_panics(idx in 0usize..5, pos in any::<proptest::sample::Index>(), byte in any::<u8>()) {
+            let cmd = MetadataCommand { timestamp_ms: 1, record: sample_records().remove(idx) };
+            let mut bytes = cmd.encode();
+            let i = pos.index(bytes.len());
+            bytes[i] = byte;
+            let _ = MetadataCommand::decode(&bytes);
+            bytes.truncate(i);
+            let _ = MetadataCommand::decode(&bytes);
+        }
     }
 }

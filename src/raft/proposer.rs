@@ -114,6 +114,7 @@ impl Proposer {
             spec.image = Some(state.read().image.clone());
             spec.term = term;
         }
+        let last_ts = spec.last_timestamp_ms;
         let image = spec
             .image
             .as_mut()
@@ -122,9 +123,7 @@ impl Proposer {
                 maybe_committed: false,
             })?;
         let record = image.prepare(req)?;
-        let timestamp_ms = now_ms()
-            .max(spec.last_timestamp_ms)
-            .max(state.last_timestamp_ms());
+        let timestamp_ms = now_ms().max(last_ts).max(state.last_timestamp_ms());
         let cmd = MetadataCommand {
             timestamp_ms,
             record: record.clone(),

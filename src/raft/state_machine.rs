@@ -258,7 +258,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let res = {
                         let mut at = self.shared.write();
                         at.applied = position;
-                        at.image.apply(lid.index, &cmd)
+                        at.image.apply_entry(lid.index, lid.leader_id.term, &cmd)
                     };
                     self.shared
                         .last_timestamp_ms

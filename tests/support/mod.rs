@@ -1,0 +1,377 @@
+//! Test harness: real `yakt node` processes on free loopback ports, each with its own data
+//! directory, and the means to find the leader, SIGKILL, SIGSTOP/SIGCONT, restart and corrupt
+//! them. Every wait is a poll with a deadline.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The yakt binary under test.
+pub const YAKT: &str = env!("CARGO_BIN_EXE_yakt");
+/// The dump tool under test.
+pub const YAKT_DUMP: &str = env!("CARGO_BIN_EXE_yakt-dump");
+
+/// Flags that make tests fast: short election timeouts.
+pub const FAST: &[&str] = &[
+    "--election-timeout-min-ms",
+    "600",
+    "--election-timeout-max-ms",
+    "1200",
+    "--heartbeat-ms",
+    "150",
+];
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One `yakt node` process.
+pub struct NodeProc {
+    pub id: u64,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub args: Vec<String>,
+    pub child: Option<Child>,
+    pub log_path: PathBuf,
+}
+
+impl NodeProc {
+    /// Starts (or restarts) the process with its arguments.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open node log");
+        let child = Command::new(YAKT)
+            .args(&self.args)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn yakt node");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends a signal to the running process.
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            unsafe {
+                libc::kill(c.id() as i32, sig);
+            }
+        }
+    }
+
+    /// SIGTERM and wait for the exit status (None if still running after `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    self.child = None;
+                    return Some(st);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// The node's stderr so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The node's log directory.
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("log")
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.kill();
+    }
+}
+
+/// A cluster of real node processes.
+pub struct Cluster {
+    pub nodes: Vec<NodeProc>,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    pub extra: Vec<String>,
+}
+
+/// The `-e` argument naming the given nodes.
+fn seeds(nodes: &[NodeProc]) -> String {
+    nodes
+        .iter()
+        .map(|n| format!("{}/{}", n.id, n.addr))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Cluster {
+    /// Starts `n` nodes with the original start lines (node 1 alone, the others with `-e`
+    /// naming the earlier ones) and waits until all are voters under one leader.
+    pub async fn start(n: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .expect("client");
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            dir,
+            http,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for _ in 0..n {
+            c.add_node();
+        }
+        c.wait_voters(n, Duration::from_secs(30)).await;
+        c
+    }
+
+    /// Starts one more node that joins through the existing ones; returns its index.
+    pub fn add_node(&mut self) -> usize {
+        let id = self.nodes.len() as u64 + 1;
+        let addr = format!("127.0.0.1:{}", free_port());
+        let data_dir = self.dir.path().join(format!("node-{id}"));
+        let mut args = vec![
+            "node".to_string(),
+            "-i".into(),
+            id.to_string(),
+            "-a".into(),
+            addr.clone(),
+        ];
+        if !self.nodes.is_empty() {
+            args.push("-e".into());
+            args.push(seeds(&self.nodes));
+        }
+        args.push("--data-dir".into());
+        args.push(data_dir.display().to_string());
+        args.extend(FAST.iter().map(|s| s.to_string()));
+        args.extend(self.extra.iter().cloned());
+        let log_path = self.dir.path().join(format!("node-{id}.log"));
+        let mut node = NodeProc {
+            id,
+            addr,
+            data_dir,
+            args,
+            child: None,
+            log_path,
+        };
+        node.spawn();
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// GET a path on node `i`: status and JSON body (Null when not JSON or unreachable).
+    pub async fn get(&self, i: usize, path: &str) -> (u16, Value) {
+        self.request(i, reqwest::Method::GET, path, None).await
+    }
+
+    /// POST JSON to node `i`.
+    pub async fn post(&self, i: usize, path: &str, body: Value) -> (u16, Value) {
+        self.request(i, reqwest::Method::POST, path, Some(body))
+            .await
+    }
+
+    /// PUT JSON to node `i`.
+    pub async fn put(&self, i: usize, path: &str, body: Value) -> (u16, Value) {
+        self.request(i, reqwest::Method::PUT, path, Some(body))
+            .await
+    }
+
+    /// Any request; status 0 when the node did not answer.
+    pub async fn request(
+        &self,
+        i: usize,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("http://{}{}", self.nodes[i].addr, path);
+        let mut req = self.http.request(method, &url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let v = resp.json().await.unwrap_or(Value::Null);
+                (status, v)
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    /// Node `i`'s `/cluster` view, if it answers.
+    pub async fn cluster_view(&self, i: usize) -> Option<Value> {
+        let (s, v) = self.get(i, "/cluster").await;
+        (s == 200).then_some(v)
+    }
+
+    /// Waits until every running node agrees on one leader; returns the leader's index.
+    pub async fn leader(&self, timeout: Duration) -> usize {
+        self.leader_among(&(0..self.nodes.len()).collect::<Vec<_>>(), timeout)
+            .await
+    }
+
+    /// Waits until the given nodes agree on one leader among them.
+    pub async fn leader_among(&self, among: &[usize], timeout: Duration) -> usize {
+        eventually(
+            timeout,
+            "one leader that the given nodes agree on",
+            || async {
+                let mut leader = None;
+                for &i in among {
+                    let v = self.cluster_view(i).await?;
+                    let l = v["leader_id"].as_u64()?;
+                    if leader.is_some_and(|x| x != l) {
+                        return None;
+                    }
+                    leader = Some(l);
+                }
+                let idx = self.nodes.iter().position(|n| Some(n.id) == leader)?;
+                let v = self.cluster_view(idx).await?;
+                (v["role"] == "leader").then_some(idx)
+            },
+        )
+        .await
+    }
+
+    /// Waits until `n` voters are in the membership as seen by the leader.
+    pub async fn wait_voters(&self, n: usize, timeout: Duration) {
+        eventually(timeout, &format!("{n} voters"), || async {
+            for i in 0..self.nodes.len() {
+                if let Some(v) = self.cluster_view(i).await {
+                    if v["role"] == "leader" {
+                        let voters = v["members"]
+                            .as_array()?
+                            .iter()
+                            .filter(|m| m["voter"] == true)
+                            .count();
+                        return (voters >= n).then_some(());
+                    }
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Waits until node `i` has applied `offset`.
+    pub async fn wait_applied(&self, i: usize, offset: u64, timeout: Duration) {
+        eventually(
+            timeout,
+            &format!("node {} applied {offset}", self.nodes[i].id),
+            || async {
+                let v = self.cluster_view(i).await?;
+                (v["applied_offset"].as_u64()? >= offset).then_some(())
+            },
+        )
+        .await
+    }
+
+    /// Creates a topic through node `i`, retrying while there is no leader; returns its offset.
+    pub async fn create_topic(&self, i: usize, name: &str) -> u64 {
+        eventually(
+            Duration::from_secs(20),
+            &format!("topic {name} created via node {i}"),
+            || async {
+                let (s, v) = self
+                    .post(i, "/create_topic", serde_json::json!({"name": name}))
+                    .await;
+                match s {
+                    200 => v["offset"].as_u64(),
+                    503 | 0 => None,
+                    other => panic!("create_topic {name}: {other} {v}"),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Every record node `i` holds from `from`, read page by page with `/fetch`.
+    pub async fn records_from(&self, i: usize, from: u64) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut next = from;
+        loop {
+            let (s, v) = self
+                .get(i, &format!("/fetch?offset={next}&max_records=10000"))
+                .await;
+            assert_eq!(s, 200, "fetch on node {i}: {v}");
+            assert!(
+                v.get("snapshot").is_none(),
+                "offset {next} is below node {i}'s log start"
+            );
+            let recs = v["records"].as_array().cloned().unwrap_or_default();
+            let n = v["next_offset"].as_u64().expect("next_offset");
+            if recs.is_empty() && n == next {
+                return out;
+            }
+            out.extend(recs);
+            next = n;
+        }
+    }
+
+    /// Path of a node's data directory.
+    pub fn data_dir(&self, i: usize) -> &Path {
+        &self.nodes[i].data_dir
+    }
+}
+
+/// Runs `yakt-dump` with arguments; returns (exit code, stdout, stderr).
+pub fn dump(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(YAKT_DUMP)
+        .args(args)
+        .output()
+        .expect("run yakt-dump");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
