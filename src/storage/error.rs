@@ -15,7 +15,11 @@ pub enum StorageError {
     },
     /// A checksum failed (or a frame is malformed) somewhere other than a torn tail.
     #[error("corrupt data in {path} at byte {offset}: {reason}. This is disk corruption, not a torn write; wipe this node's data directory and let it rejoin the cluster")]
-    Corrupt { path: PathBuf, offset: u64, reason: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     /// The caller broke an invariant (non-contiguous append, read of a purged index, ...).
     #[error("invalid operation: {0}")]
     Invalid(String),

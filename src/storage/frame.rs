@@ -50,10 +50,18 @@ pub enum FrameError {
     BadMagic(u32),
     /// Unknown version or non-zero reserved bits.
     #[error("unsupported frame version {version} / flags {flags} / reserved {reserved}")]
-    Unsupported { version: u8, flags: u8, reserved: u16 },
+    Unsupported {
+        version: u8,
+        flags: u8,
+        reserved: u16,
+    },
     /// The checksum does not match; `index` is the (unverified) index field.
     #[error("crc mismatch: stored {stored:#010x}, computed {computed:#010x} (unverified index field {index})")]
-    BadCrc { stored: u32, computed: u32, index: u64 },
+    BadCrc {
+        stored: u32,
+        computed: u32,
+        index: u64,
+    },
 }
 
 fn u16_at(buf: &[u8], at: usize) -> u16 {
@@ -91,7 +99,10 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame<'_>, FrameError> {
         if buf.iter().all(|&b| b == 0) {
             return Err(FrameError::Zero);
         }
-        return Err(FrameError::Truncated { needed: FRAME_HEADER_LEN as u64, available: buf.len() as u64 });
+        return Err(FrameError::Truncated {
+            needed: FRAME_HEADER_LEN as u64,
+            available: buf.len() as u64,
+        });
     }
     let header = &buf[..FRAME_HEADER_LEN];
     if header.iter().all(|&b| b == 0) {
@@ -107,7 +118,11 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame<'_>, FrameError> {
     let flags = header[13];
     let reserved = u16_at(header, 14);
     if version != FRAME_VERSION || flags != 0 || reserved != 0 {
-        return Err(FrameError::Unsupported { version, flags, reserved });
+        return Err(FrameError::Unsupported {
+            version,
+            flags,
+            reserved,
+        });
     }
     let index = u64_at(header, 16);
     let available = buf.len() - FRAME_HEADER_LEN;
@@ -120,16 +135,37 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame<'_>, FrameError> {
     let payload = &buf[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len];
     let computed = frame_crc(&header[8..], payload);
     if computed != stored {
-        return Err(FrameError::BadCrc { stored, computed, index });
+        return Err(FrameError::BadCrc {
+            stored,
+            computed,
+            index,
+        });
     }
-    Ok(Frame { index, term: u64_at(header, 24), timestamp_ms: u64_at(header, 32), crc: stored, payload })
+    Ok(Frame {
+        index,
+        term: u64_at(header, 24),
+        timestamp_ms: u64_at(header, 32),
+        crc: stored,
+        payload,
+    })
 }
 
 /// Appends the encoded frame for one entry to `out`.
 ///
 /// Fails only if the payload does not fit the u32 length field.
-pub fn encode_frame(index: u64, term: u64, timestamp_ms: u64, payload: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-    let len = u32::try_from(payload.len()).map_err(|_| format!("payload of {} bytes exceeds the u32 frame length", payload.len()))?;
+pub fn encode_frame(
+    index: u64,
+    term: u64,
+    timestamp_ms: u64,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let len = u32::try_from(payload.len()).map_err(|_| {
+        format!(
+            "payload of {} bytes exceeds the u32 frame length",
+            payload.len()
+        )
+    })?;
     let mut header = [0u8; FRAME_HEADER_LEN];
     header[0..4].copy_from_slice(&FRAME_MAGIC.to_le_bytes());
     header[8..12].copy_from_slice(&len.to_le_bytes());
@@ -209,7 +245,9 @@ fn resync(buf: &[u8], from: usize) -> Option<usize> {
 fn bad_index(err: &FrameError, at: &[u8]) -> Option<u64> {
     match err {
         FrameError::BadCrc { index, .. } => Some(*index),
-        FrameError::Truncated { .. } | FrameError::Unsupported { .. } if at.len() >= 24 && u32_at(at, 0) == FRAME_MAGIC => {
+        FrameError::Truncated { .. } | FrameError::Unsupported { .. }
+            if at.len() >= 24 && u32_at(at, 0) == FRAME_MAGIC =>
+        {
             Some(u64_at(at, 16))
         }
         _ => None,
@@ -221,7 +259,10 @@ fn bad_index(err: &FrameError, at: &[u8]) -> Option<u64> {
 /// it (torn tail). Zeros after the last frame are the normal end of data.
 pub fn scan_segment(buf: &[u8]) -> SegmentScan {
     let written_end = buf.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-    let mut scan = SegmentScan { written_end: written_end as u64, ..Default::default() };
+    let mut scan = SegmentScan {
+        written_end: written_end as u64,
+        ..Default::default()
+    };
     let mut pos = 0usize;
     while pos < written_end {
         match decode_frame(&buf[pos..]) {
@@ -240,12 +281,21 @@ pub fn scan_segment(buf: &[u8]) -> SegmentScan {
                 let index = bad_index(&e, &buf[pos..]);
                 match resync(buf, pos + 1) {
                     Some(q) => {
-                        scan.corrupt.push(BadRegion { pos: pos as u64, len: (q - pos) as u64, index, reason: e.to_string() });
+                        scan.corrupt.push(BadRegion {
+                            pos: pos as u64,
+                            len: (q - pos) as u64,
+                            index,
+                            reason: e.to_string(),
+                        });
                         pos = q;
                     }
                     None => {
-                        scan.torn_tail =
-                            Some(BadRegion { pos: pos as u64, len: (written_end - pos) as u64, index, reason: e.to_string() });
+                        scan.torn_tail = Some(BadRegion {
+                            pos: pos as u64,
+                            len: (written_end - pos) as u64,
+                            index,
+                            reason: e.to_string(),
+                        });
                         break;
                     }
                 }
@@ -270,7 +320,10 @@ mod tests {
     fn round_trip() {
         let v = enc(7, b"hello");
         let f = decode_frame(&v).expect("decode");
-        assert_eq!((f.index, f.term, f.timestamp_ms, f.payload), (7, 3, 1007, &b"hello"[..]));
+        assert_eq!(
+            (f.index, f.term, f.timestamp_ms, f.payload),
+            (7, 3, 1007, &b"hello"[..])
+        );
         assert_eq!(f.encoded_len(), v.len());
     }
 
@@ -279,10 +332,16 @@ mod tests {
         assert_eq!(decode_frame(&[0u8; 100]), Err(FrameError::Zero));
         assert_eq!(decode_frame(&[0u8; 3]), Err(FrameError::Zero));
         let v = enc(7, b"hello");
-        assert!(matches!(decode_frame(&v[..v.len() - 1]), Err(FrameError::Truncated { .. })));
+        assert!(matches!(
+            decode_frame(&v[..v.len() - 1]),
+            Err(FrameError::Truncated { .. })
+        ));
         let mut bad = v.clone();
         bad[FRAME_HEADER_LEN + 1] ^= 1;
-        assert!(matches!(decode_frame(&bad), Err(FrameError::BadCrc { index: 7, .. })));
+        assert!(matches!(
+            decode_frame(&bad),
+            Err(FrameError::BadCrc { index: 7, .. })
+        ));
         let mut bad = v;
         bad[0] ^= 1;
         assert!(matches!(decode_frame(&bad), Err(FrameError::BadMagic(_))));

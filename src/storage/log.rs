@@ -48,7 +48,9 @@ pub struct LogOptions {
 
 impl Default for LogOptions {
     fn default() -> Self {
-        Self { segment_bytes: 64 * 1024 * 1024 }
+        Self {
+            segment_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -178,29 +180,50 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StorageError {
-    StorageError::Corrupt { path: path.to_path_buf(), offset, reason: reason.into() }
+    StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason: reason.into(),
+    }
 }
 
 /// Rebuilds a same-meaning error for each of several callbacks (`StorageError` is not `Clone`).
 fn duplicate(e: &StorageError) -> StorageError {
     match e {
-        StorageError::Io { op, path, source } => {
-            StorageError::Io { op, path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
-        }
-        StorageError::Corrupt { path, offset, reason } => StorageError::Corrupt { path: path.clone(), offset: *offset, reason: reason.clone() },
+        StorageError::Io { op, path, source } => StorageError::Io {
+            op,
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        StorageError::Corrupt {
+            path,
+            offset,
+            reason,
+        } => StorageError::Corrupt {
+            path: path.clone(),
+            offset: *offset,
+            reason: reason.clone(),
+        },
         StorageError::Invalid(s) => StorageError::Invalid(s.clone()),
     }
 }
 
 fn decode_purged(body: &[u8], path: &Path) -> Result<EntryId, StorageError> {
     if body.len() != 16 {
-        return Err(corrupt(path, 16, format!("last-purged body is {} bytes, expected 16", body.len())));
+        return Err(corrupt(
+            path,
+            16,
+            format!("last-purged body is {} bytes, expected 16", body.len()),
+        ));
     }
     let mut i = [0u8; 8];
     let mut t = [0u8; 8];
     i.copy_from_slice(&body[..8]);
     t.copy_from_slice(&body[8..]);
-    Ok(EntryId { index: u64::from_le_bytes(i), term: u64::from_le_bytes(t) })
+    Ok(EntryId {
+        index: u64::from_le_bytes(i),
+        term: u64::from_le_bytes(t),
+    })
 }
 
 /// Decodes the body of the last-purged file (index u64 LE, term u64 LE); for `yakt-dump`.
@@ -244,7 +267,11 @@ impl Inner {
                         u.files.push((Arc::clone(f), p.clone()));
                     }
                 }
-                return Err(StorageError::Io { op: "fdatasync", path: path.clone(), source });
+                return Err(StorageError::Io {
+                    op: "fdatasync",
+                    path: path.clone(),
+                    source,
+                });
             }
         }
         Ok((last, epoch))
@@ -256,9 +283,11 @@ impl Inner {
         loop {
             if g.done >= target {
                 return match &g.failed {
-                    Some((path, kind, msg)) => {
-                        Err(StorageError::Io { op: "fdatasync", path: path.clone(), source: std::io::Error::new(*kind, msg.clone()) })
-                    }
+                    Some((path, kind, msg)) => Err(StorageError::Io {
+                        op: "fdatasync",
+                        path: path.clone(),
+                        source: std::io::Error::new(*kind, msg.clone()),
+                    }),
                     None => Ok(g.durable),
                 };
             }
@@ -311,7 +340,11 @@ impl Inner {
                 return;
             }
             let max = batch.iter().map(|(i, _)| *i).max();
-            let res = if max <= self.durable_index() { Ok(self.durable_index()) } else { self.sync() };
+            let res = if max <= self.durable_index() {
+                Ok(self.durable_index())
+            } else {
+                self.sync()
+            };
             let mut leftover = Vec::new();
             match res {
                 Ok(durable) => {
@@ -319,7 +352,9 @@ impl Inner {
                         if Some(idx) <= durable {
                             cb(Ok(()));
                         } else if shutdown {
-                            cb(Err(StorageError::Invalid(format!("log closed before index {idx} was appended and made durable"))));
+                            cb(Err(StorageError::Invalid(format!(
+                                "log closed before index {idx} was appended and made durable"
+                            ))));
                         } else {
                             leftover.push((idx, cb));
                         }
@@ -339,7 +374,10 @@ impl Inner {
                 let mut p = lock(&self.pending);
                 leftover.append(&mut p.callbacks);
                 p.callbacks = leftover;
-                let (p, _) = self.pending_cv.wait_timeout(p, Duration::from_millis(5)).unwrap_or_else(|e| e.into_inner());
+                let (p, _) = self
+                    .pending_cv
+                    .wait_timeout(p, Duration::from_millis(5))
+                    .unwrap_or_else(|e| e.into_inner());
                 drop(p);
             }
         }
@@ -352,7 +390,10 @@ impl SegmentLog {
     /// fdatasyncs what it keeps so that everything readable after open is durable.
     pub fn open(dir: &Path, opts: LogOptions) -> Result<(Self, RecoveryReport), StorageError> {
         if opts.segment_bytes < FRAME_HEADER_LEN as u64 {
-            return Err(StorageError::Invalid(format!("segment_bytes {} is smaller than a frame header", opts.segment_bytes)));
+            return Err(StorageError::Invalid(format!(
+                "segment_bytes {} is smaller than a frame header",
+                opts.segment_bytes
+            )));
         }
         fs::create_dir_all(dir).map_err(io_err("create dir", dir))?;
         let purged_file = AtomicFile::open(dir, LAST_PURGED_FILE_NAME, LAST_PURGED_MAGIC)?;
@@ -386,13 +427,22 @@ impl SegmentLog {
         // entry is deleted and the one before becomes the newest.
         while let Some((seg, scan)) = opened.last_mut() {
             if let Some(bad) = scan.corrupt.first() {
-                return Err(corrupt(&seg.path, bad.pos, format!("{} (followed by valid frames)", bad.reason)));
+                return Err(corrupt(
+                    &seg.path,
+                    bad.pos,
+                    format!("{} (followed by valid frames)", bad.reason),
+                ));
             }
             if let Some(torn) = scan.torn_tail.take() {
                 tracing::warn!(file = %seg.path.display(), offset = torn.pos, bytes_dropped = torn.len, reason = %torn.reason, "truncating torn tail of the newest segment");
                 seg.zero_range_durably(torn.pos, scan.written_end)?;
                 report.truncated_bytes += torn.len;
-                report.truncated.push(TruncatedTail { path: seg.path.clone(), offset: torn.pos, bytes: torn.len, reason: torn.reason });
+                report.truncated.push(TruncatedTail {
+                    path: seg.path.clone(),
+                    offset: torn.pos,
+                    bytes: torn.len,
+                    reason: torn.reason,
+                });
             }
             if !scan.frames.is_empty() {
                 break;
@@ -404,43 +454,76 @@ impl SegmentLog {
             report.removed_empty_segments.push(path);
             dir_dirty = true;
         }
-        // Everything else must be clean and contiguous.
+        // Everything else must be clean, and each segment's frames contiguous from its base.
         let mut segments: Vec<Segment> = Vec::with_capacity(opened.len());
-        let mut expected: Option<u64> = None;
         for (mut seg, scan) in opened {
             if let Some(bad) = scan.corrupt.first().or(scan.torn_tail.as_ref()) {
-                return Err(corrupt(&seg.path, bad.pos, format!("{} (not at the tail of the newest segment)", bad.reason)));
-            }
-            if let Some(exp) = expected {
-                if seg.base != exp {
-                    return Err(corrupt(&seg.path, 0, format!("segment starts at index {} but the previous segment ends at {}", seg.base, exp.wrapping_sub(1))));
-                }
+                return Err(corrupt(
+                    &seg.path,
+                    bad.pos,
+                    format!("{} (not at the tail of the newest segment)", bad.reason),
+                ));
             }
             for (k, f) in scan.frames.iter().enumerate() {
                 let want = seg.base + k as u64;
                 if f.index != want {
-                    return Err(corrupt(&seg.path, f.pos, format!("frame has index {} but index {want} was expected here", f.index)));
+                    return Err(corrupt(
+                        &seg.path,
+                        f.pos,
+                        format!(
+                            "frame has index {} but index {want} was expected here",
+                            f.index
+                        ),
+                    ));
                 }
                 seg.positions.push(f.pos);
                 seg.time.observe(f.index, f.timestamp_ms, f.pos);
             }
             seg.write_pos = scan.data_end;
-            expected = Some(seg.base + seg.len());
             segments.push(seg);
         }
         // Finish a purge interrupted after last_purged was persisted.
         if let Some(p) = last_purged {
-            while !segments.is_empty() && segments[0].last_index().is_some_and(|l| l <= p.index) {
-                let s = segments.remove(0);
-                tracing::info!(path = %s.path.display(), "removing segment wholly below last_purged left by an interrupted purge");
-                Segment::remove_file(&s.path)?;
-                report.removed_purged_segments.push(s.path.clone());
-                dir_dirty = true;
+            let mut kept = Vec::with_capacity(segments.len());
+            for s in segments {
+                if s.last_index().is_none_or(|l| l <= p.index) {
+                    tracing::info!(path = %s.path.display(), "removing segment wholly below last_purged left by an interrupted purge");
+                    Segment::remove_file(&s.path)?;
+                    report.removed_purged_segments.push(s.path.clone());
+                    dir_dirty = true;
+                } else {
+                    kept.push(s);
+                }
             }
+            segments = kept;
             if let Some(first) = segments.first() {
                 if first.base > p.index.saturating_add(1) {
-                    return Err(corrupt(&first.path, 0, format!("entries {}..{} are missing (last purged is {})", p.index + 1, first.base, p.index)));
+                    return Err(corrupt(
+                        &first.path,
+                        0,
+                        format!(
+                            "entries {}..{} are missing (last purged is {})",
+                            p.index + 1,
+                            first.base,
+                            p.index
+                        ),
+                    ));
                 }
+            }
+        }
+        // Segments must follow each other without gaps.
+        for w in segments.windows(2) {
+            let exp = w[0].base + w[0].len();
+            if w[1].base != exp {
+                return Err(corrupt(
+                    &w[1].path,
+                    0,
+                    format!(
+                        "segment starts at index {} but the previous segment ends at {}",
+                        w[1].base,
+                        exp.wrapping_sub(1)
+                    ),
+                ));
             }
         }
         if dir_dirty {
@@ -449,7 +532,10 @@ impl SegmentLog {
         for s in &segments {
             s.file.sync_data().map_err(io_err("fdatasync", &s.path))?;
         }
-        let state = State { segments, last_purged };
+        let state = State {
+            segments,
+            last_purged,
+        };
         let last = state.last_index().or(last_purged.map(|p| p.index));
         report.segments = state.segments.len();
         report.entries = state.segments.iter().map(|s| s.len()).sum();
@@ -459,8 +545,14 @@ impl SegmentLog {
             purged_file,
             writer: Mutex::new(()),
             state: RwLock::new(state),
-            unsynced: Mutex::new(Unsynced { last, ..Default::default() }),
-            group: Mutex::new(Group { durable: last, ..Default::default() }),
+            unsynced: Mutex::new(Unsynced {
+                last,
+                ..Default::default()
+            }),
+            group: Mutex::new(Group {
+                durable: last,
+                ..Default::default()
+            }),
             group_cv: Condvar::new(),
             pending: Mutex::new(Pending::default()),
             pending_cv: Condvar::new(),
@@ -471,13 +563,21 @@ impl SegmentLog {
             .name("yakt-log-flusher".into())
             .spawn(move || for_thread.flusher_loop())
             .map_err(io_err("spawn flusher thread", dir))?;
-        Ok((Self { inner, flusher: Some(flusher) }, report))
+        Ok((
+            Self {
+                inner,
+                flusher: Some(flusher),
+            },
+            report,
+        ))
     }
 
     /// Appends contiguous entries; readable on return, not durable (see [`SegmentLog::sync`]).
     /// Never fsyncs data; rolling to a new segment fsyncs the directory (creation is durable).
     pub fn append(&self, entries: &[StoredEntry]) -> Result<(), StorageError> {
-        let Some(first) = entries.first() else { return Ok(()) };
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
         let inner = &*self.inner;
         let _w = lock(&inner.writer);
         let expected = {
@@ -490,12 +590,18 @@ impl SegmentLog {
         };
         if let Some(exp) = expected {
             if first.index != exp {
-                return Err(StorageError::Invalid(format!("append at index {} but the next index is {exp}", first.index)));
+                return Err(StorageError::Invalid(format!(
+                    "append at index {} but the next index is {exp}",
+                    first.index
+                )));
             }
         }
         for w in entries.windows(2) {
             if w[0].index.checked_add(1) != Some(w[1].index) {
-                return Err(StorageError::Invalid(format!("append batch not contiguous: {} then {}", w[0].index, w[1].index)));
+                return Err(StorageError::Invalid(format!(
+                    "append batch not contiguous: {} then {}",
+                    w[0].index, w[1].index
+                )));
             }
         }
         let mut buf = Vec::new();
@@ -506,7 +612,9 @@ impl SegmentLog {
             let (seg_idx, mut pos, capacity) = {
                 let st = inner.read_state();
                 match st.segments.last() {
-                    Some(s) if s.len() > 0 && s.write_pos + need <= s.capacity => (st.segments.len() - 1, s.write_pos, s.capacity),
+                    Some(s) if s.len() > 0 && s.write_pos + need <= s.capacity => {
+                        (st.segments.len() - 1, s.write_pos, s.capacity)
+                    }
                     _ => (usize::MAX, 0, 0),
                 }
             };
@@ -545,7 +653,8 @@ impl SegmentLog {
                 if pos + len > capacity {
                     break;
                 }
-                encode_frame(e.index, e.term, e.timestamp_ms, &e.payload, &mut buf).map_err(StorageError::Invalid)?;
+                encode_frame(e.index, e.term, e.timestamp_ms, &e.payload, &mut buf)
+                    .map_err(StorageError::Invalid)?;
                 frames.push((e.index, e.timestamp_ms, pos));
                 pos += len;
                 i += 1;
@@ -601,19 +710,32 @@ impl SegmentLog {
     }
 
     /// Entries in `[start, end)` that exist, at least one if any; `max_bytes` bounds payload bytes.
-    pub fn read_range(&self, start: u64, end: u64, max_bytes: Option<usize>) -> Result<Vec<StoredEntry>, StorageError> {
+    pub fn read_range(
+        &self,
+        start: u64,
+        end: u64,
+        max_bytes: Option<usize>,
+    ) -> Result<Vec<StoredEntry>, StorageError> {
         let st = self.inner.read_state();
-        let (Some(first), Some(last)) = (st.first_index(), st.last_index()) else { return Ok(Vec::new()) };
+        let (Some(first), Some(last)) = (st.first_index(), st.last_index()) else {
+            return Ok(Vec::new());
+        };
         let from = start.max(first);
         let to = end.min(last.saturating_add(1));
         let mut out = Vec::new();
         let mut bytes = 0usize;
         let mut idx = from;
         while idx < to {
-            let Some(seg) = st.segment_for(idx) else { break };
+            let Some(seg) = st.segment_for(idx) else {
+                break;
+            };
             let f = seg.frame_at(seg.positions[(idx - seg.base) as usize])?;
             if f.index != idx {
-                return Err(corrupt(&seg.path, seg.positions[(idx - seg.base) as usize], format!("frame has index {} but {idx} was expected", f.index)));
+                return Err(corrupt(
+                    &seg.path,
+                    seg.positions[(idx - seg.base) as usize],
+                    format!("frame has index {} but {idx} was expected", f.index),
+                ));
             }
             if let Some(max) = max_bytes {
                 if !out.is_empty() && bytes + f.payload.len() > max {
@@ -621,7 +743,12 @@ impl SegmentLog {
                 }
             }
             bytes += f.payload.len();
-            out.push(StoredEntry { index: f.index, term: f.term, timestamp_ms: f.timestamp_ms, payload: f.payload.to_vec() });
+            out.push(StoredEntry {
+                index: f.index,
+                term: f.term,
+                timestamp_ms: f.timestamp_ms,
+                payload: f.payload.to_vec(),
+            });
             idx += 1;
         }
         Ok(out)
@@ -636,7 +763,9 @@ impl SegmentLog {
         // 1. Publish the shorter log to readers (no I/O under the state lock but a rescan).
         let (removed, zero, new_last) = {
             let mut st = inner.write_state();
-            let split = st.segments.partition_point(|s| index.is_some_and(|i| s.base <= i));
+            let split = st
+                .segments
+                .partition_point(|s| index.is_some_and(|i| s.base <= i));
             let removed: Vec<PathBuf> = st.segments.drain(split..).map(|s| s.path).collect();
             let mut zero = None;
             if let (Some(i), Some(seg)) = (index, st.segments.last_mut()) {
@@ -650,7 +779,21 @@ impl SegmentLog {
                     rescan_time(seg)?;
                 }
             }
-            (removed, zero, st.last_index().or(st.last_purged.map(|p| p.index)))
+            let mut removed = removed;
+            if let Some(p) = st.last_purged {
+                if st.last_index().is_none_or(|l| l <= p.index) {
+                    // Only logically purged entries are left: drop those segments too, so the
+                    // next append (at last_purged + 1) starts a fresh segment.
+                    let older: Vec<PathBuf> = st.segments.drain(..).map(|s| s.path).collect();
+                    removed.splice(0..0, older);
+                    zero = None;
+                }
+            }
+            (
+                removed,
+                zero,
+                st.last_index().or(st.last_purged.map(|p| p.index)),
+            )
         };
         // 2. Stop in-flight sync rounds from claiming truncated indexes.
         {
@@ -686,7 +829,11 @@ impl SegmentLog {
     pub fn purge_upto(&self, id: EntryId) -> Result<(), StorageError> {
         let inner = &*self.inner;
         let _w = lock(&inner.writer);
-        if inner.read_state().last_purged.is_some_and(|p| p.index > id.index) {
+        if inner
+            .read_state()
+            .last_purged
+            .is_some_and(|p| p.index > id.index)
+        {
             return Ok(());
         }
         let mut body = Vec::with_capacity(16);
@@ -696,11 +843,17 @@ impl SegmentLog {
         let removed: Vec<PathBuf> = {
             let mut st = inner.write_state();
             st.last_purged = Some(id);
-            let n = st.segments.iter().take_while(|s| s.last_index().is_none_or(|l| l <= id.index)).count();
+            let n = st
+                .segments
+                .iter()
+                .take_while(|s| s.last_index().is_none_or(|l| l <= id.index))
+                .count();
             st.segments.drain(..n).map(|s| s.path).collect()
         };
         if !removed.is_empty() {
-            lock(&inner.unsynced).files.retain(|(_, p)| !removed.contains(p));
+            lock(&inner.unsynced)
+                .files
+                .retain(|(_, p)| !removed.contains(p));
             for p in &removed {
                 Segment::remove_file(p)?;
             }
@@ -727,7 +880,10 @@ impl SegmentLog {
         st.first_index()?;
         let seg = st.segments.iter().rev().find(|s| s.len() > 0)?;
         let pos = *seg.positions.last()?;
-        seg.frame_at(pos).ok().map(|f| EntryId { index: f.index, term: f.term })
+        seg.frame_at(pos).ok().map(|f| EntryId {
+            index: f.index,
+            term: f.term,
+        })
     }
 
     /// The persisted last purged id (read from the meta file at open, never derived).
@@ -738,12 +894,19 @@ impl SegmentLog {
     /// Index of the first entry with `timestamp_ms >= ts_ms`, ignoring untimestamped (0) entries.
     pub fn find_index_by_timestamp(&self, ts_ms: u64) -> Result<Option<u64>, StorageError> {
         let st = self.inner.read_state();
-        let Some(first) = st.first_index() else { return Ok(None) };
+        let Some(first) = st.first_index() else {
+            return Ok(None);
+        };
         for seg in &st.segments {
             if seg.time.last_ts.is_none_or(|l| l < ts_ms) {
                 continue;
             }
-            let start = seg.time.scan_start(ts_ms).unwrap_or(seg.base).max(first).max(seg.base);
+            let start = seg
+                .time
+                .scan_start(ts_ms)
+                .unwrap_or(seg.base)
+                .max(first)
+                .max(seg.base);
             for idx in start..seg.base + seg.len() {
                 let pos = seg.positions[(idx - seg.base) as usize];
                 let f = seg.frame_at(pos)?;
@@ -782,7 +945,10 @@ impl SegmentLog {
 
 /// Recomputes a truncated segment's last timestamp by scanning from its last time-index point.
 fn rescan_time(seg: &mut Segment) -> Result<(), StorageError> {
-    let from = seg.time.last_point().map_or(0, |p| (p.index - seg.base) as usize);
+    let from = seg
+        .time
+        .last_point()
+        .map_or(0, |p| (p.index - seg.base) as usize);
     let mut first = None;
     let mut last = None;
     for k in from..seg.positions.len() {

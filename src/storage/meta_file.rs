@@ -46,7 +46,13 @@ pub fn encode_meta(magic: u32, body: &[u8]) -> Vec<u8> {
 /// Decodes a small file; pure and panic-free. The error is `(byte offset, reason)`.
 pub fn decode_meta(magic: u32, buf: &[u8]) -> Result<&[u8], (u64, String)> {
     if buf.len() < META_HEADER_LEN {
-        return Err((0, format!("file is {} bytes, shorter than the {META_HEADER_LEN}-byte header", buf.len())));
+        return Err((
+            0,
+            format!(
+                "file is {} bytes, shorter than the {META_HEADER_LEN}-byte header",
+                buf.len()
+            ),
+        ));
     }
     let rd = |a: usize| u32::from_le_bytes([buf[a], buf[a + 1], buf[a + 2], buf[a + 3]]);
     let got = rd(0);
@@ -60,7 +66,13 @@ pub fn decode_meta(magic: u32, buf: &[u8]) -> Result<&[u8], (u64, String)> {
     }
     let len = rd(8) as usize;
     if len != buf.len() - META_HEADER_LEN {
-        return Err((8, format!("length field {len} but {} body bytes present", buf.len() - META_HEADER_LEN)));
+        return Err((
+            8,
+            format!(
+                "length field {len} but {} body bytes present",
+                buf.len() - META_HEADER_LEN
+            ),
+        ));
     }
     let body = &buf[META_HEADER_LEN..];
     let mut h = crc32fast::Hasher::new();
@@ -69,7 +81,10 @@ pub fn decode_meta(magic: u32, buf: &[u8]) -> Result<&[u8], (u64, String)> {
     let computed = h.finalize();
     let stored = rd(12);
     if computed != stored {
-        return Err((12, format!("crc mismatch: stored {stored:#010x}, computed {computed:#010x}")));
+        return Err((
+            12,
+            format!("crc mismatch: stored {stored:#010x}, computed {computed:#010x}"),
+        ));
     }
     Ok(body)
 }
@@ -87,7 +102,12 @@ impl AtomicFile {
     /// Creates `dir` if needed and removes a leftover `<name>.tmp` from an interrupted save.
     pub(crate) fn open(dir: &Path, name: &str, magic: u32) -> Result<Self, StorageError> {
         fs::create_dir_all(dir).map_err(io_err("create dir", dir))?;
-        let f = Self { dir: dir.to_path_buf(), path: dir.join(name), tmp: dir.join(format!("{name}.tmp")), magic };
+        let f = Self {
+            dir: dir.to_path_buf(),
+            path: dir.join(name),
+            tmp: dir.join(format!("{name}.tmp")),
+            magic,
+        };
         match fs::remove_file(&f.tmp) {
             Ok(()) => fsync_dir(dir)?,
             Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -108,7 +128,11 @@ impl AtomicFile {
             Err(e) => return Err(io_err("stat", &self.path)(e)),
         };
         if len > (META_HEADER_LEN + META_MAX_BODY) as u64 {
-            return Err(StorageError::Corrupt { path: self.path.clone(), offset: 0, reason: format!("file is {len} bytes, too large") });
+            return Err(StorageError::Corrupt {
+                path: self.path.clone(),
+                offset: 0,
+                reason: format!("file is {len} bytes, too large"),
+            });
         }
         let buf = match fs::read(&self.path) {
             Ok(b) => b,
@@ -117,16 +141,29 @@ impl AtomicFile {
         };
         decode_meta(self.magic, &buf)
             .map(|b| Some(b.to_vec()))
-            .map_err(|(offset, reason)| StorageError::Corrupt { path: self.path.clone(), offset, reason })
+            .map_err(|(offset, reason)| StorageError::Corrupt {
+                path: self.path.clone(),
+                offset,
+                reason,
+            })
     }
 
     /// Replaces the file durably: write tmp, fsync, rename, fsync dir.
     pub(crate) fn save(&self, body: &[u8]) -> Result<(), StorageError> {
         if body.len() > META_MAX_BODY {
-            return Err(StorageError::Invalid(format!("{} bytes is too large for {}", body.len(), self.path.display())));
+            return Err(StorageError::Invalid(format!(
+                "{} bytes is too large for {}",
+                body.len(),
+                self.path.display()
+            )));
         }
         let bytes = encode_meta(self.magic, body);
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&self.tmp).map_err(io_err("create", &self.tmp))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&self.tmp)
+            .map_err(io_err("create", &self.tmp))?;
         f.write_all(&bytes).map_err(io_err("write", &self.tmp))?;
         f.sync_all().map_err(io_err("fsync", &self.tmp))?;
         drop(f);

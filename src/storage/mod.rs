@@ -17,7 +17,9 @@ mod tests;
 
 pub use error::StorageError;
 pub use frame::{decode_frame, scan_segment, Frame, FrameError, SegmentScan};
-pub use log::{EntryId, LogOptions, RecoveryReport, SegmentInfo, SegmentLog, StoredEntry, TruncatedTail};
+pub use log::{
+    EntryId, LogOptions, RecoveryReport, SegmentInfo, SegmentLog, StoredEntry, TruncatedTail,
+};
 pub use meta_file::{decode_meta, META_HEADER_LEN};
 pub use segment::{parse_segment_file_name, segment_file_name};
 pub use snapshot::{decode_snapshot, SnapshotFile, SnapshotInfo, SnapshotStore};

@@ -50,7 +50,8 @@ fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), StorageError> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let off = libc::off_t::try_from(len).map_err(|_| StorageError::Invalid(format!("segment size {len} too large")))?;
+        let off = libc::off_t::try_from(len)
+            .map_err(|_| StorageError::Invalid(format!("segment size {len} too large")))?;
         // SAFETY: fallocate on a valid, open file descriptor; no memory is passed.
         let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, off) };
         if rc == 0 {
@@ -72,7 +73,12 @@ impl Segment {
     /// Creates a preallocated, durable (file and directory fsynced) empty segment.
     pub fn create(dir: &Path, base: u64, capacity: u64) -> Result<Self, StorageError> {
         let path = dir.join(segment_file_name(base));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_err("create segment", &path))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err("create segment", &path))?;
         preallocate(&file, &path, capacity)?;
         file.sync_all().map_err(io_err("fsync", &path))?;
         fsync_dir(dir)?;
@@ -92,7 +98,11 @@ impl Segment {
     /// Opens an existing segment and scans it raw. The caller decides what the scan means.
     /// Returns `None` for a zero-length file (a crash between create and preallocate).
     pub fn open(path: &Path, base: u64) -> Result<Option<(Self, SegmentScan)>, StorageError> {
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(io_err("open segment", path))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err("open segment", path))?;
         let capacity = file.metadata().map_err(io_err("stat", path))?.len();
         if capacity == 0 {
             return Ok(None);
@@ -124,7 +134,13 @@ impl Segment {
 
     /// Writes bytes at `pos` (not durable).
     pub fn write_at(&self, pos: u64, bytes: &[u8]) -> Result<(), StorageError> {
-        self.file.write_all_at(bytes, pos).map_err(|source| StorageError::Io { op: "write", path: self.path.clone(), source })
+        self.file
+            .write_all_at(bytes, pos)
+            .map_err(|source| StorageError::Io {
+                op: "write",
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Overwrites `[from, to)` with zeros and fdatasyncs.
@@ -136,7 +152,9 @@ impl Segment {
             self.write_at(pos, &zeros[..n])?;
             pos += n as u64;
         }
-        self.file.sync_data().map_err(io_err("fdatasync", &self.path))
+        self.file
+            .sync_data()
+            .map_err(io_err("fdatasync", &self.path))
     }
 
     /// Decodes the frame at `pos` with full verification, naming the file and offset on failure.
@@ -144,7 +162,11 @@ impl Segment {
         let end = self.write_pos.min(self.map.len() as u64) as usize;
         let start = pos as usize;
         let buf = self.map.get(start..end).unwrap_or(&[]);
-        decode_frame(buf).map_err(|e| StorageError::Corrupt { path: self.path.clone(), offset: pos, reason: e.to_string() })
+        decode_frame(buf).map_err(|e| StorageError::Corrupt {
+            path: self.path.clone(),
+            offset: pos,
+            reason: e.to_string(),
+        })
     }
 
     /// Deletes the file (the caller fsyncs the directory).
@@ -166,7 +188,10 @@ mod tests {
         assert_eq!(segment_file_name(1), "00000000000000000001.log");
         assert_eq!(parse_segment_file_name("00000000000000000001.log"), Some(1));
         assert_eq!(parse_segment_file_name("1.log"), None);
-        assert_eq!(parse_segment_file_name("00000000000000000001.log.tmp"), None);
+        assert_eq!(
+            parse_segment_file_name("00000000000000000001.log.tmp"),
+            None
+        );
     }
 
     #[test]

@@ -65,7 +65,13 @@ fn u64_at(b: &[u8], a: usize) -> u64 {
 /// Parses the header only (magic, version, fields); does not check lengths or CRC.
 pub fn decode_snapshot_header(buf: &[u8]) -> Result<SnapshotHeader, (u64, String)> {
     if buf.len() < SNAPSHOT_HEADER_LEN {
-        return Err((0, format!("{} bytes, shorter than the {SNAPSHOT_HEADER_LEN}-byte header", buf.len())));
+        return Err((
+            0,
+            format!(
+                "{} bytes, shorter than the {SNAPSHOT_HEADER_LEN}-byte header",
+                buf.len()
+            ),
+        ));
     }
     let magic = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
     if magic != SNAPSHOT_MAGIC {
@@ -93,7 +99,13 @@ pub fn decode_snapshot(buf: &[u8]) -> Result<SnapshotView<'_>, (u64, String)> {
     match h.meta_len.checked_add(h.payload_len) {
         Some(n) if n == body => {}
         _ => {
-            return Err((24, format!("meta_len {} + payload_len {} does not match the {body} bytes after the header", h.meta_len, h.payload_len)))
+            return Err((
+                24,
+                format!(
+                    "meta_len {} + payload_len {} does not match the {body} bytes after the header",
+                    h.meta_len, h.payload_len
+                ),
+            ))
         }
     }
     let meta_end = SNAPSHOT_HEADER_LEN + h.meta_len as usize;
@@ -102,9 +114,21 @@ pub fn decode_snapshot(buf: &[u8]) -> Result<SnapshotView<'_>, (u64, String)> {
     hasher.update(&buf[SNAPSHOT_HEADER_LEN..]);
     let computed = hasher.finalize();
     if computed != h.crc {
-        return Err((40, format!("crc mismatch: stored {:#010x}, computed {computed:#010x}", h.crc)));
+        return Err((
+            40,
+            format!(
+                "crc mismatch: stored {:#010x}, computed {computed:#010x}",
+                h.crc
+            ),
+        ));
     }
-    Ok(SnapshotView { offset: h.offset, term: h.term, crc: h.crc, meta: &buf[SNAPSHOT_HEADER_LEN..meta_end], payload: &buf[meta_end..] })
+    Ok(SnapshotView {
+        offset: h.offset,
+        term: h.term,
+        crc: h.crc,
+        meta: &buf[SNAPSHOT_HEADER_LEN..meta_end],
+        payload: &buf[meta_end..],
+    })
 }
 
 /// Encodes a snapshot file's bytes.
@@ -136,7 +160,11 @@ pub fn snapshot_file_name(offset: u64, term: u64) -> String {
 pub fn parse_snapshot_file_name(name: &str) -> Option<(u64, u64)> {
     let stem = name.strip_suffix(".snap")?;
     let (o, t) = stem.split_once('-')?;
-    if o.len() != 20 || !o.bytes().all(|b| b.is_ascii_digit()) || t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+    if o.len() != 20
+        || !o.bytes().all(|b| b.is_ascii_digit())
+        || t.is_empty()
+        || !t.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     Some((o.parse().ok()?, t.parse().ok()?))
@@ -162,7 +190,9 @@ impl SnapshotStore {
         if removed {
             fsync_dir(dir)?;
         }
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Lists `.snap` files by name, highest `(offset, term)` first (unverified).
@@ -173,7 +203,12 @@ impl SnapshotStore {
             let name = e.file_name();
             if let Some((offset, term)) = parse_snapshot_file_name(&name.to_string_lossy()) {
                 let size = e.metadata().map_err(io_err("stat", &e.path()))?.len();
-                out.push(SnapshotInfo { offset, term, path: e.path(), size });
+                out.push(SnapshotInfo {
+                    offset,
+                    term,
+                    path: e.path(),
+                    size,
+                });
             }
         }
         out.sort_by(|a, b| (b.offset, b.term).cmp(&(a.offset, a.term)));
@@ -181,12 +216,23 @@ impl SnapshotStore {
     }
 
     /// Writes a snapshot durably (tmp, fsync, rename, fsync dir), then deletes older ones.
-    pub fn write(&self, offset: u64, term: u64, meta: &[u8], payload: &[u8]) -> Result<SnapshotInfo, StorageError> {
+    pub fn write(
+        &self,
+        offset: u64,
+        term: u64,
+        meta: &[u8],
+        payload: &[u8],
+    ) -> Result<SnapshotInfo, StorageError> {
         let name = snapshot_file_name(offset, term);
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!("{name}.tmp"));
         let bytes = encode_snapshot(offset, term, meta, payload);
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io_err("create", &tmp))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
         f.write_all(&bytes).map_err(io_err("write", &tmp))?;
         f.sync_all().map_err(io_err("fsync", &tmp))?;
         drop(f);
@@ -205,7 +251,12 @@ impl SnapshotStore {
         if deleted {
             fsync_dir(&self.dir)?;
         }
-        Ok(SnapshotInfo { offset, term, path, size: bytes.len() as u64 })
+        Ok(SnapshotInfo {
+            offset,
+            term,
+            path,
+            size: bytes.len() as u64,
+        })
     }
 
     /// The highest snapshot that verifies; files that fail verification are skipped with a warning.
@@ -213,8 +264,12 @@ impl SnapshotStore {
         for info in self.list()? {
             match Self::read_file(&info.path) {
                 Ok(s) if s.offset == info.offset && s.term == info.term => return Ok(Some(info)),
-                Ok(s) => tracing::warn!(path = %info.path.display(), header_offset = s.offset, header_term = s.term, "snapshot header does not match its file name; skipping"),
-                Err(e) => tracing::warn!(path = %info.path.display(), error = %e, "snapshot fails verification; skipping"),
+                Ok(s) => {
+                    tracing::warn!(path = %info.path.display(), header_offset = s.offset, header_term = s.term, "snapshot header does not match its file name; skipping")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %info.path.display(), error = %e, "snapshot fails verification; skipping")
+                }
             }
         }
         Ok(None)
@@ -230,8 +285,17 @@ impl SnapshotStore {
     /// Allocates only the file's actual size; the header's lengths are checked against it.
     pub fn read_file(path: &Path) -> Result<SnapshotFile, StorageError> {
         let buf = fs::read(path).map_err(io_err("read", path))?;
-        let v = decode_snapshot(&buf).map_err(|(offset, reason)| StorageError::Corrupt { path: path.to_path_buf(), offset, reason })?;
-        Ok(SnapshotFile { offset: v.offset, term: v.term, meta: v.meta.to_vec(), payload: v.payload.to_vec() })
+        let v = decode_snapshot(&buf).map_err(|(offset, reason)| StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason,
+        })?;
+        Ok(SnapshotFile {
+            offset: v.offset,
+            term: v.term,
+            meta: v.meta.to_vec(),
+            payload: v.payload.to_vec(),
+        })
     }
 }
 
@@ -246,12 +310,18 @@ mod tests {
         let s = SnapshotStore::open(d.path()).expect("open");
         assert_eq!(s.latest().expect("latest"), None);
         let a = s.write(10, 2, b"meta-a", b"payload-a").expect("write");
-        assert_eq!(a.path.file_name().map(|n| n.to_string_lossy().into_owned()), Some("00000000000000000010-2.snap".into()));
+        assert_eq!(
+            a.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            Some("00000000000000000010-2.snap".into())
+        );
         let b = s.write(20, 3, b"meta-b", &[7u8; 1000]).expect("write");
         assert!(!a.path.exists(), "older snapshot deleted");
         assert_eq!(s.latest().expect("latest"), Some(b.clone()));
         let f = s.read(&b).expect("read");
-        assert_eq!((f.offset, f.term, f.meta.as_slice(), f.payload.len()), (20, 3, &b"meta-b"[..], 1000));
+        assert_eq!(
+            (f.offset, f.term, f.meta.as_slice(), f.payload.len()),
+            (20, 3, &b"meta-b"[..], 1000)
+        );
     }
 
     #[test]
@@ -265,12 +335,18 @@ mod tests {
         let n = bytes.len();
         bytes[n - 3] ^= 1;
         fs::write(&bad_path, &bytes).expect("write");
-        assert!(matches!(SnapshotStore::read_file(&bad_path), Err(StorageError::Corrupt { offset: 40, .. })));
+        assert!(matches!(
+            SnapshotStore::read_file(&bad_path),
+            Err(StorageError::Corrupt { offset: 40, .. })
+        ));
         assert_eq!(s.latest().expect("latest"), Some(good));
         // A length field larger than the file is rejected before any allocation.
         bytes[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
         fs::write(&bad_path, &bytes).expect("write");
-        assert!(matches!(SnapshotStore::read_file(&bad_path), Err(StorageError::Corrupt { offset: 24, .. })));
+        assert!(matches!(
+            SnapshotStore::read_file(&bad_path),
+            Err(StorageError::Corrupt { offset: 24, .. })
+        ));
     }
 
     #[test]
@@ -284,9 +360,15 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(parse_snapshot_file_name("00000000000000000010-2.snap"), Some((10, 2)));
+        assert_eq!(
+            parse_snapshot_file_name("00000000000000000010-2.snap"),
+            Some((10, 2))
+        );
         assert_eq!(parse_snapshot_file_name("10-2.snap"), None);
-        assert_eq!(parse_snapshot_file_name("00000000000000000010-2.snap.tmp"), None);
+        assert_eq!(
+            parse_snapshot_file_name("00000000000000000010-2.snap.tmp"),
+            None
+        );
     }
 
     proptest! {

@@ -34,9 +34,16 @@ impl TimeIndex {
             self.first_ts = Some(timestamp_ms);
         }
         self.last_ts = Some(timestamp_ms);
-        let due = self.points.last().is_none_or(|p| pos >= p.pos + TIME_INDEX_INTERVAL_BYTES);
+        let due = self
+            .points
+            .last()
+            .is_none_or(|p| pos >= p.pos + TIME_INDEX_INTERVAL_BYTES);
         if due {
-            self.points.push(TimePoint { timestamp_ms, index, pos });
+            self.points.push(TimePoint {
+                timestamp_ms,
+                index,
+                pos,
+            });
         }
     }
 

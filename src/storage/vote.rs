@@ -21,7 +21,9 @@ pub struct VoteFile {
 impl VoteFile {
     /// Opens (creating `dir` if needed) the vote file in `dir`; removes a leftover `vote.tmp`.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        Ok(Self { file: AtomicFile::open(dir, VOTE_FILE_NAME, VOTE_MAGIC)? })
+        Ok(Self {
+            file: AtomicFile::open(dir, VOTE_FILE_NAME, VOTE_MAGIC)?,
+        })
     }
 
     /// Where the vote file lives (for diagnostics).
