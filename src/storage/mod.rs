@@ -4,11 +4,23 @@
 //! Every rule in `segments-format.md` is implemented here.
 
 pub mod error;
+pub mod frame;
 pub mod log;
+mod meta_file;
+mod segment;
 pub mod snapshot;
+mod time_index;
 pub mod vote;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::StorageError;
-pub use log::{EntryId, LogOptions, RecoveryReport, SegmentInfo, SegmentLog, StoredEntry};
-pub use snapshot::{SnapshotFile, SnapshotInfo, SnapshotStore};
+pub use frame::{decode_frame, scan_segment, Frame, FrameError, SegmentScan};
+pub use log::{
+    EntryId, LogOptions, RecoveryReport, SegmentInfo, SegmentLog, StoredEntry, TruncatedTail,
+};
+pub use meta_file::{decode_meta, META_HEADER_LEN};
+pub use segment::{parse_segment_file_name, segment_file_name};
+pub use snapshot::{decode_snapshot, SnapshotFile, SnapshotInfo, SnapshotStore};
 pub use vote::VoteFile;

@@ -1,8 +1,22 @@
-//! Snapshot files. STUB.
+//! Snapshot files: `<dir>/<20-digit offset>-<term>.snap`, written atomically and verified on read.
+//!
+//! Layout (little-endian): magic u32 `b"YKSN"`, version u16 = 1, flags u16 = 0, offset u64,
+//! term u64, meta_len u64, payload_len u64, crc u32 (over header bytes 0..40, meta, payload),
+//! then `meta_len` meta bytes and `payload_len` payload bytes. Nothing follows.
 
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
+use super::meta_file::{fsync_dir, io_err};
 use super::StorageError;
+
+/// Magic of a snapshot file: `b"YKSN"` as a little-endian u32.
+pub const SNAPSHOT_MAGIC: u32 = u32::from_le_bytes(*b"YKSN");
+/// Header size of a snapshot file.
+pub const SNAPSHOT_HEADER_LEN: usize = 44;
+/// Version written in the header.
+pub const SNAPSHOT_VERSION: u16 = 1;
 
 /// Where a snapshot file is and what it covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,29 +36,354 @@ pub struct SnapshotFile {
     pub payload: Vec<u8>,
 }
 
+/// A decoded snapshot borrowing from the file bytes (what [`decode_snapshot`] returns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotView<'a> {
+    pub offset: u64,
+    pub term: u64,
+    pub crc: u32,
+    pub meta: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+/// The header fields of a snapshot, readable even when the CRC fails (for `yakt-dump`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    pub offset: u64,
+    pub term: u64,
+    pub meta_len: u64,
+    pub payload_len: u64,
+    pub crc: u32,
+}
+
+fn u64_at(b: &[u8], a: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[a..a + 8]);
+    u64::from_le_bytes(x)
+}
+
+/// Parses the header only (magic, version, fields); does not check lengths or CRC.
+pub fn decode_snapshot_header(buf: &[u8]) -> Result<SnapshotHeader, (u64, String)> {
+    if buf.len() < SNAPSHOT_HEADER_LEN {
+        return Err((
+            0,
+            format!(
+                "{} bytes, shorter than the {SNAPSHOT_HEADER_LEN}-byte header",
+                buf.len()
+            ),
+        ));
+    }
+    let magic = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]);
+    if magic != SNAPSHOT_MAGIC {
+        return Err((0, format!("bad magic {magic:#010x}")));
+    }
+    let version = u16::from_le_bytes([buf[4], buf[5]]);
+    let flags = u16::from_le_bytes([buf[6], buf[7]]);
+    if version != SNAPSHOT_VERSION || flags != 0 {
+        return Err((4, format!("unsupported version {version} / flags {flags}")));
+    }
+    Ok(SnapshotHeader {
+        offset: u64_at(buf, 8),
+        term: u64_at(buf, 16),
+        meta_len: u64_at(buf, 24),
+        payload_len: u64_at(buf, 32),
+        crc: u32::from_le_bytes([buf[40], buf[41], buf[42], buf[43]]),
+    })
+}
+
+/// Decodes and verifies a whole snapshot file's bytes. Pure, panic-free, allocation-free.
+/// The error is `(byte offset, reason)`.
+pub fn decode_snapshot(buf: &[u8]) -> Result<SnapshotView<'_>, (u64, String)> {
+    let h = decode_snapshot_header(buf)?;
+    let body = (buf.len() - SNAPSHOT_HEADER_LEN) as u64;
+    match h.meta_len.checked_add(h.payload_len) {
+        Some(n) if n == body => {}
+        _ => {
+            return Err((
+                24,
+                format!(
+                    "meta_len {} + payload_len {} does not match the {body} bytes after the header",
+                    h.meta_len, h.payload_len
+                ),
+            ))
+        }
+    }
+    let meta_end = SNAPSHOT_HEADER_LEN + h.meta_len as usize;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&buf[..40]);
+    hasher.update(&buf[SNAPSHOT_HEADER_LEN..]);
+    let computed = hasher.finalize();
+    if computed != h.crc {
+        return Err((
+            40,
+            format!(
+                "crc mismatch: stored {:#010x}, computed {computed:#010x}",
+                h.crc
+            ),
+        ));
+    }
+    Ok(SnapshotView {
+        offset: h.offset,
+        term: h.term,
+        crc: h.crc,
+        meta: &buf[SNAPSHOT_HEADER_LEN..meta_end],
+        payload: &buf[meta_end..],
+    })
+}
+
+/// Encodes a snapshot file's bytes.
+pub fn encode_snapshot(offset: u64, term: u64, meta: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + meta.len() + payload.len());
+    out.extend_from_slice(&SNAPSHOT_MAGIC.to_le_bytes());
+    out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&offset.to_le_bytes());
+    out.extend_from_slice(&term.to_le_bytes());
+    out.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&out[..40]);
+    hasher.update(meta);
+    hasher.update(payload);
+    out.extend_from_slice(&hasher.finalize().to_le_bytes());
+    out.extend_from_slice(meta);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The file name of the snapshot at `offset`/`term`.
+pub fn snapshot_file_name(offset: u64, term: u64) -> String {
+    format!("{offset:020}-{term}.snap")
+}
+
+/// Parses `<20 digits>-<term>.snap` into `(offset, term)`.
+pub fn parse_snapshot_file_name(name: &str) -> Option<(u64, u64)> {
+    let stem = name.strip_suffix(".snap")?;
+    let (o, t) = stem.split_once('-')?;
+    if o.len() != 20
+        || !o.bytes().all(|b| b.is_ascii_digit())
+        || t.is_empty()
+        || !t.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some((o.parse().ok()?, t.parse().ok()?))
+}
+
 /// The `snapshots/` directory.
-pub struct SnapshotStore {}
+pub struct SnapshotStore {
+    dir: PathBuf,
+}
 
 impl SnapshotStore {
-    pub fn open(_dir: &Path) -> Result<Self, StorageError> {
-        todo!()
+    /// Opens `dir` (creating it) and removes temp files left by an interrupted `write`.
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        fs::create_dir_all(dir).map_err(io_err("create dir", dir))?;
+        let mut removed = false;
+        for e in fs::read_dir(dir).map_err(io_err("read dir", dir))? {
+            let e = e.map_err(io_err("read dir", dir))?;
+            if e.file_name().to_string_lossy().ends_with(".tmp") {
+                fs::remove_file(e.path()).map_err(io_err("remove", &e.path()))?;
+                removed = true;
+            }
+        }
+        if removed {
+            fsync_dir(dir)?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
     }
+
+    /// Lists `.snap` files by name, highest `(offset, term)` first (unverified).
+    pub fn list(&self) -> Result<Vec<SnapshotInfo>, StorageError> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.dir).map_err(io_err("read dir", &self.dir))? {
+            let e = e.map_err(io_err("read dir", &self.dir))?;
+            let name = e.file_name();
+            if let Some((offset, term)) = parse_snapshot_file_name(&name.to_string_lossy()) {
+                let size = e.metadata().map_err(io_err("stat", &e.path()))?.len();
+                out.push(SnapshotInfo {
+                    offset,
+                    term,
+                    path: e.path(),
+                    size,
+                });
+            }
+        }
+        out.sort_by(|a, b| (b.offset, b.term).cmp(&(a.offset, a.term)));
+        Ok(out)
+    }
+
+    /// Writes a snapshot durably (tmp, fsync, rename, fsync dir), then deletes older ones.
     pub fn write(
         &self,
-        _offset: u64,
-        _term: u64,
-        _meta: &[u8],
-        _payload: &[u8],
+        offset: u64,
+        term: u64,
+        meta: &[u8],
+        payload: &[u8],
     ) -> Result<SnapshotInfo, StorageError> {
-        todo!()
+        let name = snapshot_file_name(offset, term);
+        let path = self.dir.join(&name);
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let bytes = encode_snapshot(offset, term, meta, payload);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io_err("create", &tmp))?;
+        f.write_all(&bytes).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("fsync", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
+        fsync_dir(&self.dir)?;
+        let mut deleted = false;
+        for old in self.list()? {
+            if (old.offset, old.term) < (offset, term) {
+                match fs::remove_file(&old.path) {
+                    Ok(()) => deleted = true,
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("remove", &old.path)(e)),
+                }
+            }
+        }
+        if deleted {
+            fsync_dir(&self.dir)?;
+        }
+        Ok(SnapshotInfo {
+            offset,
+            term,
+            path,
+            size: bytes.len() as u64,
+        })
     }
+
+    /// The highest snapshot that verifies; files that fail verification are skipped with a warning.
     pub fn latest(&self) -> Result<Option<SnapshotInfo>, StorageError> {
-        todo!()
+        for info in self.list()? {
+            match Self::read_file(&info.path) {
+                Ok(s) if s.offset == info.offset && s.term == info.term => return Ok(Some(info)),
+                Ok(s) => {
+                    tracing::warn!(path = %info.path.display(), header_offset = s.offset, header_term = s.term, "snapshot header does not match its file name; skipping")
+                }
+                Err(e) => {
+                    tracing::warn!(path = %info.path.display(), error = %e, "snapshot fails verification; skipping")
+                }
+            }
+        }
+        Ok(None)
     }
-    pub fn read(&self, _info: &SnapshotInfo) -> Result<SnapshotFile, StorageError> {
-        todo!()
+
+    /// Reads and verifies the snapshot described by `info`.
+    pub fn read(&self, info: &SnapshotInfo) -> Result<SnapshotFile, StorageError> {
+        Self::read_file(&info.path)
     }
-    pub fn read_file(_path: &Path) -> Result<SnapshotFile, StorageError> {
-        todo!()
+
+    /// Reads and verifies any snapshot file (used by `yakt-dump` too).
+    ///
+    /// Allocates only the file's actual size; the header's lengths are checked against it.
+    pub fn read_file(path: &Path) -> Result<SnapshotFile, StorageError> {
+        let buf = fs::read(path).map_err(io_err("read", path))?;
+        let v = decode_snapshot(&buf).map_err(|(offset, reason)| StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason,
+        })?;
+        Ok(SnapshotFile {
+            offset: v.offset,
+            term: v.term,
+            meta: v.meta.to_vec(),
+            payload: v.payload.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn write_latest_read() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = SnapshotStore::open(d.path()).expect("open");
+        assert_eq!(s.latest().expect("latest"), None);
+        let a = s.write(10, 2, b"meta-a", b"payload-a").expect("write");
+        assert_eq!(
+            a.path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            Some("00000000000000000010-2.snap".into())
+        );
+        let b = s.write(20, 3, b"meta-b", &[7u8; 1000]).expect("write");
+        assert!(!a.path.exists(), "older snapshot deleted");
+        assert_eq!(s.latest().expect("latest"), Some(b.clone()));
+        let f = s.read(&b).expect("read");
+        assert_eq!(
+            (f.offset, f.term, f.meta.as_slice(), f.payload.len()),
+            (20, 3, &b"meta-b"[..], 1000)
+        );
+    }
+
+    #[test]
+    fn corrupt_is_detected_and_skipped() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = SnapshotStore::open(d.path()).expect("open");
+        let good = s.write(10, 2, b"m", b"p").expect("write");
+        // A higher, corrupt snapshot (written by hand so the good one is not deleted).
+        let bad_path = d.path().join(snapshot_file_name(30, 4));
+        let mut bytes = encode_snapshot(30, 4, b"m", b"payload");
+        let n = bytes.len();
+        bytes[n - 3] ^= 1;
+        fs::write(&bad_path, &bytes).expect("write");
+        assert!(matches!(
+            SnapshotStore::read_file(&bad_path),
+            Err(StorageError::Corrupt { offset: 40, .. })
+        ));
+        assert_eq!(s.latest().expect("latest"), Some(good));
+        // A length field larger than the file is rejected before any allocation.
+        bytes[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        fs::write(&bad_path, &bytes).expect("write");
+        assert!(matches!(
+            SnapshotStore::read_file(&bad_path),
+            Err(StorageError::Corrupt { offset: 24, .. })
+        ));
+    }
+
+    #[test]
+    fn open_removes_tmp() {
+        let d = tempfile::tempdir().expect("tempdir");
+        fs::write(d.path().join("00000000000000000005-1.snap.tmp"), b"x").expect("write");
+        let s = SnapshotStore::open(d.path()).expect("open");
+        assert!(s.list().expect("list").is_empty());
+        assert!(!d.path().join("00000000000000000005-1.snap.tmp").exists());
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            parse_snapshot_file_name("00000000000000000010-2.snap"),
+            Some((10, 2))
+        );
+        assert_eq!(parse_snapshot_file_name("10-2.snap"), None);
+        assert_eq!(
+            parse_snapshot_file_name("00000000000000000010-2.snap.tmp"),
+            None
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = decode_snapshot(&bytes);
+        }
+
+        #[test]
+        fn any_flip_is_detected(meta in proptest::collection::vec(any::<u8>(), 0..16), payload in proptest::collection::vec(any::<u8>(), 0..64), at in any::<usize>(), x in 1u8..=255) {
+            let mut b = encode_snapshot(5, 1, &meta, &payload);
+            prop_assert!(decode_snapshot(&b).is_ok());
+            let at = at % b.len();
+            b[at] ^= x;
+            prop_assert!(decode_snapshot(&b).is_err());
+        }
     }
 }

@@ -1,0 +1,239 @@
+//! Runs the `yakt-dump` binary against a log written by the library.
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use yakt::storage::{EntryId, LogOptions, SegmentLog, SnapshotStore, StoredEntry, VoteFile};
+
+const TS0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00.000Z
+
+fn dump(args: &[&str], path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_yakt-dump"))
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("run yakt-dump")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A data dir with `log/` (several 4 KiB segments, entries 1..=120), a snapshot and a vote.
+fn write_data_dir(root: &Path) -> Vec<PathBuf> {
+    let log_dir = root.join("log");
+    let (log, _) = SegmentLog::open(
+        &log_dir,
+        LogOptions {
+            segment_bytes: 4096,
+        },
+    )
+    .expect("open");
+    let entries: Vec<_> = (1..=120u64)
+        .map(|i| StoredEntry {
+            index: i,
+            term: 1 + i / 60,
+            timestamp_ms: if i % 10 == 0 { 0 } else { TS0 + i },
+            payload: vec![i as u8; 100],
+        })
+        .collect();
+    log.append(&entries).expect("append");
+    log.sync().expect("sync");
+    log.purge_upto(EntryId { index: 5, term: 1 })
+        .expect("purge");
+    let segs: Vec<PathBuf> = log.segments().into_iter().map(|s| s.path).collect();
+    assert!(segs.len() >= 3, "need several segments");
+    SnapshotStore::open(&root.join("snapshots"))
+        .expect("snapshots")
+        .write(5, 1, b"meta", b"image")
+        .expect("snapshot");
+    VoteFile::open(root)
+        .expect("vote")
+        .save(b"vote-bytes")
+        .expect("save vote");
+    segs
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for e in fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let dst = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), dst).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn plain_json_verify_and_ranges() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let segs = write_data_dir(d.path());
+
+    // Plain dump of one segment file.
+    let o = dump(&[], &segs[0]);
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(
+        text.contains("index=1 term=1 timestamp=2026-01-01T00:00:00.001Z size=100 crc=ok pos=0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("index=10 term=1 timestamp=- size=100 crc=ok"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("segment ") && l.contains("first=1 ")),
+        "{text}"
+    );
+
+    // --verify on the clean directory.
+    let o = dump(&["--verify"], d.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert_eq!(
+        text.lines().filter(|l| l.contains(" crc=ok pos=")).count(),
+        120
+    );
+    assert!(
+        text.contains("snapshot ") && text.contains("offset=5 term=1 meta_bytes=4 payload_bytes=5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last_purged ") && text.contains("index=5 term=1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("vote ") && text.contains("crc=ok bytes=10"),
+        "{text}"
+    );
+
+    // --from/--to across segments, JSON.
+    let o = dump(&["--json", "--from", "20", "--to", "60"], d.path());
+    assert!(o.status.success());
+    let objs: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let idx: Vec<u64> = objs
+        .iter()
+        .filter(|v| v["type"] == "entry")
+        .filter_map(|v| v["index"].as_u64())
+        .collect();
+    assert_eq!(idx, (20..=60).collect::<Vec<_>>());
+    let e30 = objs
+        .iter()
+        .find(|v| v["index"] == 30 && v["type"] == "entry")
+        .expect("entry 30");
+    assert_eq!(e30["timestamp_ms"], 0);
+    assert!(e30["timestamp"].is_null());
+    assert_eq!(e30["crc_ok"], true);
+    assert_eq!(e30["size"], 100);
+    let e21 = objs
+        .iter()
+        .find(|v| v["index"] == 21 && v["type"] == "entry")
+        .expect("entry 21");
+    assert_eq!(e21["timestamp"], "2026-01-01T00:00:00.021Z");
+    for k in ["term", "name", "fields"] {
+        assert!(e21.get(k).is_some(), "missing {k}");
+    }
+    let sums: Vec<_> = objs
+        .iter()
+        .filter(|v| v["type"] == "segment_summary")
+        .collect();
+    assert_eq!(sums.len(), segs.len());
+    assert_eq!(sums[0]["first_index"], 1);
+    assert_eq!(sums.last().expect("summary")["last_index"], 120);
+}
+
+#[test]
+fn verify_flags_corruption_in_older_segment() {
+    let d = tempfile::tempdir().expect("tempdir");
+    write_data_dir(d.path());
+    let copy = d.path().join("copy");
+    copy_dir(&d.path().join("log"), &copy.join("log"));
+    let mut segs: Vec<PathBuf> = fs::read_dir(copy.join("log"))
+        .expect("read")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segs.sort();
+    let victim = &segs[1];
+    let frame_pos = 5 * 140u64; // sixth frame: 40-byte header + 100-byte payload each
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(victim)
+        .expect("open");
+    f.write_all_at(&[0xEE], frame_pos + 70).expect("flip");
+    drop(f);
+
+    let o = dump(&["--verify"], &copy);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let text = stdout(&o);
+    let bad: Vec<&str> = text.lines().filter(|l| l.starts_with("ERROR ")).collect();
+    assert_eq!(bad.len(), 1, "{text}");
+    assert!(
+        bad[0].contains(&victim.display().to_string())
+            && bad[0].contains(&format!("at byte {frame_pos} ")),
+        "{}",
+        bad[0]
+    );
+    assert!(bad[0].contains("crc=BAD"), "{}", bad[0]);
+    // The segment file on its own fails too, and the original is untouched (read-only tool).
+    assert_eq!(dump(&["--verify"], victim).status.code(), Some(1));
+    assert_eq!(
+        dump(&["--verify"], &d.path().join("log")).status.code(),
+        Some(0)
+    );
+    // The library refuses to open the copy, naming the same file and offset.
+    match SegmentLog::open(
+        &copy.join("log"),
+        LogOptions {
+            segment_bytes: 4096,
+        },
+    ) {
+        Err(yakt::storage::StorageError::Corrupt { path, offset, .. }) => {
+            assert_eq!((&path, offset), (victim, frame_pos))
+        }
+        other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn torn_tail_is_a_warning_not_a_failure() {
+    let d = tempfile::tempdir().expect("tempdir");
+    write_data_dir(d.path());
+    let c = tempfile::tempdir().expect("tempdir");
+    let copy = c.path().to_path_buf();
+    copy_dir(d.path(), &copy);
+    let mut segs: Vec<PathBuf> = fs::read_dir(copy.join("log"))
+        .expect("read")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segs.sort();
+    let newest = segs.last().expect("segment");
+    let bytes = fs::read(newest).expect("read");
+    let end = bytes.iter().rposition(|&b| b != 0).expect("data") as u64 + 1;
+    // Cut the last frame in half: zero its second half.
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(newest)
+        .expect("open");
+    f.write_all_at(&[0u8; 60], end - 60).expect("cut");
+    drop(f);
+    let o = dump(&["--verify"], &copy);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains(&format!("WARNING torn tail at byte {}", end - 140)),
+        "{text}"
+    );
+    assert!(!text.contains("ERROR"), "{text}");
+    assert!(!text.contains("index=120 "), "{text}");
+}
