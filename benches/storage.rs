@@ -12,21 +12,33 @@ const PAYLOAD: usize = 200;
 
 fn batch(start: u64, n: usize) -> Vec<StoredEntry> {
     (0..n as u64)
-        .map(|k| StoredEntry { index: start + k, term: 1, timestamp_ms: 1_700_000_000_000 + start + k, payload: vec![0xAB; PAYLOAD] })
+        .map(|k| StoredEntry {
+            index: start + k,
+            term: 1,
+            timestamp_ms: 1_700_000_000_000 + start + k,
+            payload: vec![0xAB; PAYLOAD],
+        })
         .collect()
 }
 
 fn append(c: &mut Criterion) {
     let mut g = c.benchmark_group("append");
-    g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
     for durable in [false, true] {
         for n in [1usize, 64, 1024] {
             g.throughput(Throughput::Elements(n as u64));
-            let name = if durable { "sync_each_batch" } else { "no_sync" };
+            let name = if durable {
+                "sync_each_batch"
+            } else {
+                "no_sync"
+            };
             g.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
                 b.iter_custom(|iters| {
                     let dir = tempfile::tempdir().expect("tempdir");
-                    let (log, _) = SegmentLog::open(dir.path(), LogOptions::default()).expect("open");
+                    let (log, _) =
+                        SegmentLog::open(dir.path(), LogOptions::default()).expect("open");
                     // Build batches outside the timed loop.
                     let batches: Vec<_> = (0..iters).map(|i| batch(1 + i * n as u64, n)).collect();
                     let t = Instant::now();
@@ -53,7 +65,9 @@ fn read(c: &mut Criterion) {
     }
     log.sync().expect("sync");
     let mut g = c.benchmark_group("read");
-    g.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(3));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(3));
     g.throughput(Throughput::Elements(N));
     g.bench_function("sequential_100k", |b| {
         b.iter(|| {

@@ -109,6 +109,16 @@ fn plain_json_verify_and_ranges() {
         "{text}"
     );
     assert!(
+        text.lines()
+            .any(|l| l.starts_with("index=5 ") && l.ends_with("(purged)")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("index=6 ") && !l.ends_with("(purged)")),
+        "{text}"
+    );
+    assert!(
         text.contains("vote ") && text.contains("crc=ok bytes=10"),
         "{text}"
     );

@@ -8,16 +8,22 @@ pub enum StorageError {
     /// An I/O call failed.
     #[error("{op} {path}: {source}")]
     Io {
+        /// The operation that failed (e.g. `fdatasync`).
         op: &'static str,
+        /// The file or directory it was applied to.
         path: PathBuf,
         #[source]
+        /// The OS error.
         source: std::io::Error,
     },
     /// A checksum failed (or a frame is malformed) somewhere other than a torn tail.
     #[error("corrupt data in {path} at byte {offset}: {reason}. This is disk corruption, not a torn write; wipe this node's data directory and let it rejoin the cluster")]
     Corrupt {
+        /// The damaged file.
         path: PathBuf,
+        /// Byte offset of the damaged frame or field in that file.
         offset: u64,
+        /// What check failed.
         reason: String,
     },
     /// The caller broke an invariant (non-contiguous append, read of a purged index, ...).

@@ -21,11 +21,15 @@ pub const FRAME_VERSION: u8 = 1;
 /// A decoded frame borrowing its payload from the buffer it was decoded from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame<'a> {
+    /// Raft log index.
     pub index: u64,
+    /// Raft term.
     pub term: u64,
+    /// Milliseconds since the Unix epoch; 0 = none.
     pub timestamp_ms: u64,
     /// The CRC stored in the header (already verified when returned by [`decode_frame`]).
     pub crc: u32,
+    /// The payload bytes (opaque to storage).
     pub payload: &'a [u8],
 }
 
@@ -44,22 +48,33 @@ pub enum FrameError {
     Zero,
     /// Fewer bytes than the header, or than the header's length field, remain.
     #[error("frame cut short: need {needed} bytes, {available} available")]
-    Truncated { needed: u64, available: u64 },
+    Truncated {
+        /// Bytes the frame needs.
+        needed: u64,
+        /// Bytes present.
+        available: u64,
+    },
     /// The magic number is wrong.
     #[error("bad magic {0:#010x}")]
     BadMagic(u32),
     /// Unknown version or non-zero reserved bits.
     #[error("unsupported frame version {version} / flags {flags} / reserved {reserved}")]
     Unsupported {
+        /// Version byte found.
         version: u8,
+        /// Flags byte found.
         flags: u8,
+        /// Reserved field found.
         reserved: u16,
     },
     /// The checksum does not match; `index` is the (unverified) index field.
     #[error("crc mismatch: stored {stored:#010x}, computed {computed:#010x} (unverified index field {index})")]
     BadCrc {
+        /// CRC stored in the header.
         stored: u32,
+        /// CRC computed over the bytes.
         computed: u32,
+        /// The unverified index field.
         index: u64,
     },
 }
@@ -183,10 +198,15 @@ pub fn encode_frame(
 /// Where a valid frame was found by [`scan_segment`] (payload is `buf[payload_pos..][..payload_len]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScannedFrame {
+    /// Byte offset of the frame in the segment.
     pub pos: u64,
+    /// Raft log index.
     pub index: u64,
+    /// Raft term.
     pub term: u64,
+    /// Milliseconds since the Unix epoch; 0 = none.
     pub timestamp_ms: u64,
+    /// Payload length in bytes.
     pub payload_len: u32,
 }
 
@@ -211,6 +231,7 @@ pub struct BadRegion {
     pub len: u64,
     /// The (unverified) index field, when the header was readable.
     pub index: Option<u64>,
+    /// Why the frame there is invalid.
     pub reason: String,
 }
 

@@ -3,6 +3,8 @@
 //! This layer knows bytes, indexes, terms and timestamps, nothing of Raft or HTTP types.
 //! Every rule in `segments-format.md` is implemented here.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod frame;
 pub mod log;

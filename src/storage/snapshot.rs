@@ -21,38 +21,56 @@ pub const SNAPSHOT_VERSION: u16 = 1;
 /// Where a snapshot file is and what it covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotInfo {
+    /// Last log index the snapshot includes.
     pub offset: u64,
+    /// Term of that entry.
     pub term: u64,
+    /// The `.snap` file.
     pub path: PathBuf,
+    /// File size in bytes.
     pub size: u64,
 }
 
 /// A snapshot read back and verified.
 #[derive(Clone, Debug)]
 pub struct SnapshotFile {
+    /// Last log index the snapshot includes.
     pub offset: u64,
+    /// Term of that entry.
     pub term: u64,
+    /// Raft layer's snapshot metadata (opaque here).
     pub meta: Vec<u8>,
+    /// The serialised image.
     pub payload: Vec<u8>,
 }
 
 /// A decoded snapshot borrowing from the file bytes (what [`decode_snapshot`] returns).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotView<'a> {
+    /// Last log index the snapshot includes.
     pub offset: u64,
+    /// Term of that entry.
     pub term: u64,
+    /// The verified CRC.
     pub crc: u32,
+    /// Raft layer's snapshot metadata.
     pub meta: &'a [u8],
+    /// The serialised image.
     pub payload: &'a [u8],
 }
 
 /// The header fields of a snapshot, readable even when the CRC fails (for `yakt-dump`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotHeader {
+    /// Last log index the snapshot includes.
     pub offset: u64,
+    /// Term of that entry.
     pub term: u64,
+    /// Length of the meta section.
     pub meta_len: u64,
+    /// Length of the payload section.
     pub payload_len: u64,
+    /// Stored CRC (not verified by the header parse).
     pub crc: u32,
 }
 
@@ -211,7 +229,7 @@ impl SnapshotStore {
                 });
             }
         }
-        out.sort_by(|a, b| (b.offset, b.term).cmp(&(a.offset, a.term)));
+        out.sort_by_key(|s| std::cmp::Reverse((s.offset, s.term)));
         Ok(out)
     }
 

@@ -596,3 +596,57 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn on_durable_waits_for_future_index_and_drop_fails_the_rest() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(d.path());
+    let (tx, rx) = mpsc::channel();
+    let t1 = tx.clone();
+    log.on_durable(5, Box::new(move |r| t1.send((5, r.is_ok())).expect("send")));
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(rx.try_recv().is_err(), "index 5 not appended yet");
+    fill(&log, 1, 5, 10);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).expect("callback"),
+        (5, true)
+    );
+    assert_eq!(log.durable_index(), Some(5));
+    let t2 = tx.clone();
+    log.on_durable(
+        100,
+        Box::new(move |r| t2.send((100, r.is_ok())).expect("send")),
+    );
+    drop(log);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).expect("callback"),
+        (100, false)
+    );
+}
+
+#[test]
+fn reads_proceed_while_syncs_run() {
+    // Reads make progress while append+sync run back to back (a smoke test: it hangs or crawls
+    // if reads queue behind fsync, but it does not time individual reads).
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = SegmentLog::open(d.path(), LogOptions::default()).expect("open");
+    let log = Arc::new(log);
+    fill(&log, 1, 100, 100);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let syncer = {
+        let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut i = 101;
+            while !stop.load(Ordering::Relaxed) {
+                log.append(&[entry(i, 9, 0, 4096)]).expect("append");
+                log.sync().expect("sync");
+                i += 1;
+            }
+        })
+    };
+    for _ in 0..2000 {
+        assert_eq!(log.read_range(1, 11, None).expect("read").len(), 10);
+    }
+    stop.store(true, Ordering::Relaxed);
+    syncer.join().expect("syncer");
+}

@@ -34,7 +34,7 @@ Exit codes: 0 clean (or dump without --verify), 1 verification failed, 2 usage o
 
 /// Dump and verify yakt storage files.
 #[derive(Parser, Debug)]
-#[command(name = "yakt-dump", version, about, after_help = AFTER_HELP)]
+#[command(name = "yakt-dump", version, after_help = AFTER_HELP)]
 struct Args {
     /// Segment file, snapshot file, log directory or data directory.
     path: PathBuf,
@@ -55,6 +55,8 @@ struct Args {
 struct Out {
     json: bool,
     failures: usize,
+    /// Entries <= this index are logically purged (from `log/last_purged`), marked as such.
+    purged_upto: Option<u64>,
 }
 
 impl Out {
@@ -109,6 +111,7 @@ fn run(args: &Args) -> Result<usize> {
     let mut out = Out {
         json: args.json,
         failures: 0,
+        purged_upto: None,
     };
     let meta = fs::metadata(&args.path).with_context(|| format!("stat {}", args.path.display()))?;
     if meta.is_dir() {
@@ -169,6 +172,15 @@ fn dump_log_dir(args: &Args, out: &mut Out, dir: &Path) -> Result<()> {
             break;
         }
     }
+    let lp = dir.join(LAST_PURGED_FILE_NAME);
+    out.purged_upto = fs::read(&lp)
+        .ok()
+        .and_then(|b| {
+            decode_meta(LAST_PURGED_MAGIC, &b)
+                .ok()
+                .and_then(decode_last_purged)
+        })
+        .map(|id| id.index);
     let mut expected = None;
     for p in &segs {
         dump_segment(
@@ -179,7 +191,6 @@ fn dump_log_dir(args: &Args, out: &mut Out, dir: &Path) -> Result<()> {
             &mut expected,
         )?;
     }
-    let lp = dir.join(LAST_PURGED_FILE_NAME);
     dump_last_purged(out, &lp)
 }
 
@@ -193,8 +204,9 @@ fn describe(payload: &[u8]) -> (String, Value) {
 fn entry_line(out: &Out, path: &Path, buf: &[u8], f: &ScannedFrame) {
     let payload = buf.get(f.payload_range()).unwrap_or(&[]);
     let (name, fields) = describe(payload);
+    let purged = out.purged_upto.is_some_and(|p| f.index <= p);
     let text = format!(
-        "index={} term={} timestamp={} size={} crc=ok pos={} {}{}",
+        "index={} term={} timestamp={} size={} crc=ok pos={} {}{}{}",
         f.index,
         f.term,
         ts_text(f.timestamp_ms),
@@ -205,12 +217,13 @@ fn entry_line(out: &Out, path: &Path, buf: &[u8], f: &ScannedFrame) {
             String::new()
         } else {
             format!(" {fields}")
-        }
+        },
+        if purged { " (purged)" } else { "" }
     );
     let obj = json!({
         "type": "entry", "file": path.display().to_string(), "pos": f.pos,
         "index": f.index, "term": f.term, "timestamp_ms": f.timestamp_ms, "timestamp": ts_json(f.timestamp_ms),
-        "size": f.payload_len, "crc_ok": true, "name": name, "fields": fields,
+        "size": f.payload_len, "crc_ok": true, "name": name, "fields": fields, "purged": purged,
     });
     out.line(text, obj);
 }
