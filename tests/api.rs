@@ -1185,6 +1185,67 @@ async fn every_endpoint_and_every_error_row_on_three_nodes() {
     )
     .await;
 
+    // ---- inputs that reach axum's extractors or edge cases, never a 500 ----
+    expect_error(
+        &c,
+        f,
+        "GET",
+        "/get_topic/%FF",
+        None,
+        None,
+        400,
+        "bad_request",
+        "",
+    )
+    .await;
+    expect_error(
+        &c,
+        g,
+        "GET",
+        "/get_metadata?consistent=true&consistent=true",
+        None,
+        None,
+        400,
+        "bad_request",
+        "",
+    )
+    .await;
+    let deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000)).into_bytes();
+    expect_error(
+        &c,
+        l,
+        "POST",
+        "/create_topic",
+        json_ct,
+        Some(&deep),
+        400,
+        "bad_request",
+        "JSON",
+    )
+    .await;
+    for id in ["18446744073709551615", "x"] {
+        let url = format!("http://{}/stream", c.nodes[f].addr);
+        let resp = c
+            .http
+            .get(&url)
+            .header("last-event-id", id)
+            .send()
+            .await
+            .expect("stream with Last-Event-ID");
+        let r = Raw {
+            status: resp.status().as_u16(),
+            content_type: resp.headers()["content-type"].to_str().unwrap().to_string(),
+            body: resp.text().await.unwrap_or_default(),
+        };
+        assert_error(
+            &r,
+            400,
+            "bad_request",
+            "Last-Event-ID",
+            &format!("Last-Event-ID {id}"),
+        );
+    }
+
     // ---- get_metadata: every node folds the same image ----
     let end = idle_log_end(&c).await;
     let v = ok(&c, l, "GET", "/get_metadata", None).await;
