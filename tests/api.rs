@@ -66,6 +66,7 @@ const PRODUCER_KEYS: &[&str] = &["brokerId", "brokerEpoch", "producerId"];
 struct Raw {
     status: u16,
     content_type: String,
+    retry_after: Option<String>,
     body: String,
 }
 
@@ -106,10 +107,12 @@ async fn raw(
             .map(str::to_string)
     };
     let content_type = header("content-type").unwrap_or_default();
+    let retry_after = header("retry-after");
     let body = resp.text().await.unwrap_or_default();
     Raw {
         status,
         content_type,
+        retry_after,
         body,
     }
 }
@@ -1235,6 +1238,7 @@ async fn every_endpoint_and_every_error_row_on_three_nodes() {
         let r = Raw {
             status: resp.status().as_u16(),
             content_type: resp.headers()["content-type"].to_str().unwrap().to_string(),
+            retry_after: None,
             body: resp.text().await.unwrap_or_default(),
         };
         assert_error(
@@ -1586,8 +1590,8 @@ async fn race(c: &Cluster, path: &str, body: Value, per_node: usize) -> Vec<(u16
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_conflicting_writes_at_every_node_commit_exactly_once() {
-    let c = Cluster::start(3, &[]).await;
+async fn concurrent_conflicting_writes_commit_once_and_without_a_leader_writes_are_503() {
+    let mut c = Cluster::start(3, &[]).await;
     c.leader(SECS_30).await;
     for (path, body, kind, is_it) in [
         (
@@ -1632,6 +1636,66 @@ async fn concurrent_conflicting_writes_at_every_node_commit_exactly_once() {
             );
         }
     }
+
+    // Without a leader: kill the leader and one follower; the last node loses its leader and
+    // answers writes (direct or to be forwarded) with 503 + Retry-After, appending nothing.
+    let l = c.leader(SECS_30).await;
+    let survivor = (l + 1) % 3;
+    c.nodes[l].kill();
+    c.nodes[(l + 2) % 3].kill();
+    eventually(SECS_30, "the survivor sees no leader", || async {
+        let r = raw(&c, survivor, "GET", "/health", None, None).await;
+        (r.status == 503).then_some(())
+    })
+    .await;
+    let before = c.cluster_view(survivor).await.expect("view")["last_log_offset"].clone();
+    for (path, body) in [
+        ("/create_topic", json!({"name": "leaderless"})),
+        (
+            "/register_broker",
+            json!({"brokerId": 8, "brokerHost": "h", "brokerPort": 1}),
+        ),
+    ] {
+        let b = body.to_string().into_bytes();
+        let r = raw(
+            &c,
+            survivor,
+            "POST",
+            path,
+            Some("application/json"),
+            Some(&b),
+        )
+        .await;
+        assert_error(
+            &r,
+            503,
+            "unavailable",
+            "leader",
+            &format!("{path} without a leader"),
+        );
+        assert!(r.retry_after.is_some(), "{path}: 503 without Retry-After");
+    }
+    let r = raw(
+        &c,
+        survivor,
+        "GET",
+        "/get_metadata?consistent=true",
+        None,
+        None,
+    )
+    .await;
+    assert_error(
+        &r,
+        503,
+        "unavailable",
+        "",
+        "consistent read without a leader",
+    );
+    let after = c.cluster_view(survivor).await.expect("view")["last_log_offset"].clone();
+    assert_eq!(
+        before, after,
+        "a write without a leader appended to the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
