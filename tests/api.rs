@@ -420,6 +420,14 @@ async fn every_endpoint_and_every_error_row_on_three_nodes() {
             json!({"brokerId": 4, "brokerHost": "h", "brokerPort": 65536}),
             "brokerPort",
         ),
+        (
+            json!({"brokerId": 2147483648_i64, "brokerHost": "h", "brokerPort": 1}),
+            "brokerId",
+        ),
+        (
+            json!({"brokerId": 4, "brokerHost": "two words", "brokerPort": 1}),
+            "brokerHost",
+        ),
         (json!({"brokerId": 4, "brokerPort": 1}), "brokerHost"),
         (json!({"brokerHost": "h", "brokerPort": 1}), "brokerId"),
         (json!({"brokerId": 4, "brokerHost": "h"}), "brokerPort"),
