@@ -71,3 +71,57 @@ pub async fn record_metrics(State(node): State<Arc<Node>>, req: Request, next: N
     );
     resp
 }
+
+/// The error kind API.md uses for a status.
+fn kind_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    }
+}
+
+/// Turns the plain-text rejections of axum's extractors (a body over the limit, a query or path
+/// that does not deserialize) into API.md's `{"error", "message"}` shape, so that every error a
+/// client can see has the one shape. Answers that already are JSON pass unchanged.
+pub async fn json_errors(State(opts): State<ApiOptions>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!(
+            "the request body is over the limit of {} bytes (--max-body)",
+            opts.body_limit
+        )
+    } else {
+        let bytes = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        if text.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("request failed")
+                .to_string()
+        } else {
+            text
+        }
+    };
+    ApiError::new(status, kind_of(status), message).into_response()
+}

@@ -174,9 +174,9 @@ async fn stream(
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
     let start = match resume {
-        Some(id) => match id.parse::<u64>() {
-            Ok(k) => k + 1,
-            Err(_) => {
+        Some(id) => match id.parse::<u64>().ok().and_then(|k| k.checked_add(1)) {
+            Some(k) => k,
+            None => {
                 return ApiError::bad_request(format!(
                     "Last-Event-ID must be an offset, got {id:?}"
                 ))
