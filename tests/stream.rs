@@ -492,7 +492,7 @@ async fn two_hundred_readers_on_one_node_each_get_every_record() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offset_end_and_names_filter() {
+async fn offset_end_delivers_only_what_comes_after() {
     let c = Cluster::start(3, &[]).await;
     let leader = c.leader(SECS_30).await;
     let node = (leader + 1) % 3;
@@ -538,8 +538,16 @@ async fn offset_end_and_names_filter() {
     assert!(item.offset() > last && item.offset() <= one, "{item:?}");
     stop.stop();
     assert!(matches!(client.next().await, Err(ClientError::Stopped)));
+}
 
-    // names=TopicRecord: only those arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_filter_delivers_only_the_named_records() {
+    let c = Cluster::start(3, &[]).await;
+    let leader = c.leader(SECS_30).await;
+    let node = (leader + 1) % 3;
+    write_topics(&c, leader, "old", 4).await;
+
+    // names=TopicRecord: only those arrive, among brokers, partitions, producers and changes.
     let head = write_mixed(&c, leader, "old-0").await;
     let tail = c.create_topic(leader, "tail").await;
     assert!(tail > head);
