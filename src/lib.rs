@@ -8,9 +8,11 @@
 //! - [`metadata`]: the record types, the image they fold into, and validation.
 //! - [`raft`]: openraft glue — log store, state machine, network.
 //! - [`api`]: the HTTP API and the SSE stream (axum).
+//! - [`client`]: a client of the HTTP API (tailing the log), above `api`.
 //! - the `yakt` binary: the CLI.
 
 pub mod api;
+pub mod client;
 pub mod metadata;
 pub mod metrics;
 pub mod raft;

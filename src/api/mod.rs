@@ -38,6 +38,8 @@ pub struct ApiOptions {
     pub token: Option<String>,
     /// Require the token on reads too.
     pub protect_reads: bool,
+    /// How long an SSE reader's buffer may stay full before the reader is cut off.
+    pub slow_reader_timeout: Duration,
 }
 
 impl Default for ApiOptions {
@@ -47,6 +49,7 @@ impl Default for ApiOptions {
             catchup_window: DEFAULT_CATCHUP_WINDOW,
             token: None,
             protect_reads: false,
+            slow_reader_timeout: stream::SLOW_READER_TIMEOUT,
         }
     }
 }

@@ -15,6 +15,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use futures::Stream;
 use serde::Deserialize;
@@ -22,13 +23,15 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::ApiError;
+use super::ApiOptions;
 use crate::metadata::LogRecord;
 use crate::raft::codec::stored_to_log_record;
 use crate::raft::Node;
 
 /// Events buffered per SSE reader before it counts as slow.
 const READER_BUFFER: usize = 1024;
-/// How long a reader's buffer may stay full before it is cut off.
+/// How long a reader's buffer may stay full before it is cut off, by default
+/// (`--slow-reader-timeout`).
 pub const SLOW_READER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Payload bytes read from the log per batch.
 const READ_BATCH_BYTES: usize = 1024 * 1024;
@@ -118,6 +121,18 @@ fn read_chunk(
         .log
         .read_range(next, applied + 1, Some(READ_BATCH_BYTES))
         .map_err(|e| ApiError::unavailable(format!("reading the log: {e}")))?;
+    if entries.first().is_some_and(|e| e.index > next)
+        && node.log.last_purged().is_some_and(|p| next <= p.index)
+    {
+        // A purge ran between the check above and this read: `read_range` starts at the new log
+        // start, so reading on would skip records silently. Serve the image instead.
+        let at = node.state.read();
+        return Ok(Chunk::Snapshot {
+            offset: at.applied.offset,
+            epoch: at.applied.term,
+            metadata: at.image.metadata_json(),
+        });
+    }
     let mut records = Vec::new();
     let mut cursor = next;
     for entry in &entries {
@@ -162,6 +177,7 @@ fn parse_offset(raw: Option<&str>, node: &Node) -> Result<u64, ApiError> {
 
 async fn stream(
     State(node): State<Arc<Node>>,
+    Extension(opts): Extension<ApiOptions>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Response {
@@ -192,7 +208,14 @@ async fn stream(
     let (cut_tx, cut_rx) = oneshot::channel();
     node.metrics.sse_readers.inc();
     let guard = ReaderGuard(node.clone());
-    tokio::spawn(produce(node, start, filter, tx, cut_tx));
+    tokio::spawn(produce(
+        node,
+        start,
+        filter,
+        tx,
+        cut_tx,
+        opts.slow_reader_timeout,
+    ));
     Sse::new(consume(rx, cut_rx, guard))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response()
@@ -220,6 +243,7 @@ async fn produce(
     filter: NameFilter,
     tx: mpsc::Sender<Event>,
     cut: oneshot::Sender<Cutoff>,
+    slow_after: Duration,
 ) {
     let mut applied_rx = node.state.subscribe_applied();
     loop {
@@ -270,15 +294,20 @@ async fn produce(
             }
         };
         for ev in events {
-            match tx.send_timeout(ev, SLOW_READER_TIMEOUT).await {
+            match tx.send_timeout(ev, slow_after).await {
                 Ok(()) => {}
                 Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
                 Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    tracing::warn!(
+                        next_offset = next,
+                        timeout_ms = slow_after.as_millis() as u64,
+                        "slow_reader: cut off an SSE reader whose buffer stayed full"
+                    );
                     let _ = cut.send(Cutoff {
                         kind: "slow_reader",
                         message: format!(
-                            "this reader did not keep up (buffer full for {}s); reconnect with Last-Event-ID to resume",
-                            SLOW_READER_TIMEOUT.as_secs()
+                            "this reader did not keep up (buffer full for {:?}); reconnect with Last-Event-ID to resume",
+                            slow_after
                         ),
                     });
                     return;

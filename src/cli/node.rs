@@ -66,6 +66,9 @@ pub struct NodeArgs {
     /// Require the token on reads too.
     #[arg(long, env = "YAKT_PROTECT_READS")]
     pub protect_reads: bool,
+    /// Cut off an SSE reader whose buffer stays full this long (e.g. 10s, 500ms).
+    #[arg(long, env = "YAKT_SLOW_READER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub slow_reader_timeout: Duration,
 }
 
 /// Parses `600` (seconds), `90s`, `10m`, `1h` or `250ms`.
@@ -141,6 +144,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             catchup_window: args.catchup_window,
             token: opts_token,
             protect_reads: args.protect_reads,
+            slow_reader_timeout: args.slow_reader_timeout,
         },
     );
     tracing::info!(node = args.id, addr = %args.addr, data_dir = %data_dir.display(), "node listening");
