@@ -222,7 +222,15 @@ async fn produce(
     cut: oneshot::Sender<Cutoff>,
 ) {
     let mut applied_rx = node.state.subscribe_applied();
+    let mut shutdown = node.shutdown_signal();
     loop {
+        if *shutdown.borrow_and_update() {
+            // Tell the reader why the stream ends, so it reconnects elsewhere (or later)
+            // with Last-Event-ID.
+            let data = json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
+            let _ = tx.try_send(Event::default().event("shutdown").data(data.to_string()));
+            return;
+        }
         let chunk = match read_chunk(&node, next, usize::MAX, &filter) {
             Ok(c) => c,
             Err(e) => {
@@ -253,6 +261,7 @@ async fn produce(
                     // Caught up: wait for the next apply (or the reader going away).
                     tokio::select! {
                         changed = applied_rx.changed() => if changed.is_err() { return },
+                        _ = shutdown.changed() => {}
                         _ = tx.closed() => return,
                     }
                     continue;

@@ -145,19 +145,35 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(node = args.id, addr = %args.addr, data_dir = %data_dir.display(), "node listening");
 
+    // On SIGTERM/SIGINT: stop accepting connections, end the SSE streams (they never end by
+    // themselves, and graceful shutdown waits for every open connection), let in-flight
+    // requests (writes waiting for their commit) finish, then stop Raft and flush the log.
+    let stopping = node.clone();
     let server = tokio::spawn(
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                tracing::info!(node = stopping.id, "shutdown requested: finishing in-flight requests");
+                stopping.begin_shutdown();
+            })
             .into_future(),
     );
     node.bootstrap(seeds).await?;
     server.await.context("server task")?.context("server")?;
-    tracing::info!(node = args.id, "shutting down");
+    tracing::info!(node = args.id, "requests drained; stopping raft");
     let _ = tokio::time::timeout(Duration::from_secs(5), node.raft.shutdown()).await;
+    let log = node.log.clone();
+    match tokio::task::spawn_blocking(move || log.sync()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "final log flush failed"),
+        Err(e) => tracing::error!(error = %e, "final log flush task failed"),
+    }
+    tracing::info!(node = args.id, "stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());

@@ -181,6 +181,8 @@ struct Inner {
     pending: Mutex<Pending>,
     pending_cv: Condvar,
     sync_count: AtomicU64,
+    /// Total time spent in fdatasync rounds, nanoseconds.
+    sync_nanos: AtomicU64,
 }
 
 /// The log.
@@ -273,7 +275,11 @@ impl Inner {
         }
         self.sync_count.fetch_add(1, Ordering::Relaxed);
         for (i, (file, path)) in files.iter().enumerate() {
-            if let Err(source) = file.sync_data() {
+            let started = std::time::Instant::now();
+            let synced = file.sync_data();
+            self.sync_nanos
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            if let Err(source) = synced {
                 // Put the files back so a later round retries them.
                 let mut u = lock(&self.unsynced);
                 for (f, p) in files[i..].iter() {
@@ -571,6 +577,7 @@ impl SegmentLog {
             pending: Mutex::new(Pending::default()),
             pending_cv: Condvar::new(),
             sync_count: AtomicU64::new(0),
+            sync_nanos: AtomicU64::new(0),
         });
         let for_thread = Arc::clone(&inner);
         let flusher = std::thread::Builder::new()
@@ -721,6 +728,11 @@ impl SegmentLog {
     /// Number of fdatasync rounds run by `sync`/the flusher since open (for tests and metrics).
     pub fn sync_count(&self) -> u64 {
         self.inner.sync_count.load(Ordering::Relaxed)
+    }
+
+    /// Total seconds spent in those fdatasync rounds (for metrics).
+    pub fn sync_seconds_total(&self) -> f64 {
+        self.inner.sync_nanos.load(Ordering::Relaxed) as f64 / 1e9
     }
 
     /// Entries in `[start, end)` that exist, at least one if any; `max_bytes` bounds payload bytes.
