@@ -227,7 +227,8 @@ async fn produce(
         if *shutdown.borrow_and_update() {
             // Tell the reader why the stream ends, so it reconnects elsewhere (or later)
             // with Last-Event-ID.
-            let data = json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
+            let data =
+                json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
             let _ = tx.try_send(Event::default().event("shutdown").data(data.to_string()));
             return;
         }

@@ -153,7 +153,10 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
-                tracing::info!(node = stopping.id, "shutdown requested: finishing in-flight requests");
+                tracing::info!(
+                    node = stopping.id,
+                    "shutdown requested: finishing in-flight requests"
+                );
                 stopping.begin_shutdown();
             })
             .into_future(),

@@ -445,7 +445,13 @@ fn spawn_leader_watch(id: NodeId, raft: Raft) {
             if last.map(|l| l.0) != Some(leader) {
                 match leader {
                     Some(l) => {
-                        tracing::info!(node = id, term, leader_id = l, is_self = l == id, "leader changed")
+                        tracing::info!(
+                            node = id,
+                            term,
+                            leader_id = l,
+                            is_self = l == id,
+                            "leader changed"
+                        )
                     }
                     None if last.is_some() => {
                         tracing::info!(node = id, term, "leader changed: no leader known")
