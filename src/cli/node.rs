@@ -10,6 +10,9 @@ use clap::Args;
 use yakt::api::{self, ApiOptions};
 use yakt::raft::{Node, NodeOptions};
 
+/// How long in-flight requests may take to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Flags of `yakt node`.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
@@ -162,7 +165,21 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             .into_future(),
     );
     node.bootstrap(seeds).await?;
-    server.await.context("server task")?.context("server")?;
+    // In-flight requests get a bounded time to finish (a write waiting on a lost quorum must
+    // not hold the process forever).
+    let mut stopping = node.shutdown_signal();
+    let drain_deadline = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    let mut server = server;
+    tokio::select! {
+        r = &mut server => r.context("server task")?.context("server")?,
+        _ = drain_deadline => {
+            tracing::warn!(node = args.id, secs = DRAIN_TIMEOUT.as_secs(), "in-flight requests did not finish in time; closing them");
+            server.abort();
+        }
+    }
     tracing::info!(node = args.id, "requests drained; stopping raft");
     let _ = tokio::time::timeout(Duration::from_secs(5), node.raft.shutdown()).await;
     let log = node.log.clone();

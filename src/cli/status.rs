@@ -14,7 +14,7 @@ pub struct StatusArgs {
     #[arg(short = 'a', long, env = "YAKT_ADDR", default_value = "127.0.0.1:5010")]
     pub addr: String,
     /// Print the raw JSON (this node's /cluster and each member's) instead of a table.
-    #[arg(long)]
+    #[arg(long, env = "YAKT_STATUS_JSON")]
     pub json: bool,
     /// Bearer token, for nodes started with --protect-reads.
     #[arg(long, env = "YAKT_TOKEN", hide_env_values = true)]
