@@ -451,6 +451,33 @@ async fn json_logs_are_one_object_per_line_and_name_the_leader() {
         (s == 200).then_some(())
     })
     .await;
+    // A node that cannot start (the address is taken) reports that as JSON too, and fails.
+    let mut clash = args.clone();
+    let d = clash
+        .iter()
+        .position(|a| a == "--data-dir")
+        .expect("data dir arg")
+        + 1;
+    clash[d] = dir.path().join("clash").display().to_string();
+    let out = std::process::Command::new(support::YAKT)
+        .args(&clash)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run a clashing node");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let failed: Vec<Value> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|l| l["message"] == "yakt failed" && l["level"] == "ERROR"),
+        "{err}"
+    );
+
     let status = terminate_child(&mut child, SECS_30).expect("node exits after SIGTERM");
     assert!(status.success(), "{status}");
 

@@ -43,8 +43,9 @@ struct Started {
     child: Child,
 }
 
-/// Copies `from` line by line to `to`, each line prefixed with `prefix`.
-fn pipe_lines<R, W>(from: R, mut to: W, prefix: String) -> tokio::task::JoinHandle<()>
+/// Copies `from` line by line to `to`, each line prefixed with `[node-N]`; a JSON log line
+/// instead gets a `"cluster_node": N` field first, so it stays one JSON object.
+fn pipe_lines<R, W>(from: R, mut to: W, id: u64, json: bool) -> tokio::task::JoinHandle<()>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -52,7 +53,10 @@ where
     tokio::spawn(async move {
         let mut lines = BufReader::new(from).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            let out = format!("{prefix} {line}\n");
+            let out = match line.strip_prefix('{') {
+                Some(rest) if json => format!("{{\"cluster_node\":{id},{rest}\n"),
+                _ => format!("[node-{id}] {line}\n"),
+            };
             if to.write_all(out.as_bytes()).await.is_err() {
                 return;
             }
@@ -135,12 +139,12 @@ pub async fn run(args: ClusterArgs, log_format: LogFormat) -> anyhow::Result<()>
                 return Err(e).context(format!("cannot start node {id}"));
             }
         };
-        let prefix = format!("[node-{id}]");
+        let json = log_format == LogFormat::Json;
         if let Some(out) = child.stdout.take() {
-            pipes.push(pipe_lines(out, tokio::io::stdout(), prefix.clone()));
+            pipes.push(pipe_lines(out, tokio::io::stdout(), id, json));
         }
         if let Some(err) = child.stderr.take() {
-            pipes.push(pipe_lines(err, tokio::io::stderr(), prefix));
+            pipes.push(pipe_lines(err, tokio::io::stderr(), id, json));
         }
         println!(
             "yakt cluster: node {id} listens on http://{addr} (data in {})",

@@ -56,9 +56,16 @@ fn init_logging(format: LogFormat) {
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_format);
-    match cli.command {
+    let result = match cli.command {
         Command::Node(args) => node::run(args).await,
         Command::Cluster(args) => cluster::run(args, cli.log_format).await,
         Command::Status(args) => status::run(args).await,
+    };
+    if let (Err(e), LogFormat::Json) = (&result, cli.log_format) {
+        // Keep stderr one JSON object per line: report the failure as a log line and exit
+        // here rather than letting main print a plain-text line.
+        tracing::error!(error = %format!("{e:#}"), "yakt failed");
+        std::process::exit(1);
     }
+    result
 }
