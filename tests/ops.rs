@@ -527,6 +527,23 @@ async fn sigterm_on_the_leader_under_load_loses_no_acknowledged_write_and_it_rej
         body
     });
 
+    // A long-polling fetch on the leader: answered (empty) at shutdown, not cut off.
+    let poll_url = format!(
+        "http://{}/fetch?offset=1000000000&wait_ms=30000",
+        addrs[leader]
+    );
+    let poll_http = http.clone();
+    let poll_task = tokio::spawn(async move {
+        let r = poll_http
+            .get(poll_url)
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .expect("long poll answered");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    });
+
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
     let mut writers = Vec::new();
@@ -592,6 +609,12 @@ async fn sigterm_on_the_leader_under_load_loses_no_acknowledged_write_and_it_rej
         sse_body.contains("event: shutdown"),
         "no shutdown event in: {sse_body}"
     );
+    let (s, v) = tokio::time::timeout(SECS_30, poll_task)
+        .await
+        .expect("long poll ended")
+        .expect("poll task");
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["records"].as_array().map(Vec::len), Some(0), "{v}");
 
     // The other two elect a leader and keep acknowledging writes.
     let before = count();

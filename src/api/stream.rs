@@ -362,6 +362,7 @@ async fn fetch(
     let wait_ms = parse_num(q.wait_ms.as_deref(), "wait_ms", 0, FETCH_MAX_WAIT_MS)?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let mut applied_rx = node.state.subscribe_applied();
+    let mut shutdown = node.shutdown_signal();
     let mut next = offset;
     loop {
         applied_rx.borrow_and_update();
@@ -396,10 +397,15 @@ async fn fetch(
                 return Ok(page(records, n, None));
             }
             Chunk::Records { next: n, .. } => {
-                if tokio::time::Instant::now() >= deadline {
+                // A long poll answers at once when the node shuts down, so it does not hold
+                // the graceful shutdown up.
+                if tokio::time::Instant::now() >= deadline || *shutdown.borrow_and_update() {
                     return Ok(page(Vec::new(), n, None));
                 }
-                let _ = tokio::time::timeout_at(deadline, applied_rx.changed()).await;
+                tokio::select! {
+                    _ = tokio::time::timeout_at(deadline, applied_rx.changed()) => {}
+                    _ = shutdown.changed() => {}
+                }
             }
         }
     }
