@@ -236,7 +236,12 @@ async fn cluster_and_metrics_report_offsets_requests_fsyncs_lag_and_readers() {
     assert!(get("yakt_commit_offset") >= last as f64);
     assert!(get("yakt_last_log_offset") >= last as f64);
     assert!(get("yakt_log_fsyncs_total") > 0.0);
-    assert!(get("yakt_log_fsync_seconds_total") >= 0.0);
+    let fsyncs = get("yakt_log_fsyncs_total");
+    assert!(get("yakt_log_fsync_duration_seconds_count") >= 1.0);
+    assert!(get("yakt_log_fsync_duration_seconds_sum") > 0.0);
+    let inf = get("yakt_log_fsync_duration_seconds_bucket{le=\"+Inf\"}");
+    assert!(inf >= get("yakt_log_fsync_duration_seconds_bucket{le=\"5\"}"));
+    assert!(inf >= 1.0 && fsyncs >= 1.0, "{inf} {fsyncs}");
     assert_eq!(
         get("yakt_snapshot_age_seconds"),
         -1.0,

@@ -168,13 +168,24 @@ pub fn render_metrics(node: &Node) -> String {
         "fdatasync rounds of the segment log since the process started.",
         &[("", node.log.sync_count() as f64)],
     );
-    metric(
-        &mut out,
-        "yakt_log_fsync_seconds_total",
-        "counter",
-        "Seconds spent in those fdatasync rounds.",
-        &[("", node.log.sync_seconds_total())],
-    );
+    {
+        use std::fmt::Write;
+        let lat = node.log.sync_latency();
+        let name = "yakt_log_fsync_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Duration of the segment log's fdatasync rounds.\n# TYPE {name} histogram"
+        );
+        for (le, n) in crate::storage::log::SYNC_LATENCY_BUCKETS
+            .iter()
+            .zip(&lat.cumulative)
+        {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", lat.count);
+        let _ = writeln!(out, "{name}_sum {}", lat.sum_seconds);
+        let _ = writeln!(out, "{name}_count {}", lat.count);
+    }
     let last = m.last_log_index.unwrap_or(0);
     let lags: Vec<(String, f64)> = m
         .replication
