@@ -1,4 +1,4 @@
-//! Operating endpoints: `/cluster` and `/health`.
+//! Operating endpoints: `/cluster`, `/health` and `/metrics`.
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ pub fn routes() -> Router<Arc<Node>> {
     Router::new()
         .route("/cluster", get(cluster))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
 }
 
 /// The cluster as this node sees it (also used by `yakt status`).
@@ -62,4 +63,165 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Writes one metric with its HELP and TYPE lines.
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {v}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    }
+}
+
+/// Everything `/metrics` reports, in Prometheus text format.
+pub fn render_metrics(node: &Node) -> String {
+    let m = node.raft.metrics().borrow_watched().clone();
+    let mut out = String::new();
+    let role = node.role();
+    let roles: Vec<(String, f64)> = ["leader", "follower", "candidate", "learner", "shutdown"]
+        .iter()
+        .map(|r| (format!("role=\"{r}\""), if *r == role { 1.0 } else { 0.0 }))
+        .collect();
+    let roles: Vec<(&str, f64)> = roles.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    metric(
+        &mut out,
+        "yakt_role",
+        "gauge",
+        "1 for this node's current Raft role.",
+        &roles,
+    );
+    metric(
+        &mut out,
+        "yakt_term",
+        "gauge",
+        "Current Raft term.",
+        &[("", m.current_term as f64)],
+    );
+    metric(
+        &mut out,
+        "yakt_leader_id",
+        "gauge",
+        "Id of the leader this node sees (-1 when none).",
+        &[("", m.current_leader.map_or(-1.0, |l| l as f64))],
+    );
+    let opt = |v: Option<u64>| v.map_or(0.0, |v| v as f64);
+    metric(
+        &mut out,
+        "yakt_commit_offset",
+        "gauge",
+        "Highest offset known committed (0 when none).",
+        &[("", opt(m.local_committed.map(|c| c.index)))],
+    );
+    metric(
+        &mut out,
+        "yakt_applied_offset",
+        "gauge",
+        "Highest offset applied to the metadata image.",
+        &[("", node.state.applied().offset as f64)],
+    );
+    metric(
+        &mut out,
+        "yakt_last_log_offset",
+        "gauge",
+        "Offset of the last entry in this node's log (records appended so far).",
+        &[("", opt(m.last_log_index))],
+    );
+    metric(
+        &mut out,
+        "yakt_log_start_offset",
+        "gauge",
+        "First offset still in the log (0 when the log is empty).",
+        &[("", opt(node.log.first_index()))],
+    );
+    let snap = node.state.snapshot();
+    metric(
+        &mut out,
+        "yakt_snapshot_offset",
+        "gauge",
+        "Offset of the newest snapshot (0 when none).",
+        &[("", snap.map_or(0.0, |s| s.offset as f64))],
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    metric(
+        &mut out,
+        "yakt_snapshot_age_seconds",
+        "gauge",
+        "Seconds since this node wrote or installed its newest snapshot (-1 when none).",
+        &[(
+            "",
+            snap.map_or(-1.0, |s| {
+                now_ms.saturating_sub(s.taken_at_ms) as f64 / 1000.0
+            }),
+        )],
+    );
+    metric(
+        &mut out,
+        "yakt_log_fsyncs_total",
+        "counter",
+        "fdatasync rounds of the segment log since the process started.",
+        &[("", node.log.sync_count() as f64)],
+    );
+    {
+        use std::fmt::Write;
+        let lat = node.log.sync_latency();
+        let name = "yakt_log_fsync_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Duration of the segment log's fdatasync rounds.\n# TYPE {name} histogram"
+        );
+        for (le, n) in crate::storage::log::SYNC_LATENCY_BUCKETS
+            .iter()
+            .zip(&lat.cumulative)
+        {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", lat.count);
+        let _ = writeln!(out, "{name}_sum {}", lat.sum_seconds);
+        let _ = writeln!(out, "{name}_count {}", lat.count);
+    }
+    let last = m.last_log_index.unwrap_or(0);
+    let lags: Vec<(String, f64)> = m
+        .replication
+        .as_ref()
+        .map(|r| {
+            r.iter()
+                .filter(|(id, _)| **id != node.id)
+                .map(|(id, matched)| {
+                    let matched = matched.as_ref().map_or(0, |l| l.index);
+                    (
+                        format!("follower=\"{id}\""),
+                        last.saturating_sub(matched) as f64,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let lags: Vec<(&str, f64)> = lags.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    metric(
+        &mut out,
+        "yakt_replication_lag_entries",
+        "gauge",
+        "On the leader: entries in its log not yet matched by each follower.",
+        &lags,
+    );
+    node.metrics.render_into(&mut out);
+    out
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render_metrics(&node),
+    )
+        .into_response()
 }

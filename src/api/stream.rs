@@ -246,7 +246,16 @@ async fn produce(
     slow_after: Duration,
 ) {
     let mut applied_rx = node.state.subscribe_applied();
+    let mut shutdown = node.shutdown_signal();
     loop {
+        if *shutdown.borrow_and_update() {
+            // Tell the reader why the stream ends, so it reconnects elsewhere (or later)
+            // with Last-Event-ID.
+            let data =
+                json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
+            let _ = tx.try_send(Event::default().event("shutdown").data(data.to_string()));
+            return;
+        }
         let chunk = match read_chunk(&node, next, usize::MAX, &filter) {
             Ok(c) => c,
             Err(e) => {
@@ -277,6 +286,7 @@ async fn produce(
                     // Caught up: wait for the next apply (or the reader going away).
                     tokio::select! {
                         changed = applied_rx.changed() => if changed.is_err() { return },
+                        _ = shutdown.changed() => {}
                         _ = tx.closed() => return,
                     }
                     continue;
@@ -381,6 +391,7 @@ async fn fetch(
     let wait_ms = parse_num(q.wait_ms.as_deref(), "wait_ms", 0, FETCH_MAX_WAIT_MS)?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let mut applied_rx = node.state.subscribe_applied();
+    let mut shutdown = node.shutdown_signal();
     let mut next = offset;
     loop {
         applied_rx.borrow_and_update();
@@ -415,10 +426,15 @@ async fn fetch(
                 return Ok(page(records, n, None));
             }
             Chunk::Records { next: n, .. } => {
-                if tokio::time::Instant::now() >= deadline {
+                // A long poll answers at once when the node shuts down, so it does not hold
+                // the graceful shutdown up.
+                if tokio::time::Instant::now() >= deadline || *shutdown.borrow_and_update() {
                     return Ok(page(Vec::new(), n, None));
                 }
-                let _ = tokio::time::timeout_at(deadline, applied_rx.changed()).await;
+                tokio::select! {
+                    _ = tokio::time::timeout_at(deadline, applied_rx.changed()) => {}
+                    _ = shutdown.changed() => {}
+                }
             }
         }
     }

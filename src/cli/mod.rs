@@ -1,7 +1,9 @@
 //! Command-line parsing and the subcommands. Every flag can also come from a `YAKT_...`
 //! environment variable.
 
+mod cluster;
 mod node;
+mod status;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -30,6 +32,11 @@ pub enum LogFormat {
 pub enum Command {
     /// Run one node of a cluster.
     Node(node::NodeArgs),
+    /// Run a local cluster: `yakt node` child processes on BASE_PORT, +10, +20, ... with data
+    /// under DATA_DIR/node-N; Ctrl-C or SIGTERM stops them all.
+    Cluster(cluster::ClusterArgs),
+    /// Show a cluster: members, roles, term, offsets and lag, as seen from one node.
+    Status(status::StatusArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -37,7 +44,9 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: piped logs (`yakt cluster`, files) stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -47,7 +56,16 @@ fn init_logging(format: LogFormat) {
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_format);
-    match cli.command {
+    let result = match cli.command {
         Command::Node(args) => node::run(args).await,
+        Command::Cluster(args) => cluster::run(args, cli.log_format).await,
+        Command::Status(args) => status::run(args).await,
+    };
+    if let (Err(e), LogFormat::Json) = (&result, cli.log_format) {
+        // Keep stderr one JSON object per line: report the failure as a log line and exit
+        // here rather than letting main print a plain-text line.
+        tracing::error!(error = %format!("{e:#}"), "yakt failed");
+        std::process::exit(1);
     }
+    result
 }

@@ -10,6 +10,9 @@ use clap::Args;
 use yakt::api::{self, ApiOptions};
 use yakt::raft::{Node, NodeOptions};
 
+/// How long in-flight requests may take to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Flags of `yakt node`.
 #[derive(Args, Debug)]
 pub struct NodeArgs {
@@ -149,19 +152,52 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(node = args.id, addr = %args.addr, data_dir = %data_dir.display(), "node listening");
 
+    // On SIGTERM/SIGINT: stop accepting connections, end the SSE streams (they never end by
+    // themselves, and graceful shutdown waits for every open connection), let in-flight
+    // requests (writes waiting for their commit) finish, then stop Raft and flush the log.
+    let stopping = node.clone();
     let server = tokio::spawn(
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                tracing::info!(
+                    node = stopping.id,
+                    "shutdown requested: finishing in-flight requests"
+                );
+                stopping.begin_shutdown();
+            })
             .into_future(),
     );
     node.bootstrap(seeds).await?;
-    server.await.context("server task")?.context("server")?;
-    tracing::info!(node = args.id, "shutting down");
+    // In-flight requests get a bounded time to finish (a write waiting on a lost quorum must
+    // not hold the process forever).
+    let mut stopping = node.shutdown_signal();
+    let drain_deadline = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    let mut server = server;
+    tokio::select! {
+        r = &mut server => r.context("server task")?.context("server")?,
+        _ = drain_deadline => {
+            tracing::warn!(node = args.id, secs = DRAIN_TIMEOUT.as_secs(), "in-flight requests did not finish in time; closing them");
+            server.abort();
+        }
+    }
+    tracing::info!(node = args.id, "requests drained; stopping raft");
     let _ = tokio::time::timeout(Duration::from_secs(5), node.raft.shutdown()).await;
+    let log = node.log.clone();
+    match tokio::task::spawn_blocking(move || log.sync()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "final log flush failed"),
+        Err(e) => tracing::error!(error = %e, "final log flush task failed"),
+    }
+    tracing::info!(node = args.id, "stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());

@@ -152,6 +152,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             index: log_id.index,
             term: log_id.leader_id.term,
         };
-        blocking(move || log.purge_upto(id)).await
+        blocking(move || log.purge_upto(id)).await?;
+        tracing::info!(
+            upto = log_id.index,
+            term = log_id.leader_id.term,
+            "log purged"
+        );
+        Ok(())
     }
 }

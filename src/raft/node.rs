@@ -95,6 +95,8 @@ pub struct Node {
     proposer: Proposer,
     http: reqwest::Client,
     token: Option<String>,
+    /// Set once the process is shutting down (SSE streams end on it).
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 /// Who leads, as this node sees it.
@@ -171,6 +173,7 @@ impl Node {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| NodeError::Raft(format!("http client: {e}")))?;
+        spawn_leader_watch(opts.id, raft.clone());
         Ok(Arc::new(Node {
             id: opts.id,
             addr: opts.addr,
@@ -182,6 +185,7 @@ impl Node {
             proposer: Proposer::default(),
             http,
             token: opts.token,
+            shutdown: tokio::sync::watch::channel(false).0,
         }))
     }
 
@@ -412,8 +416,53 @@ impl Node {
         &self.http
     }
 
+    /// Marks the node as shutting down: open SSE streams send a final event and end.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// A receiver that turns `true` when the node begins shutting down.
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     /// The token nodes present to each other, if any.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }
+}
+
+/// Logs one INFO line each time the leader this node sees changes (with the term).
+fn spawn_leader_watch(id: NodeId, raft: Raft) {
+    let mut rx = raft.metrics();
+    tokio::spawn(async move {
+        let mut last: Option<(Option<NodeId>, u64)> = None;
+        loop {
+            let (leader, term) = {
+                let m = rx.borrow_watched();
+                (m.current_leader, m.current_term)
+            };
+            if last.map(|l| l.0) != Some(leader) {
+                match leader {
+                    Some(l) => {
+                        tracing::info!(
+                            node = id,
+                            term,
+                            leader_id = l,
+                            is_self = l == id,
+                            "leader changed"
+                        )
+                    }
+                    None if last.is_some() => {
+                        tracing::info!(node = id, term, "leader changed: no leader known")
+                    }
+                    None => {}
+                }
+                last = Some((leader, term));
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }

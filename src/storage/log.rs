@@ -181,6 +181,27 @@ struct Inner {
     pending: Mutex<Pending>,
     pending_cv: Condvar,
     sync_count: AtomicU64,
+    /// Total time spent in fdatasync rounds, nanoseconds.
+    sync_nanos: AtomicU64,
+    /// fdatasync rounds by duration: `[i]` counts rounds within `SYNC_LATENCY_BUCKETS[i]`
+    /// (and above the previous bound); slower rounds only count in `sync_count`.
+    sync_buckets: [AtomicU64; SYNC_LATENCY_BUCKETS.len()],
+}
+
+/// Upper bounds, seconds, of the fdatasync-round latency buckets ([`SegmentLog::sync_latency`]).
+pub const SYNC_LATENCY_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// fdatasync-round latencies since open, as plain numbers (the metrics layer renders them).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncLatency {
+    /// Cumulative counts per bound of [`SYNC_LATENCY_BUCKETS`] (Prometheus `le` buckets).
+    pub cumulative: Vec<u64>,
+    /// Rounds in all (the `+Inf` bucket).
+    pub count: u64,
+    /// Seconds in all.
+    pub sum_seconds: f64,
 }
 
 /// The log.
@@ -271,7 +292,22 @@ impl Inner {
         if files.is_empty() {
             return Ok((last, epoch));
         }
+        let started = std::time::Instant::now();
+        let result = self.sync_files(&files);
+        let took = started.elapsed();
+        self.sync_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        let secs = took.as_secs_f64();
+        if let Some(b) = SYNC_LATENCY_BUCKETS.iter().position(|&b| secs <= b) {
+            self.sync_buckets[b].fetch_add(1, Ordering::Relaxed);
+        }
+        // Counted last, so a reader never sees a round in the count before its bucket.
         self.sync_count.fetch_add(1, Ordering::Relaxed);
+        result.map(|()| (last, epoch))
+    }
+
+    /// fdatasync of each file; on failure the unsynced files go back for a later round.
+    fn sync_files(&self, files: &[(Arc<File>, PathBuf)]) -> Result<(), StorageError> {
         for (i, (file, path)) in files.iter().enumerate() {
             if let Err(source) = file.sync_data() {
                 // Put the files back so a later round retries them.
@@ -288,7 +324,7 @@ impl Inner {
                 });
             }
         }
-        Ok((last, epoch))
+        Ok(())
     }
 
     fn sync(&self) -> Result<Option<u64>, StorageError> {
@@ -571,6 +607,8 @@ impl SegmentLog {
             pending: Mutex::new(Pending::default()),
             pending_cv: Condvar::new(),
             sync_count: AtomicU64::new(0),
+            sync_nanos: AtomicU64::new(0),
+            sync_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
         });
         let for_thread = Arc::clone(&inner);
         let flusher = std::thread::Builder::new()
@@ -721,6 +759,27 @@ impl SegmentLog {
     /// Number of fdatasync rounds run by `sync`/the flusher since open (for tests and metrics).
     pub fn sync_count(&self) -> u64 {
         self.inner.sync_count.load(Ordering::Relaxed)
+    }
+
+    /// How long those fdatasync rounds took (for metrics).
+    pub fn sync_latency(&self) -> SyncLatency {
+        let mut total = 0;
+        let cumulative = self
+            .inner
+            .sync_buckets
+            .iter()
+            .map(|b| {
+                total += b.load(Ordering::Relaxed);
+                total
+            })
+            .collect();
+        // Read after the buckets (a round counts in its bucket first): count >= every bucket.
+        let count = self.inner.sync_count.load(Ordering::Relaxed);
+        SyncLatency {
+            cumulative,
+            count,
+            sum_seconds: self.inner.sync_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        }
     }
 
     /// Entries in `[start, end)` that exist, at least one if any; `max_bytes` bounds payload bytes.

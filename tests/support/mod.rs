@@ -375,3 +375,57 @@ pub fn dump(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A base port such that `base`, `base + 10`, ... (`n` ports spaced by 10) are all free now
+/// (what `yakt cluster --base-port` needs).
+pub fn free_base_port(n: u16) -> u16 {
+    for _ in 0..200 {
+        let base = free_port();
+        if base as u32 + 10 * n as u32 > u16::MAX as u32 {
+            continue;
+        }
+        let all_free =
+            (0..n).all(|k| std::net::TcpListener::bind(("127.0.0.1", base + 10 * k)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no free base port with {n} free ports spaced by 10");
+}
+
+/// Whether something accepts TCP connections at `addr`.
+pub fn port_open(addr: &str) -> bool {
+    let addr: std::net::SocketAddr = addr.parse().expect("socket address");
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
+}
+
+/// Starts `yakt` with `args`, stdout and stderr appended to `log_path`, `RUST_LOG` at info.
+pub fn spawn_yakt(args: &[String], log_path: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("open log");
+    Command::new(YAKT)
+        .args(args)
+        .env("RUST_LOG", "info,openraft=warn")
+        .stdout(log.try_clone().expect("clone log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn yakt")
+}
+
+/// SIGTERM `child` and wait for its exit status (None if still running after `timeout`).
+pub fn terminate_child(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
