@@ -316,16 +316,19 @@ async fn a_reader_whose_node_is_killed_moves_on_and_gets_every_record_once() {
     }
     c.nodes[victim].kill();
 
+    // Read until the writer is done. The writer can finish while `next()` waits for a record
+    // that will never come, so wait on both (`next()` is cancel-safe).
     let deadline = Instant::now() + SECS_30;
+    let mut writer = writer;
     let head = loop {
-        if writer.is_finished() {
-            break writer.await.expect("writer");
-        }
         let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, client.next()).await {
-            Ok(Ok(item)) => items.push(item),
-            Ok(Err(e)) => panic!("client: {e}"),
-            Err(_) => panic!("timed out while writes were running"),
+        tokio::select! {
+            done = &mut writer => break done.expect("writer"),
+            item = tokio::time::timeout(left, client.next()) => match item {
+                Ok(Ok(item)) => items.push(item),
+                Ok(Err(e)) => panic!("client: {e}"),
+                Err(_) => panic!("timed out while writes were running"),
+            },
         }
     };
     if items.last().map_or(true, |i| i.offset() < head) {
