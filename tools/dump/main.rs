@@ -443,11 +443,23 @@ fn dump_last_purged(out: &mut Out, path: &Path) -> Result<()> {
 }
 
 fn dump_vote(out: &mut Out, path: &Path) -> Result<()> {
-    small_file(out, path, "vote", VOTE_MAGIC, |body| {
-        let text = String::from_utf8_lossy(body).into_owned();
-        (
-            format!("bytes={} {text:?}", body.len()),
-            json!({"bytes": body.len(), "text": text}),
-        )
-    })
+    small_file(
+        out,
+        path,
+        "vote",
+        VOTE_MAGIC,
+        |body| match codec::decode_vote(body) {
+            Ok(vote) => {
+                let (term, node) = (vote.leader_id.term, vote.leader_id.voted_for);
+                (
+                    format!("term={term} voted_for={node} committed={}", vote.committed),
+                    json!({"bytes": body.len(), "term": term, "voted_for": node, "committed": vote.committed}),
+                )
+            }
+            Err(e) => (
+                format!("bytes={} undecodable: {e}", body.len()),
+                json!({"bytes": body.len(), "error": e.to_string()}),
+            ),
+        },
+    )
 }
