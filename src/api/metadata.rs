@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -155,57 +156,51 @@ async fn write(
     }
 }
 
-fn incoming(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Incoming {
-    Incoming {
-        method,
-        uri,
-        headers,
-        body,
+/// Reads the whole request as an [`Incoming`]: every write handler needs the body to parse and
+/// the rest to forward it.
+impl<S: Send + Sync> FromRequest<S> for Incoming {
+    /// axum's own rejection (a body over the limit, a broken body); the `json_errors` middleware
+    /// gives it the API's error shape.
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let Parts {
+            method,
+            uri,
+            headers,
+            ..
+        } = parts.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Incoming {
+            method,
+            uri,
+            headers,
+            body,
+        })
     }
 }
 
-async fn register_broker(
-    State(n): State<Arc<Node>>,
-    m: Method,
-    u: Uri,
-    h: HeaderMap,
-    b: Bytes,
-) -> Result<Response, ApiError> {
+async fn register_broker(State(n): State<Arc<Node>>, inc: Incoming) -> Result<Response, ApiError> {
     write(
         n,
-        incoming(m, u, h, b),
+        inc,
         WriteRequest::parse_register_broker,
         "broker registered",
     )
     .await
 }
 
-async fn create_topic(
-    State(n): State<Arc<Node>>,
-    m: Method,
-    u: Uri,
-    h: HeaderMap,
-    b: Bytes,
-) -> Result<Response, ApiError> {
-    write(
-        n,
-        incoming(m, u, h, b),
-        WriteRequest::parse_create_topic,
-        "topic created",
-    )
-    .await
+async fn create_topic(State(n): State<Arc<Node>>, inc: Incoming) -> Result<Response, ApiError> {
+    write(n, inc, WriteRequest::parse_create_topic, "topic created").await
 }
 
-async fn create_partition(
-    State(n): State<Arc<Node>>,
-    m: Method,
-    u: Uri,
-    h: HeaderMap,
-    b: Bytes,
-) -> Result<Response, ApiError> {
+async fn create_partition(State(n): State<Arc<Node>>, inc: Incoming) -> Result<Response, ApiError> {
     write(
         n,
-        incoming(m, u, h, b),
+        inc,
         WriteRequest::parse_create_partition,
         "partition created",
     )
@@ -214,14 +209,11 @@ async fn create_partition(
 
 async fn broker_registration_change(
     State(n): State<Arc<Node>>,
-    m: Method,
-    u: Uri,
-    h: HeaderMap,
-    b: Bytes,
+    inc: Incoming,
 ) -> Result<Response, ApiError> {
     write(
         n,
-        incoming(m, u, h, b),
+        inc,
         WriteRequest::parse_broker_change,
         "broker registration changed",
     )
@@ -231,30 +223,18 @@ async fn broker_registration_change(
 async fn register_producer(
     State(n): State<Arc<Node>>,
     Path(broker_id): Path<String>,
-    m: Method,
-    u: Uri,
-    h: HeaderMap,
-    b: Bytes,
+    inc: Incoming,
 ) -> Result<Response, ApiError> {
-    write(
-        n,
-        incoming(m, u, h, b),
-        |body| WriteRequest::parse_register_producer(&broker_id, body),
-        "producer registered",
-    )
-    .await
+    let parse = |body: &[u8]| WriteRequest::parse_register_producer(&broker_id, body);
+    write(n, inc, parse, "producer registered").await
 }
 
 async fn delete_broker(
     State(node): State<Arc<Node>>,
     Path(broker_id): Path<String>,
-    m: Method,
-    u: Uri,
-    h: HeaderMap,
-    b: Bytes,
+    inc: Incoming,
 ) -> Result<Response, ApiError> {
     let req = WriteRequest::delete_broker(&broker_id)?;
-    let inc = incoming(m, u, h, b);
     match write_through_leader(&node, &inc, req).await? {
         Err(forwarded) => Ok(forwarded),
         Ok(c) => {
