@@ -24,6 +24,10 @@ pub struct NodeArgs {
         default_value = "127.0.0.1:5010"
     )]
     pub addr: String,
+    /// Address peers and redirected clients should use to reach this node, when it differs
+    /// from `-a` (behind NAT, a proxy or a port mapping) [default: the `-a` address].
+    #[arg(long, env = "YAKT_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
     /// Existing members to join through: ID/HOST:PORT[,ID/HOST:PORT...]. Without it, a node with
     /// an empty data directory starts a new one-node cluster. Ignored once the node has state.
     #[arg(
@@ -121,7 +125,19 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("./data/node-{}", args.id)));
-    let mut opts = NodeOptions::new(args.id, args.addr.clone(), data_dir.clone());
+    let advertise = args
+        .advertise_addr
+        .clone()
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| args.addr.clone());
+    let mut opts = NodeOptions::new(args.id, advertise, data_dir.clone());
+    // Outgoing connections leave from the IP this node listens on (unless it listens on all).
+    opts.bind_ip = args
+        .addr
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified());
     opts.snapshot_every = args.snapshot_every;
     opts.keep_after_snapshot = args.keep_after_snapshot;
     opts.election_timeout_ms = (args.election_timeout_min_ms, args.election_timeout_max_ms);

@@ -23,8 +23,13 @@ use crate::storage::{LogOptions, SegmentLog, SnapshotStore, StorageError, VoteFi
 pub struct NodeOptions {
     /// This node's id (`-i`).
     pub id: NodeId,
-    /// The address other nodes and clients reach this node at (`-a`).
+    /// The address other nodes and clients reach this node at (`-a`, or `--advertise-addr`
+    /// when set): the one written into the membership.
     pub addr: String,
+    /// The local IP this node's outgoing connections (Raft RPC, forwarded writes) come from:
+    /// the IP it listens on, so that peers (and a fault-injecting proxy) can tell nodes apart
+    /// by source address. `None` lets the OS choose.
+    pub bind_ip: Option<std::net::IpAddr>,
     /// Where the log, snapshots and vote live.
     pub data_dir: PathBuf,
     /// Take a snapshot every this many log entries.
@@ -47,6 +52,7 @@ impl NodeOptions {
         Self {
             id,
             addr: addr.into(),
+            bind_ip: None,
             data_dir,
             snapshot_every: 10_000,
             keep_after_snapshot: 1_000,
@@ -155,7 +161,7 @@ impl Node {
                 .validate()
                 .map_err(|e| NodeError::Raft(e.to_string()))?,
         );
-        let network = Network::new(opts.token.clone());
+        let network = Network::new(opts.token.clone(), opts.bind_ip);
         let raft = Raft::new(
             opts.id,
             config,
@@ -167,6 +173,7 @@ impl Node {
         .map_err(|e| NodeError::Raft(e.to_string()))?;
         let http = reqwest::Client::builder()
             .no_proxy()
+            .local_address(opts.bind_ip)
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(10))
             .build()
