@@ -375,3 +375,8 @@ pub fn dump(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The history checker of the fault tests (issue 6).
+pub mod history;
+/// Network partitions through per-node proxies (issue 6).
+pub mod netfault;
