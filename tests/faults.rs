@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::history::{check, create_topic_once, dump_entries, History, Op, Outcome, Writers};
+use support::history::{
+    check, create_topic_once, dump_entries, leader_of, History, Op, Outcome, Writers,
+};
 use support::netfault::ProxiedCluster;
 use support::{dump, eventually, Cluster};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -81,7 +83,7 @@ async fn sigkill_the_leader_five_times_under_32_writers() {
         let t = Instant::now();
         c.nodes[leader].kill();
         let rest = others(leader, 3);
-        let new = c.leader_among(&rest, SECS_30).await;
+        let new = leader_of(&c, &rest, SECS_30).await;
         let elected = t.elapsed();
         let acked = h.acked();
         h.wait_acked(acked, 20, SECS_60, "writes under the new leader")
@@ -120,7 +122,7 @@ async fn sigstop_the_leader_past_the_election_timeout() {
     let rest = others(old, 3);
     // Writers stuck on the paused node wait for their timeout: more writers on the other two.
     let more = Writers::start_into(8, addrs(&c, &rest), "pause-rest", h.clone());
-    let new = c.leader_among(&rest, SECS_30).await;
+    let new = leader_of(&c, &rest, SECS_30).await;
     let elected = t.elapsed();
     let acked = h.acked();
     h.wait_acked(acked, 20, SECS_60, "writes while the old leader is paused")
@@ -179,7 +181,7 @@ async fn a_killed_follower_catches_up_by_snapshot() {
         SECS_60,
         "two snapshots past the stopped follower",
         || async {
-            let l = c.leader_among(&rest, SECS_30).await;
+            let l = leader_of(&c, &rest, SECS_30).await;
             let v = c.cluster_view(l).await?;
             let snap = v["snapshot"]["offset"].as_u64()?;
             let start = v["log_start_offset"].as_u64()?;
@@ -460,7 +462,7 @@ async fn an_isolated_leader_acknowledges_nothing_and_rejoins_after_healing() {
     let t = Instant::now();
     pc.isolate(old);
     let rest = others(old, 3);
-    let new = c.leader_among(&rest, SECS_30).await;
+    let new = leader_of(&c, &rest, SECS_30).await;
     let elected = t.elapsed();
     h.wait_acked(h.acked(), 20, SECS_60, "writes on the majority side")
         .await;

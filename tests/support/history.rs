@@ -77,6 +77,30 @@ impl History {
     }
 }
 
+/// Waits until the nodes `among` agree on a leader that is one of them and says it leads.
+/// Unlike `Cluster::leader_among`, it never asks a node outside `among` (a paused or
+/// partitioned node would hold each poll for the client's whole timeout).
+pub async fn leader_of(c: &Cluster, among: &[usize], timeout: Duration) -> usize {
+    eventually(timeout, "a leader among the given nodes", || async {
+        let mut leader = None;
+        for &i in among {
+            let v = c.cluster_view(i).await?;
+            let l = v["leader_id"].as_u64()?;
+            if leader.is_some_and(|x| x != l) {
+                return None;
+            }
+            leader = Some(l);
+        }
+        let idx = c.nodes.iter().position(|n| Some(n.id) == leader)?;
+        if !among.contains(&idx) {
+            return None;
+        }
+        let v = c.cluster_view(idx).await?;
+        (v["role"] == "leader").then_some(idx)
+    })
+    .await
+}
+
 /// Sends one `create_topic` and classifies the answer.
 pub async fn create_topic_once(http: &reqwest::Client, addr: &str, name: &str) -> Outcome {
     let resp = http
@@ -137,7 +161,8 @@ impl Writers {
                 (stop.clone(), history.clone(), http.clone(), addrs.clone());
             let prefix = prefix.to_string();
             tasks.push(tokio::spawn(async move {
-                let mut rng = 0x9E3779B97F4A7C15u64 ^ ((w as u64 + 1) * 0xD1B54A32D192ED03);
+                let mut rng =
+                    0x9E3779B97F4A7C15u64 ^ (w as u64 + 1).wrapping_mul(0xD1B54A32D192ED03);
                 let mut seq = 0u64;
                 while !stop.load(Ordering::SeqCst) {
                     rng ^= rng << 13;
@@ -220,7 +245,7 @@ fn topic_name(rec: &Value) -> Option<&str> {
 /// Checks the history against the nodes `nodes` of `c` (all must be running). Writes a barrier
 /// record first, so that everything committed before it is applied everywhere.
 pub async fn check(c: &Cluster, nodes: &[usize], history: &History) -> Report {
-    let leader = c.leader_among(nodes, Duration::from_secs(30)).await;
+    let leader = leader_of(c, nodes, Duration::from_secs(30)).await;
     let barrier = c
         .create_topic(leader, &format!("barrier-{}", std::process::id()))
         .await;
