@@ -79,7 +79,7 @@ async fn sigkill_the_leader_five_times_under_32_writers() {
     h.wait_acked(0, 20, SECS_60, "first writes").await;
     let mut elections = Vec::new();
     for round in 0..5 {
-        let leader = c.leader(SECS_30).await;
+        let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
         let t = Instant::now();
         c.nodes[leader].kill();
         let rest = others(leader, 3);
@@ -113,7 +113,7 @@ async fn sigstop_the_leader_past_the_election_timeout() {
     let h = History::default();
     let all = Writers::start_into(16, addrs(&c, &[0, 1, 2]), "pause", h.clone());
     h.wait_acked(0, 20, SECS_60, "first writes").await;
-    let old = c.leader(SECS_30).await;
+    let old = leader_of(&c, &[0, 1, 2], SECS_30).await;
     let old_term = c.cluster_view(old).await.expect("view")["term"]
         .as_u64()
         .expect("term");
@@ -140,7 +140,7 @@ async fn sigstop_the_leader_past_the_election_timeout() {
         resumed["commit_offset"]
     );
     // The old leader steps down and follows the new term.
-    let leader = c.leader(SECS_30).await;
+    let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
     assert_ne!(
         leader, old,
         "the paused leader should not lead again at once"
@@ -160,7 +160,7 @@ async fn a_killed_follower_catches_up_by_snapshot() {
         return;
     }
     let mut c = Cluster::start(3, &["--snapshot-every", "20", "--keep-after-snapshot", "5"]).await;
-    let leader = c.leader(SECS_30).await;
+    let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
     let f = (leader + 1) % 3;
     let h = History::default();
     let w = Writers::start_into(4, addrs(&c, &[0, 1, 2]), "snap", h.clone());
@@ -192,7 +192,7 @@ async fn a_killed_follower_catches_up_by_snapshot() {
     w.stop().await;
 
     c.nodes[f].spawn();
-    let leader = c.leader(SECS_30).await;
+    let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
     let head = commit_of(&c, leader).await;
     c.wait_applied(f, head, SECS_60).await;
     let after = c.cluster_view(f).await.expect("view");
@@ -270,7 +270,7 @@ fn entries_of(data_dir: &Path, file: &Path) -> Vec<Value> {
 }
 
 /// Tears the last frame of the newest segment of a stopped node: `mode` 0 zeroes from a
-/// random byte inside it to the end of data, 1 truncates the file there, 2 zeroes a few bytes
+/// random byte inside it to the end of data, 1 truncates the file there, 2 inverts a few bytes
 /// inside it. Returns a description.
 fn tear(data_dir: &Path, seed: u64, mode: u64) -> String {
     let seg = newest_segment(&data_dir.join("log"));
@@ -298,9 +298,14 @@ fn tear(data_dir: &Path, seed: u64, mode: u64) -> String {
         }
         1 => f.set_len(cut).unwrap(),
         _ => {
-            let n = (end - cut).min(3);
+            // Inverted, not zeroed: the bytes there may already be zero.
+            let n = (end - cut).min(3) as usize;
+            let flipped: Vec<u8> = bytes[cut as usize..cut as usize + n]
+                .iter()
+                .map(|b| !b)
+                .collect();
             f.seek(SeekFrom::Start(cut)).unwrap();
-            f.write_all(&vec![0u8; n as usize]).unwrap();
+            f.write_all(&flipped).unwrap();
         }
     }
     f.sync_all().unwrap();
@@ -322,7 +327,7 @@ async fn a_torn_tail_is_cut_and_the_node_rejoins() {
     let seed = std::process::id() as u64 * 2654435761;
     for run in 0..3u64 {
         h.wait_acked(h.acked(), 10, SECS_60, "writes").await;
-        let leader = c.leader(SECS_30).await;
+        let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
         let f = (leader + 1 + run as usize % 2) % 3;
         c.nodes[f].kill();
         let what = tear(&c.nodes[f].data_dir, seed.rotate_left(run as u32 * 7), run);
@@ -339,7 +344,7 @@ async fn a_torn_tail_is_cut_and_the_node_rejoins() {
             },
         )
         .await;
-        let leader = c.leader(SECS_30).await;
+        let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
         let head = commit_of(&c, leader).await;
         c.wait_applied(f, head, SECS_60).await;
         println!("run {run}: node {}: {what}", c.nodes[f].id);
@@ -355,7 +360,7 @@ async fn a_flipped_byte_in_an_old_segment_stops_the_node_and_the_others_go_on() 
         return;
     }
     let mut c = Cluster::start(3, &["--segment-bytes", "4096"]).await;
-    let leader = c.leader(SECS_30).await;
+    let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
     let f = (leader + 1) % 3;
     let h = History::default();
     let w = Writers::start_into(8, addrs(&c, &[0, 1, 2]), "flip", h.clone());
@@ -458,7 +463,7 @@ async fn an_isolated_leader_acknowledges_nothing_and_rejoins_after_healing() {
     let h = History::default();
     let w = Writers::start_into(8, addrs(c, &[0, 1, 2]), "part", h.clone());
     h.wait_acked(0, 20, SECS_60, "first writes").await;
-    let old = c.leader(SECS_30).await;
+    let old = leader_of(&c, &[0, 1, 2], SECS_30).await;
     let t = Instant::now();
     pc.isolate(old);
     let rest = others(old, 3);
@@ -497,7 +502,7 @@ async fn an_isolated_leader_acknowledges_nothing_and_rejoins_after_healing() {
     );
 
     pc.heal();
-    let leader = c.leader(SECS_30).await;
+    let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
     let w = {
         w.stop().await;
         Writers::start_into(8, addrs(c, &[0, 1, 2]), "healed", h.clone())

@@ -154,6 +154,14 @@ impl Node {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
             max_in_snapshot_log_to_keep: opts.keep_after_snapshot,
             max_payload_entries: 4096,
+            // A follower whose newest durable frame was torn (a disk that lied about fsync, or
+            // a tail cut by hand) restarts with fewer entries than its leader last saw matched.
+            // Without this the leader's replication hits a debug assertion (a panic that kills
+            // its RaftCore while the process stays up as a silent zombie "leader") or, in a
+            // release build, works from a matching index the follower no longer has. With it,
+            // the leader resets that follower's progress and re-sends the lost tail; the
+            // quorum-committed index never moves back.
+            allow_log_reversion: Some(true),
             ..Default::default()
         };
         let config = Arc::new(

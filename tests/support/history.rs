@@ -81,7 +81,36 @@ impl History {
 /// Unlike `Cluster::leader_among`, it never asks a node outside `among` (a paused or
 /// partitioned node would hold each poll for the client's whole timeout).
 pub async fn leader_of(c: &Cluster, among: &[usize], timeout: Duration) -> usize {
-    eventually(timeout, "a leader among the given nodes", || async {
+    let found = tokio::time::timeout(timeout, find_leader(c, among, timeout)).await;
+    match found {
+        Ok(i) => i,
+        Err(_) => {
+            let mut state = String::new();
+            for &i in among {
+                let l = c.nodes[i].log();
+                // The first panic or error, if any, else the tail.
+                let first = ["panicked at", "ERROR"]
+                    .iter()
+                    .find_map(|m| l.find(m))
+                    .map(|p| p.saturating_sub(1500));
+                let mut k = first.unwrap_or(l.len().saturating_sub(4000));
+                while !l.is_char_boundary(k) {
+                    k += 1;
+                }
+                state.push_str(&format!(
+                    "\n--- node {}: {:?}\n{}",
+                    c.nodes[i].id,
+                    c.cluster_view(i).await,
+                    &l[k..(k + 4000).min(l.len())]
+                ));
+            }
+            panic!("no leader among {among:?} after {timeout:?}:{state}");
+        }
+    }
+}
+
+async fn find_leader(c: &Cluster, among: &[usize], timeout: Duration) -> usize {
+    eventually(timeout * 2, "a leader among the given nodes", || async {
         let mut leader = None;
         for &i in among {
             let v = c.cluster_view(i).await?;
