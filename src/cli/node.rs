@@ -1,6 +1,5 @@
 //! `yakt node`: run one node (the original YAKt start line, `-i ID -a HOST:PORT -e ...`).
 
-use std::future::IntoFuture;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -161,15 +160,81 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(node = args.id, addr = %args.addr, data_dir = %data_dir.display(), "node listening");
 
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .into_future(),
-    );
+    let server = tokio::spawn(serve(listener, app, shutdown_signal()));
     node.bootstrap(seeds).await?;
     server.await.context("server task")?.context("server")?;
     tracing::info!(node = args.id, "shutting down");
     let _ = tokio::time::timeout(Duration::from_secs(5), node.raft.shutdown()).await;
+    Ok(())
+}
+
+/// How long a client may take to send a request's headers (and an idle keep-alive connection
+/// may wait for its next request) before its connection is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets open requests finish (for
+/// at most 10 s). This is `axum::serve` plus a hyper timer, which `axum::serve` does not set, so
+/// that a client that sends part of its headers and stops (slowloris) is disconnected after
+/// [`HEADER_READ_TIMEOUT`] instead of holding its connection forever.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (open_tx, open_rx) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning; the next accept retries.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = TowerToHyperService::new(app.clone());
+        let mut stop = stop_rx.clone();
+        let open = open_tx.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = stop.wait_for(|s| *s), if !stopping => {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(open_tx);
+    let mut open_rx = open_rx;
+    // recv() returns None once every connection task has dropped its sender.
+    let _ = tokio::time::timeout(Duration::from_secs(10), open_rx.recv()).await;
     Ok(())
 }
 

@@ -41,6 +41,9 @@ impl Network {
         let http = reqwest::Client::builder()
             .no_proxy()
             .local_address(bind_ip)
+            // Below the servers' 30 s header read timeout, so that a pooled connection is
+            // never reused just as the peer closes it for idleness.
+            .pool_idle_timeout(Duration::from_secs(20))
             .pool_max_idle_per_host(8)
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_millis(500))

@@ -182,6 +182,8 @@ impl Node {
         let http = reqwest::Client::builder()
             .no_proxy()
             .local_address(opts.bind_ip)
+            // Below the servers' 30 s header read timeout (see network.rs).
+            .pool_idle_timeout(Duration::from_secs(20))
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(10))
             .build()
