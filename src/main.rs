@@ -39,7 +39,17 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("yakt: {e:#}");
+            // The chain of causes, skipping a cause whose text its parent already shows
+            // (thiserror messages often embed their source).
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(": ");
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("yakt: {msg}");
             ExitCode::FAILURE
         }
     }
