@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::history::{
-    check, create_topic_once, dump_entries, leader_of, History, Op, Outcome, Writers,
+    check, create_topic_once, dump_entries, leader_of, start_cluster, History, Op, Outcome, Writers,
 };
 use support::netfault::ProxiedCluster;
 use support::{dump, eventually, Cluster};
@@ -73,7 +73,7 @@ async fn sigkill_the_leader_five_times_under_32_writers() {
     if !slow("sigkill_the_leader_five_times_under_32_writers") {
         return;
     }
-    let mut c = Cluster::start(3, &[]).await;
+    let mut c = start_cluster(3, &[]).await;
     let w = Writers::start(32, addrs(&c, &[0, 1, 2]), "kill");
     let h = w.history.clone();
     h.wait_acked(0, 20, SECS_60, "first writes").await;
@@ -109,7 +109,7 @@ async fn sigstop_the_leader_past_the_election_timeout() {
     if !slow("sigstop_the_leader_past_the_election_timeout") {
         return;
     }
-    let c = Cluster::start(3, &[]).await;
+    let c = start_cluster(3, &[]).await;
     let h = History::default();
     let all = Writers::start_into(16, addrs(&c, &[0, 1, 2]), "pause", h.clone());
     h.wait_acked(0, 20, SECS_60, "first writes").await;
@@ -159,7 +159,7 @@ async fn a_killed_follower_catches_up_by_snapshot() {
     if !slow("a_killed_follower_catches_up_by_snapshot") {
         return;
     }
-    let mut c = Cluster::start(3, &["--snapshot-every", "20", "--keep-after-snapshot", "5"]).await;
+    let mut c = start_cluster(3, &["--snapshot-every", "20", "--keep-after-snapshot", "5"]).await;
     let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
     let f = (leader + 1) % 3;
     let h = History::default();
@@ -222,7 +222,7 @@ async fn sigkill_all_three_nodes_at_once_under_load() {
     if !slow("sigkill_all_three_nodes_at_once_under_load") {
         return;
     }
-    let mut c = Cluster::start(3, &[]).await;
+    let mut c = start_cluster(3, &[]).await;
     let w = Writers::start(32, addrs(&c, &[0, 1, 2]), "all");
     let h = w.history.clone();
     h.wait_acked(0, 50, SECS_60, "first writes").await;
@@ -321,7 +321,7 @@ async fn a_torn_tail_is_cut_and_the_node_rejoins() {
     if !slow("a_torn_tail_is_cut_and_the_node_rejoins") {
         return;
     }
-    let mut c = Cluster::start(3, &[]).await;
+    let mut c = start_cluster(3, &[]).await;
     let w = Writers::start(8, addrs(&c, &[0, 1, 2]), "torn");
     let h = w.history.clone();
     let seed = std::process::id() as u64 * 2654435761;
@@ -359,7 +359,7 @@ async fn a_flipped_byte_in_an_old_segment_stops_the_node_and_the_others_go_on() 
     if !slow("a_flipped_byte_in_an_old_segment_stops_the_node_and_the_others_go_on") {
         return;
     }
-    let mut c = Cluster::start(3, &["--segment-bytes", "4096"]).await;
+    let mut c = start_cluster(3, &["--segment-bytes", "4096"]).await;
     let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
     let f = (leader + 1) % 3;
     let h = History::default();
@@ -566,7 +566,7 @@ fn raise_nofile() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_its_documented_status_and_changes_nothing() {
     raise_nofile();
-    let c = Cluster::start(1, &[]).await;
+    let c = start_cluster(1, &[]).await;
     let addr = c.nodes[0].addr.clone();
     c.create_topic(0, "existing").await;
     let last_log = |v: Value| v["last_log_offset"].as_u64().expect("last_log_offset");

@@ -109,6 +109,83 @@ pub async fn leader_of(c: &Cluster, among: &[usize], timeout: Duration) -> usize
     }
 }
 
+/// `Cluster::start`, but waits up to 60 s (eight three-node tests share two cores) and on
+/// timeout says what each node saw and logged, instead of only that it timed out.
+pub async fn start_cluster(n: usize, extra: &[&str]) -> Cluster {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("client");
+    let mut c = Cluster {
+        nodes: Vec::new(),
+        dir,
+        http,
+        extra: extra.iter().map(|s| s.to_string()).collect(),
+    };
+    for _ in 0..n {
+        c.add_node();
+    }
+    let voters = async {
+        eventually(Duration::from_secs(120), "voters", || async {
+            for i in 0..c.nodes.len() {
+                if let Some(v) = c.cluster_view(i).await {
+                    if v["role"] == "leader" {
+                        let k = v["members"]
+                            .as_array()?
+                            .iter()
+                            .filter(|m| m["voter"] == true)
+                            .count();
+                        return (k >= n).then_some(());
+                    }
+                }
+            }
+            None
+        })
+        .await
+    };
+    if tokio::time::timeout(Duration::from_secs(60), voters)
+        .await
+        .is_err()
+    {
+        let all: Vec<usize> = (0..n).collect();
+        panic!(
+            "{n} nodes did not become voters within 60 s:{}",
+            describe(&mut c, &all).await
+        );
+    }
+    c
+}
+
+/// Each node's view, whether it runs, and its first panic or error (else its log's tail).
+pub async fn describe(c: &mut Cluster, nodes: &[usize]) -> String {
+    let mut state = String::new();
+    for &i in nodes {
+        let running = c.nodes[i].running();
+        let l = c.nodes[i].log();
+        let first = ["panicked at", "ERROR", "yakt:"]
+            .iter()
+            .find_map(|m| l.find(m))
+            .map(|p| p.saturating_sub(1500));
+        let mut k = first.unwrap_or(l.len().saturating_sub(4000));
+        while !l.is_char_boundary(k) {
+            k += 1;
+        }
+        let mut e = (k + 4000).min(l.len());
+        while !l.is_char_boundary(e) {
+            e += 1;
+        }
+        state.push_str(&format!(
+            "\n--- node {} (running: {running}): {:?}\n{}",
+            c.nodes[i].id,
+            c.cluster_view(i).await,
+            &l[k..e]
+        ));
+    }
+    state
+}
+
 async fn find_leader(c: &Cluster, among: &[usize], timeout: Duration) -> usize {
     eventually(timeout * 2, "a leader among the given nodes", || async {
         let mut leader = None;
