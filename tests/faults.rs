@@ -195,6 +195,17 @@ async fn a_killed_follower_catches_up_by_snapshot() {
     let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
     let head = commit_of(&c, leader).await;
     c.wait_applied(f, head, SECS_60).await;
+    // Right after installing a snapshot the follower's log can be empty (log start null): one
+    // more write gives it a first entry to show where its log now starts.
+    let name = "after-catch-up";
+    let o = c.create_topic(leader, name).await;
+    h.push(Op {
+        name: name.into(),
+        addr: c.nodes[leader].addr.clone(),
+        outcome: Outcome::Acked(o),
+        at: Instant::now(),
+    });
+    c.wait_applied(f, o, SECS_60).await;
     let after = c.cluster_view(f).await.expect("view");
     println!(
         "follower {} stopped at {stopped_at} (snapshot {snap_before}); leader then had snapshot {} and log start {}; follower now has snapshot {} and log start {}",
