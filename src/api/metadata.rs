@@ -114,14 +114,22 @@ async fn forward(
         }
     }
     let resp = req.send().await.map_err(|e| {
-        ApiError::unavailable(format!(
+        let mut err = ApiError::unavailable(format!(
             "the leader at {leader_addr} did not answer the forwarded write: {e}"
-        ))
+        ));
+        // Only a refused connection proves the leader never saw the write; after a timeout or
+        // a reset it may have committed it.
+        if !e.is_connect() {
+            err.kind = "unknown_outcome";
+        }
+        err
     })?;
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let retry_after = resp.headers().get("retry-after").cloned();
     let body = resp.bytes().await.map_err(|e| {
-        ApiError::unavailable(format!("the forwarded write's answer broke off: {e}"))
+        let mut err = ApiError::unavailable(format!("the forwarded write's answer broke off: {e}"));
+        err.kind = "unknown_outcome";
+        err
     })?;
     let mut out = (
         status,

@@ -125,3 +125,87 @@ pub async fn json_errors(State(opts): State<ApiOptions>, req: Request, next: Nex
     };
     ApiError::new(status, kind_of(status), message).into_response()
 }
+
+/// How long a client may take to send a request body (slowloris guard).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads the body of a client request (not `/raft/`) up front, within the body limit and within
+/// [`BODY_READ_TIMEOUT`]: a declared `Content-Length` over the limit is a `413` before a byte
+/// of the body is read, a body that grows past the limit is cut off at the limit with a `413`,
+/// and a client that stops sending mid-body gets a `408` and its connection closed, instead of
+/// holding a handler (and its memory) forever. hyper has no body read timeout of its own, and
+/// axum's `serve` sets no timer, so nothing else would end such a request.
+pub async fn read_body_in_time(
+    State(opts): State<ApiOptions>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.uri().path().starts_with("/raft/")
+        || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+    {
+        return next.run(req).await;
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the request body is over the limit of {} bytes (--max-body)",
+                opts.body_limit
+            ),
+        )
+        .into_response()
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > opts.body_limit as u64) {
+        return close(too_large());
+    }
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        axum::body::to_bytes(body, opts.body_limit),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(e)) => {
+            // axum reports the limit as a `LengthLimitError` ("length limit exceeded").
+            let over = e.to_string().contains("length limit");
+            if over {
+                close(too_large())
+            } else {
+                close(
+                    ApiError::bad_request(format!("reading the request body failed: {e}"))
+                        .into_response(),
+                )
+            }
+        }
+        Err(_) => close(
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+            )
+            .into_response(),
+        ),
+    }
+}
+
+/// Marks a response as the last on its connection (the rest of the body is never read).
+fn close(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    resp
+}

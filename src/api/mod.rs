@@ -71,6 +71,10 @@ pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             opts.clone(),
+            middleware::read_body_in_time,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            opts.clone(),
             middleware::json_errors,
         ))
         .layer(axum::middleware::from_fn_with_state(

@@ -1,6 +1,5 @@
 //! `yakt node`: run one node (the original YAKt start line, `-i ID -a HOST:PORT -e ...`).
 
-use std::future::IntoFuture;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,6 +26,10 @@ pub struct NodeArgs {
         default_value = "127.0.0.1:5010"
     )]
     pub addr: String,
+    /// Address peers and redirected clients should use to reach this node, when it differs
+    /// from `-a` (behind NAT, a proxy or a port mapping) [default: the `-a` address].
+    #[arg(long, env = "YAKT_ADVERTISE_ADDR")]
+    pub advertise_addr: Option<String>,
     /// Existing members to join through: ID/HOST:PORT[,ID/HOST:PORT...]. Without it, a node with
     /// an empty data directory starts a new one-node cluster. Ignored once the node has state.
     #[arg(
@@ -127,7 +130,19 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("./data/node-{}", args.id)));
-    let mut opts = NodeOptions::new(args.id, args.addr.clone(), data_dir.clone());
+    let advertise = args
+        .advertise_addr
+        .clone()
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or_else(|| args.addr.clone());
+    let mut opts = NodeOptions::new(args.id, advertise, data_dir.clone());
+    // Outgoing connections leave from the IP this node listens on (unless it listens on all).
+    opts.bind_ip = args
+        .addr
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified());
     opts.snapshot_every = args.snapshot_every;
     opts.keep_after_snapshot = args.keep_after_snapshot;
     opts.election_timeout_ms = (args.election_timeout_min_ms, args.election_timeout_max_ms);
@@ -156,18 +171,14 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     // themselves, and graceful shutdown waits for every open connection), let in-flight
     // requests (writes waiting for their commit) finish, then stop Raft and flush the log.
     let stopping = node.clone();
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown_signal().await;
-                tracing::info!(
-                    node = stopping.id,
-                    "shutdown requested: finishing in-flight requests"
-                );
-                stopping.begin_shutdown();
-            })
-            .into_future(),
-    );
+    let server = tokio::spawn(serve(listener, app, async move {
+        shutdown_signal().await;
+        tracing::info!(
+            node = stopping.id,
+            "shutdown requested: finishing in-flight requests"
+        );
+        stopping.begin_shutdown();
+    }));
     node.bootstrap(seeds).await?;
     // In-flight requests get a bounded time to finish (a write waiting on a lost quorum must
     // not hold the process forever).
@@ -193,6 +204,76 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         Err(e) => tracing::error!(error = %e, "final log flush task failed"),
     }
     tracing::info!(node = args.id, "stopped");
+    Ok(())
+}
+
+/// How long a client may take to send a request's headers (and an idle keep-alive connection
+/// may wait for its next request) before its connection is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets open requests finish (for
+/// at most 10 s). This is `axum::serve` plus a hyper timer, which `axum::serve` does not set, so
+/// that a client that sends part of its headers and stops (slowloris) is disconnected after
+/// [`HEADER_READ_TIMEOUT`] instead of holding its connection forever.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (open_tx, open_rx) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning; the next accept retries.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = TowerToHyperService::new(app.clone());
+        let mut stop = stop_rx.clone();
+        let open = open_tx.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = stop.wait_for(|s| *s), if !stopping => {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(open_tx);
+    let mut open_rx = open_rx;
+    // recv() returns None once every connection task has dropped its sender.
+    let _ = tokio::time::timeout(Duration::from_secs(10), open_rx.recv()).await;
     Ok(())
 }
 

@@ -35,10 +35,15 @@ pub struct Network {
 }
 
 impl Network {
-    /// A network whose requests carry `token` as a bearer token when one is set.
-    pub fn new(token: Option<String>) -> Self {
+    /// A network whose requests carry `token` as a bearer token when one is set, and leave from
+    /// `bind_ip` when one is given.
+    pub fn new(token: Option<String>, bind_ip: Option<std::net::IpAddr>) -> Self {
         let http = reqwest::Client::builder()
             .no_proxy()
+            .local_address(bind_ip)
+            // Below the servers' 30 s header read timeout, so that a pooled connection is
+            // never reused just as the peer closes it for idleness.
+            .pool_idle_timeout(Duration::from_secs(20))
             .pool_max_idle_per_host(8)
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_millis(500))

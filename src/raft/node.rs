@@ -23,8 +23,13 @@ use crate::storage::{LogOptions, SegmentLog, SnapshotStore, StorageError, VoteFi
 pub struct NodeOptions {
     /// This node's id (`-i`).
     pub id: NodeId,
-    /// The address other nodes and clients reach this node at (`-a`).
+    /// The address other nodes and clients reach this node at (`-a`, or `--advertise-addr`
+    /// when set): the one written into the membership.
     pub addr: String,
+    /// The local IP this node's outgoing connections (Raft RPC, forwarded writes) come from:
+    /// the IP it listens on, so that peers (and a fault-injecting proxy) can tell nodes apart
+    /// by source address. `None` lets the OS choose.
+    pub bind_ip: Option<std::net::IpAddr>,
     /// Where the log, snapshots and vote live.
     pub data_dir: PathBuf,
     /// Take a snapshot every this many log entries.
@@ -47,6 +52,7 @@ impl NodeOptions {
         Self {
             id,
             addr: addr.into(),
+            bind_ip: None,
             data_dir,
             snapshot_every: 10_000,
             keep_after_snapshot: 1_000,
@@ -150,6 +156,14 @@ impl Node {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
             max_in_snapshot_log_to_keep: opts.keep_after_snapshot,
             max_payload_entries: 4096,
+            // A follower whose newest durable frame was torn (a disk that lied about fsync, or
+            // a tail cut by hand) restarts with fewer entries than its leader last saw matched.
+            // Without this the leader's replication hits a debug assertion (a panic that kills
+            // its RaftCore while the process stays up as a silent zombie "leader") or, in a
+            // release build, works from a matching index the follower no longer has. With it,
+            // the leader resets that follower's progress and re-sends the lost tail; the
+            // quorum-committed index never moves back.
+            allow_log_reversion: Some(true),
             ..Default::default()
         };
         let config = Arc::new(
@@ -157,7 +171,7 @@ impl Node {
                 .validate()
                 .map_err(|e| NodeError::Raft(e.to_string()))?,
         );
-        let network = Network::new(opts.token.clone());
+        let network = Network::new(opts.token.clone(), opts.bind_ip);
         let raft = Raft::new(
             opts.id,
             config,
@@ -169,6 +183,9 @@ impl Node {
         .map_err(|e| NodeError::Raft(e.to_string()))?;
         let http = reqwest::Client::builder()
             .no_proxy()
+            .local_address(opts.bind_ip)
+            // Below the servers' 30 s header read timeout (see network.rs).
+            .pool_idle_timeout(Duration::from_secs(20))
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(10))
             .build()

@@ -166,8 +166,15 @@ impl Proposer {
                 "the write was dropped before it committed".into(),
                 true,
             )),
+            // Leadership was lost after the entry was appended: the entry may already be on a
+            // majority and be committed by the next leader, so this is *not* a definite failure
+            // (and must not be forwarded again, which could answer 409 for a committed write).
             Ok(Ok(Err(e))) => Err(match e {
-                openraft::errors::ClientWriteError::ForwardToLeader(_) => not_leader(raft),
+                openraft::errors::ClientWriteError::ForwardToLeader(_) => fail(
+                    "leadership changed before the write committed; the write may still commit"
+                        .into(),
+                    true,
+                ),
                 other => fail(format!("write not committed: {other}"), true),
             }),
             Ok(Ok(Ok(resp))) => Ok(Committed {

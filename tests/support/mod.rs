@@ -429,3 +429,8 @@ pub fn terminate_child(child: &mut Child, timeout: Duration) -> Option<std::proc
     }
     None
 }
+
+/// The history checker of the fault tests (issue 6).
+pub mod history;
+/// Network partitions through per-node proxies (issue 6).
+pub mod netfault;
