@@ -42,7 +42,18 @@ pub async fn prepare(
         _dir: None,
     };
     common::wait_ready(http, &spawned.addrs, 1).await?;
-    let have = applied_offset(http, &addr).await?;
+    // A reused log is replayed after the node leads: wait until the applied offset settles.
+    let mut have = applied_offset(http, &addr).await?;
+    if !fresh {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = applied_offset(http, &addr).await?;
+            if now == have {
+                break;
+            }
+            have = now;
+        }
+    }
     if have < records {
         let need = records - have;
         if !quiet {
@@ -167,6 +178,11 @@ pub async fn restart(
         let served = loop {
             if t0.elapsed() > Duration::from_secs(300) {
                 break None;
+            }
+            // Poll the cheap applied offset first; /get_metadata renders the whole image.
+            if !applied_offset(http, &addr).await.is_ok_and(|o| o >= last) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
             }
             if let Ok(r) = http.get(format!("http://{addr}/get_metadata")).send().await {
                 if r.status().is_success() {

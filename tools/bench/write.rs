@@ -70,6 +70,10 @@ pub fn start(
     s: &Setup,
     c: &Counters,
 ) -> Vec<JoinHandle<Vec<u64>>> {
+    // Names and partition ids stay unique across several runs on one setup (tail's rate probe
+    // then its paced run): a repeated topic name is a 4xx, not a write.
+    static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let gen = GENERATION.fetch_add(1, Ordering::Relaxed);
     let mut tasks = Vec::new();
     for w in 0..concurrency {
         let http = http.clone();
@@ -97,7 +101,7 @@ pub fn start(
                     0 if !topic_uuid.is_empty() => (
                         "/create_partition",
                         reqwest::Method::POST,
-                        json!({"partitionId": (w as u64) * 1_000_000 + k, "topicUUID": topic_uuid,
+                        json!({"partitionId": (gen * 100 + w as u64) * 100_000 + k, "topicUUID": topic_uuid,
                                "replicas": [broker_id], "ISR": [broker_id], "leader": broker_id}),
                     ),
                     5 => (
@@ -108,7 +112,7 @@ pub fn start(
                     _ => (
                         "/create_topic",
                         reqwest::Method::POST,
-                        json!({"name": format!("t-{run}-{w}-{k}")}),
+                        json!({"name": format!("t-{run}-{gen}-{w}-{k}")}),
                     ),
                 };
                 let t0 = Instant::now();
