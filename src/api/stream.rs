@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::body::Body;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
 use axum::{Json, Router};
+use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
@@ -37,6 +39,26 @@ pub const SLOW_READER_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BATCH_BYTES: usize = 1024 * 1024;
 /// Keep-alive comment interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// Most bytes of already-buffered events written to a reader's connection as one body chunk.
+const COALESCE_BYTES: usize = 256 * 1024;
+
+/// One server-sent event, as text: `id: ..`, `event: ..`, `data: ..`, blank line. `data` is one
+/// line of JSON (compact JSON has no raw newlines).
+fn sse_event(id: Option<u64>, event: &str, data: &str) -> Bytes {
+    debug_assert!(!data.contains(['\n', '\r']));
+    let mut b = BytesMut::with_capacity(data.len() + event.len() + 40);
+    if let Some(id) = id {
+        b.extend_from_slice(b"id: ");
+        b.extend_from_slice(id.to_string().as_bytes());
+        b.extend_from_slice(b"\n");
+    }
+    b.extend_from_slice(b"event: ");
+    b.extend_from_slice(event.as_bytes());
+    b.extend_from_slice(b"\ndata: ");
+    b.extend_from_slice(data.as_bytes());
+    b.extend_from_slice(b"\n\n");
+    b.freeze()
+}
 
 /// The stream and fetch routes.
 pub fn routes() -> Router<Arc<Node>> {
@@ -216,8 +238,13 @@ async fn stream(
         cut_tx,
         opts.slow_reader_timeout,
     ));
-    Sse::new(consume(rx, cut_rx, guard))
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(consume(rx, cut_rx, guard)),
+    )
         .into_response()
 }
 
@@ -241,7 +268,7 @@ async fn produce(
     node: Arc<Node>,
     mut next: u64,
     filter: NameFilter,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Bytes>,
     cut: oneshot::Sender<Cutoff>,
     slow_after: Duration,
 ) {
@@ -253,7 +280,7 @@ async fn produce(
             // with Last-Event-ID.
             let data =
                 json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
-            let _ = tx.try_send(Event::default().event("shutdown").data(data.to_string()));
+            let _ = tx.try_send(sse_event(None, "shutdown", &data.to_string()));
             return;
         }
         let chunk = match read_chunk(&node, next, usize::MAX, &filter) {
@@ -266,7 +293,7 @@ async fn produce(
                 return;
             }
         };
-        let events: Vec<Event> = match chunk {
+        let events: Vec<Bytes> = match chunk {
             Chunk::Snapshot {
                 offset,
                 epoch,
@@ -274,10 +301,7 @@ async fn produce(
             } => {
                 next = offset + 1;
                 let data = json!({"offset": offset, "epoch": epoch, "metadata": metadata});
-                vec![Event::default()
-                    .id(offset.to_string())
-                    .event("snapshot")
-                    .data(data.to_string())]
+                vec![sse_event(Some(offset), "snapshot", &data.to_string())]
             }
             Chunk::Records { records, next: n } => {
                 let idle = n == next;
@@ -295,10 +319,7 @@ async fn produce(
                     .iter()
                     .map(|r| {
                         let data = serde_json::to_string(r).unwrap_or_default();
-                        Event::default()
-                            .id(r.offset.to_string())
-                            .event("record")
-                            .data(data)
+                        sse_event(Some(r.offset), "record", &data)
                     })
                     .collect()
             }
@@ -327,15 +348,40 @@ async fn produce(
     }
 }
 
-/// The reader's side: buffered events, then a final `event: error` if it was cut off.
+/// The reader's side: buffered events, then a final `event: error` if it was cut off; a
+/// keep-alive comment after `KEEP_ALIVE` without events.
+///
+/// Events already buffered go out together as one body chunk (up to `COALESCE_BYTES`): one
+/// write per batch instead of one per event is what lets a reader catching up on a long log
+/// receive hundreds of thousands of records per second.
 fn consume(
-    rx: mpsc::Receiver<Event>,
+    rx: mpsc::Receiver<Bytes>,
     cut: oneshot::Receiver<Cutoff>,
     guard: ReaderGuard,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
     futures::stream::unfold((rx, Some(cut), guard), |(mut rx, cut, guard)| async move {
-        if let Some(ev) = rx.recv().await {
-            return Some((Ok(ev), (rx, cut, guard)));
+        match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
+            Err(_) => return Some((Ok(Bytes::from_static(b":\n\n")), (rx, cut, guard))),
+            Ok(Some(first)) => {
+                let mut more = match rx.try_recv() {
+                    Ok(ev) => ev,
+                    Err(_) => return Some((Ok(first), (rx, cut, guard))),
+                };
+                let mut buf = BytesMut::with_capacity(COALESCE_BYTES.min(64 * first.len()));
+                buf.extend_from_slice(&first);
+                loop {
+                    buf.extend_from_slice(&more);
+                    if buf.len() >= COALESCE_BYTES {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(ev) => more = ev,
+                        Err(_) => break,
+                    }
+                }
+                return Some((Ok(buf.freeze()), (rx, cut, guard)));
+            }
+            Ok(None) => {}
         }
         // The producer is gone: say why, once, if it was a cutoff.
         let reason = match cut {
@@ -344,7 +390,7 @@ fn consume(
         }?;
         let data = json!({"error": reason.kind, "message": reason.message});
         Some((
-            Ok(Event::default().event("error").data(data.to_string())),
+            Ok(sse_event(None, "error", &data.to_string())),
             (rx, None, guard),
         ))
     })

@@ -1,0 +1,172 @@
+//! What every mode shares: spawning local nodes, waiting for a leader, percentiles, RSS.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// Local `yakt node` processes, stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Spawned {
+    pub children: Vec<Child>,
+    pub addrs: Vec<String>,
+    /// The temporary data root, if this run owns it (removed on drop).
+    pub _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            stop_child(c);
+        }
+    }
+}
+
+/// SIGTERM, up to 10 s for a graceful stop, then SIGKILL.
+pub fn stop_child(c: &mut Child) {
+    if let Ok(Some(_)) = c.try_wait() {
+        return;
+    }
+    unsafe {
+        libc::kill(c.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub fn yakt_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let yakt: PathBuf = exe.with_file_name("yakt");
+    if !yakt.exists() {
+        bail!(
+            "spawning nodes needs the yakt binary next to yakt-bench ({})",
+            yakt.display()
+        );
+    }
+    Ok(yakt)
+}
+
+/// Starts `yakt node` number `id` on `addr` with data under `root/node-<id>`.
+pub fn spawn_node(
+    root: &Path,
+    id: usize,
+    addr: &str,
+    seeds: &[String],
+    extra: &[String],
+) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(yakt_binary()?);
+    cmd.args(["node", "-i", &id.to_string(), "-a", addr, "--data-dir"])
+        .arg(root.join(format!("node-{id}")))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if !seeds.is_empty() {
+        let seeds: Vec<String> = seeds
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{}/{a}", i + 1))
+            .collect();
+        cmd.args(["-e", &seeds.join(",")]);
+    }
+    cmd.spawn().context("spawn yakt node")
+}
+
+/// Starts an `n`-node cluster under `root` (a fresh temporary directory if `None`).
+pub fn spawn_cluster(n: usize, root: Option<&Path>, extra: &[String]) -> anyhow::Result<Spawned> {
+    let (dir, path) = match root {
+        Some(p) => (None, p.to_path_buf()),
+        None => {
+            let d = tempfile::tempdir()?;
+            let p = d.path().to_path_buf();
+            (Some(d), p)
+        }
+    };
+    let mut addrs: Vec<String> = Vec::new();
+    let mut children = Vec::new();
+    for id in 1..=n {
+        let addr = format!("127.0.0.1:{}", free_port()?);
+        children.push(spawn_node(&path, id, &addr, &addrs, extra)?);
+        addrs.push(addr);
+    }
+    Ok(Spawned {
+        children,
+        addrs,
+        _dir: dir,
+    })
+}
+
+/// Waits for a leader that sees `voters` voters; returns its address.
+pub async fn wait_ready(
+    http: &reqwest::Client,
+    addrs: &[String],
+    voters: usize,
+) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        for a in addrs {
+            if let Ok(r) = http.get(format!("http://{a}/cluster")).send().await {
+                if let Ok(v) = r.json::<serde_json::Value>().await {
+                    let n = v["members"]
+                        .as_array()
+                        .map(|m| m.iter().filter(|x| x["voter"] == true).count())
+                        .unwrap_or(0);
+                    if v["role"] == "leader" && n >= voters {
+                        return Ok(a.clone());
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the cluster did not elect a leader with {voters} voters within 60 s")
+}
+
+/// The p-th percentile of sorted microsecond samples, in ms.
+pub fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+/// VmRSS of a process, MiB.
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// This node's applied offset (the offset `/get_metadata` reports).
+pub async fn applied_offset(http: &reqwest::Client, addr: &str) -> anyhow::Result<u64> {
+    let v: serde_json::Value = http
+        .get(format!("http://{addr}/fetch?offset=end&max_records=1"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(v["next_offset"].as_u64().unwrap_or(1).saturating_sub(1))
+}
+
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}

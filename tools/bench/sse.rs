@@ -1,0 +1,131 @@
+//! A lean `/stream` reader for the bench: it reads SSE frames itself and takes only the offset
+//! (`id:`) and, for `event: record`, the leader's `timestamp` out of the JSON text, so that 100
+//! readers in one process cost little next to the server they measure.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::bail;
+use futures::StreamExt;
+
+/// What one reader saw.
+#[derive(Default)]
+pub struct Tally {
+    pub records: u64,
+    pub snapshots: u64,
+    pub last_offset: u64,
+    /// Receipt time minus the record's timestamp, ms (only when asked for).
+    pub lags_ms: Vec<u32>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+fn number_after(hay: &[u8], key: &[u8]) -> Option<u64> {
+    let i = hay.windows(key.len()).position(|w| w == key)? + key.len();
+    let mut n: u64 = 0;
+    let mut any = false;
+    for &b in &hay[i..] {
+        if b.is_ascii_digit() {
+            n = n * 10 + (b - b'0') as u64;
+            any = true;
+        } else if any || b != b' ' {
+            break;
+        }
+    }
+    any.then_some(n)
+}
+
+/// Reads `GET /stream?offset=<from>` on `addr` until an item at or past `until` arrives
+/// (`until` may be set while it runs; `u64::MAX` means not yet known). `seen` counts records as
+/// they arrive; the tally is added to `tally` however the read ends.
+pub async fn read(
+    http: &reqwest::Client,
+    addr: &str,
+    from: u64,
+    until: Arc<AtomicU64>,
+    lag: bool,
+    seen: Arc<AtomicU64>,
+    tally: Arc<std::sync::Mutex<Tally>>,
+) -> anyhow::Result<()> {
+    let resp = http
+        .get(format!("http://{addr}/stream?offset={from}"))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("/stream answered {}", resp.status());
+    }
+    let mut body = resp.bytes_stream();
+    let mut local = Tally::default();
+    let r = async {
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut event_is_record = false;
+    let mut id: u64 = 0;
+    loop {
+        if local.last_offset >= until.load(Ordering::Relaxed) {
+            break;
+        }
+        let next = match tokio::time::timeout(std::time::Duration::from_millis(200), body.next()).await {
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        let Some(chunk) = next else {
+            bail!("/stream ended");
+        };
+        let chunk = chunk?;
+        let now = if lag { now_ms() } else { 0 };
+        buf.extend_from_slice(&chunk);
+        let mut start = 0;
+        let mut done = false;
+        while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
+            let line = &buf[start..start + nl];
+            start += nl + 1;
+            if line.is_empty() {
+                event_is_record = false;
+                continue;
+            }
+            if let Some(v) = line.strip_prefix(b"id:") {
+                id = std::str::from_utf8(v).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(id);
+            } else if let Some(v) = line.strip_prefix(b"event:") {
+                let v = v.trim_ascii();
+                event_is_record = v == b"record";
+                if v == b"snapshot" {
+                    local.snapshots += 1;
+                } else if v == b"error" || v == b"shutdown" {
+                    bail!("/stream sent event {}", String::from_utf8_lossy(v));
+                }
+            } else if line.starts_with(b"data:") && event_is_record {
+                local.records += 1;
+                seen.fetch_add(1, Ordering::Relaxed);
+                if lag {
+                    if let Some(ts) = number_after(line, b"\"timestamp\":") {
+                        local.lags_ms.push(now.saturating_sub(ts) as u32);
+                    }
+                }
+            }
+            local.last_offset = local.last_offset.max(id);
+            if local.last_offset >= until.load(Ordering::Relaxed) {
+                done = true;
+                break;
+            }
+        }
+        buf.drain(..start);
+        if done {
+            break;
+        }
+    }
+    anyhow::Ok(())
+    }
+    .await;
+    let mut t = tally.lock().unwrap();
+    t.records += local.records;
+    t.snapshots += local.snapshots;
+    t.last_offset = t.last_offset.max(local.last_offset);
+    t.lags_ms.extend(local.lags_ms);
+    r
+}
