@@ -62,12 +62,23 @@ pub async fn prepare(
         let setup = write::setup(http, &addr).await?;
         let c = write::Counters::default();
         let start = Instant::now();
-        let tasks = write::start(http, &[addr.clone()], concurrency, None, Some(need), &setup, &c);
+        let tasks = write::start(
+            http,
+            &[addr.clone()],
+            concurrency,
+            None,
+            Some(need),
+            &setup,
+            &c,
+        );
         let p = write::progress(c.ok.clone(), "committed", quiet);
         let w = write::finish(tasks, &c, start, concurrency).await;
         p.abort();
         if !quiet {
-            eprintln!("pre-fill: {:.0} records/s", w["records_per_sec"].as_f64().unwrap_or(0.0));
+            eprintln!(
+                "pre-fill: {:.0} records/s",
+                w["records_per_sec"].as_f64().unwrap_or(0.0)
+            );
         }
     }
     let last = applied_offset(http, &addr).await?;
@@ -100,7 +111,16 @@ pub async fn catchup(
         let tally = Arc::new(Mutex::new(Tally::default()));
         let p = write::progress(seen.clone(), "received", quiet);
         let t0 = Instant::now();
-        let r = sse::read(http, &addr, 0, Arc::new(AtomicU64::new(last)), false, seen, tally.clone()).await;
+        let r = sse::read(
+            http,
+            &addr,
+            0,
+            Arc::new(AtomicU64::new(last)),
+            false,
+            seen,
+            tally.clone(),
+        )
+        .await;
         let secs = t0.elapsed().as_secs_f64();
         p.abort();
         r?;
@@ -121,7 +141,9 @@ pub async fn catchup(
         let mut pages = 0u64;
         loop {
             let page: Page = http
-                .get(format!("http://{addr}/fetch?offset={next}&max_records=10000"))
+                .get(format!(
+                    "http://{addr}/fetch?offset={next}&max_records=10000"
+                ))
                 .send()
                 .await?
                 .error_for_status()?
@@ -140,7 +162,8 @@ pub async fn catchup(
             eprintln!("catchup /fetch run {}: {n} records in {pages} pages in {secs:.2}s = {rate:.0} records/s", i + 1);
         }
         fetch_rates.push(rate);
-        fetch_runs.push(json!({"records": n, "pages": pages, "seconds": secs, "records_per_sec": rate}));
+        fetch_runs
+            .push(json!({"records": n, "pages": pages, "seconds": secs, "records_per_sec": rate}));
     }
     Ok(json!({
         "mode": "catchup",
@@ -199,7 +222,9 @@ pub async fn restart(
         let rss = rss_mib(pid);
         common::stop_child(&mut child);
         let Some(secs) = served else {
-            anyhow::bail!("the restarted node did not serve the image at offset {last} within 300 s");
+            anyhow::bail!(
+                "the restarted node did not serve the image at offset {last} within 300 s"
+            );
         };
         if !quiet {
             eprintln!("restart run {}: serving the image at offset {last} after {:.0} ms; VmRSS {:.1} MiB", i + 1, secs * 1000.0, rss.unwrap_or(0.0));

@@ -173,7 +173,13 @@ async fn main() -> anyhow::Result<()> {
                 .pool_max_idle_per_host(args.concurrency.max(1))
                 .tcp_nodelay(true)
                 .build()?;
-            let (n, c, x, rep, q) = (args.records, args.concurrency, &args.node_arg, args.repeat, args.json);
+            let (n, c, x, rep, q) = (
+                args.records,
+                args.concurrency,
+                &args.node_arg,
+                args.repeat,
+                args.json,
+            );
             let r = if let Mode::Catchup = args.mode {
                 catchup::catchup(&long, &root, n, c, x, rep, q).await?
             } else {

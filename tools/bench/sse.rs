@@ -62,66 +62,73 @@ pub async fn read(
     }
     let mut body = resp.bytes_stream();
     let mut local = Tally::default();
-    let r = async {
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
-    let mut event_is_record = false;
-    let mut id: u64 = 0;
-    loop {
-        if local.last_offset >= until.load(Ordering::Relaxed) {
-            break;
-        }
-        let next = match tokio::time::timeout(std::time::Duration::from_millis(200), body.next()).await {
-            Ok(n) => n,
-            Err(_) => continue,
-        };
-        let Some(chunk) = next else {
-            bail!("/stream ended");
-        };
-        let chunk = chunk?;
-        let now = if lag { now_ms() } else { 0 };
-        buf.extend_from_slice(&chunk);
-        let mut start = 0;
-        let mut done = false;
-        while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
-            let line = &buf[start..start + nl];
-            start += nl + 1;
-            if line.is_empty() {
-                event_is_record = false;
-                continue;
-            }
-            if let Some(v) = line.strip_prefix(b"id:") {
-                id = std::str::from_utf8(v).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(id);
-            } else if let Some(v) = line.strip_prefix(b"event:") {
-                let v = v.trim_ascii();
-                event_is_record = v == b"record";
-                if v == b"snapshot" {
-                    local.snapshots += 1;
-                } else if v == b"error" || v == b"shutdown" {
-                    bail!("/stream sent event {}", String::from_utf8_lossy(v));
+    let r =
+        async {
+            let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+            let mut event_is_record = false;
+            let mut id: u64 = 0;
+            loop {
+                if local.last_offset >= until.load(Ordering::Relaxed) {
+                    break;
                 }
-            } else if line.starts_with(b"data:") && event_is_record {
-                local.records += 1;
-                seen.fetch_add(1, Ordering::Relaxed);
-                if lag {
-                    if let Some(ts) = number_after(line, b"\"timestamp\":") {
-                        local.lags_ms.push(now.saturating_sub(ts) as u32);
+                let next =
+                    match tokio::time::timeout(std::time::Duration::from_millis(200), body.next())
+                        .await
+                    {
+                        Ok(n) => n,
+                        Err(_) => continue,
+                    };
+                let Some(chunk) = next else {
+                    bail!("/stream ended");
+                };
+                let chunk = chunk?;
+                let now = if lag { now_ms() } else { 0 };
+                buf.extend_from_slice(&chunk);
+                let mut start = 0;
+                let mut done = false;
+                while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
+                    let line = &buf[start..start + nl];
+                    start += nl + 1;
+                    if line.is_empty() {
+                        event_is_record = false;
+                        continue;
+                    }
+                    if let Some(v) = line.strip_prefix(b"id:") {
+                        id = std::str::from_utf8(v)
+                            .ok()
+                            .and_then(|s| s.trim().parse().ok())
+                            .unwrap_or(id);
+                    } else if let Some(v) = line.strip_prefix(b"event:") {
+                        let v = v.trim_ascii();
+                        event_is_record = v == b"record";
+                        if v == b"snapshot" {
+                            local.snapshots += 1;
+                        } else if v == b"error" || v == b"shutdown" {
+                            bail!("/stream sent event {}", String::from_utf8_lossy(v));
+                        }
+                    } else if line.starts_with(b"data:") && event_is_record {
+                        local.records += 1;
+                        seen.fetch_add(1, Ordering::Relaxed);
+                        if lag {
+                            if let Some(ts) = number_after(line, b"\"timestamp\":") {
+                                local.lags_ms.push(now.saturating_sub(ts) as u32);
+                            }
+                        }
+                    }
+                    local.last_offset = local.last_offset.max(id);
+                    if local.last_offset >= until.load(Ordering::Relaxed) {
+                        done = true;
+                        break;
                     }
                 }
+                buf.drain(..start);
+                if done {
+                    break;
+                }
             }
-            local.last_offset = local.last_offset.max(id);
-            if local.last_offset >= until.load(Ordering::Relaxed) {
-                done = true;
-                break;
-            }
+            anyhow::Ok(())
         }
-        buf.drain(..start);
-        if done {
-            break;
-        }
-    }
-    anyhow::Ok(())
-    }
-    .await;
+        .await;
     let mut t = tally.lock().unwrap();
     t.records += local.records;
     t.snapshots += local.snapshots;

@@ -31,7 +31,8 @@ pub async fn run(
             if !quiet {
                 eprintln!("tail: measuring the unthrottled write rate for 5 s");
             }
-            let w = write::run_for(http, write_targets, concurrency, None, 5.0, &setup, quiet).await;
+            let w =
+                write::run_for(http, write_targets, concurrency, None, 5.0, &setup, quiet).await;
             let max = w["records_per_sec"].as_f64().unwrap_or(1000.0);
             (max / 2.0, Some(max))
         }
@@ -51,7 +52,12 @@ pub async fn run(
     for _ in 0..readers {
         let t = Arc::new(Mutex::new(Tally::default()));
         tallies.push(t.clone());
-        let (rhttp, addr, until, seen) = (rhttp.clone(), read_addr.to_string(), until.clone(), seen.clone());
+        let (rhttp, addr, until, seen) = (
+            rhttp.clone(),
+            read_addr.to_string(),
+            until.clone(),
+            seen.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             sse::read(&rhttp, &addr, from, until, true, seen, t).await
         }));
@@ -62,7 +68,15 @@ pub async fn run(
     }
     let c = write::Counters::default();
     let start = Instant::now();
-    let wtasks = write::start(http, write_targets, concurrency, Some(rate), None, &setup, &c);
+    let wtasks = write::start(
+        http,
+        write_targets,
+        concurrency,
+        Some(rate),
+        None,
+        &setup,
+        &c,
+    );
     let p = write::progress(seen.clone(), "received (all readers)", quiet);
     tokio::time::sleep(Duration::from_secs(secs)).await;
     c.stop.store(true, Ordering::Relaxed);
