@@ -112,18 +112,7 @@ pub async fn leader_of(c: &Cluster, among: &[usize], timeout: Duration) -> usize
 /// `Cluster::start`, but waits up to 60 s (eight three-node tests share two cores) and on
 /// timeout says what each node saw and logged, instead of only that it timed out.
 pub async fn start_cluster(n: usize, extra: &[&str]) -> Cluster {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .expect("client");
-    let mut c = Cluster {
-        nodes: Vec::new(),
-        dir,
-        http,
-        extra: extra.iter().map(|s| s.to_string()).collect(),
-    };
+    let mut c = Cluster::empty(extra);
     for _ in 0..n {
         c.add_node();
     }

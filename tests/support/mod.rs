@@ -151,21 +151,27 @@ fn seeds(nodes: &[NodeProc]) -> String {
 }
 
 impl Cluster {
-    /// Starts `n` nodes with the original start lines (node 1 alone, the others with `-e`
-    /// naming the earlier ones) and waits until all are voters under one leader.
-    pub async fn start(n: usize, extra: &[&str]) -> Cluster {
+    /// A cluster with no nodes yet: a fresh temporary directory and an HTTP client; every node
+    /// added later gets `extra` on its command line.
+    pub fn empty(extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(15))
             .build()
             .expect("client");
-        let mut c = Cluster {
+        Cluster {
             nodes: Vec::new(),
             dir,
             http,
             extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
+        }
+    }
+
+    /// Starts `n` nodes with the original start lines (node 1 alone, the others with `-e`
+    /// naming the earlier ones) and waits until all are voters under one leader.
+    pub async fn start(n: usize, extra: &[&str]) -> Cluster {
+        let mut c = Cluster::empty(extra);
         for _ in 0..n {
             c.add_node();
         }

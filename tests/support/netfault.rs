@@ -88,18 +88,7 @@ pub struct ProxiedCluster {
 impl ProxiedCluster {
     /// Starts `n` nodes (node 1 first, the others joining through the earlier ones' proxies).
     pub async fn start(n: usize, extra: &[&str]) -> ProxiedCluster {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .expect("client");
-        let mut c = Cluster {
-            nodes: Vec::new(),
-            dir,
-            http,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
+        let mut c = Cluster::empty(extra);
         let mut proxies: Vec<Proxy> = Vec::new();
         for k in 0..n {
             let id = k as u64 + 1;
