@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use crate::metadata::image_view::MetadataAnswer;
 use crate::metadata::request::parse_topic_uuid;
 use crate::metadata::{Record, WriteRequest};
 use crate::raft::proposer::{Committed, ProposeError};
@@ -285,15 +286,36 @@ pub async fn maybe_consistent(node: &Arc<Node>, q: &ReadQuery) -> Result<(), Api
     }
 }
 
+/// The whole image, serialized straight into the body under the read lock (no `Value` tree:
+/// for a large image that tree is many times the size of the body). Apply waits while it runs.
 async fn get_metadata(
     State(node): State<Arc<Node>>,
     Query(q): Query<ReadQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     maybe_consistent(&node, &q).await?;
-    let at = node.state.read();
-    Ok(Json(
-        json!({"offset": at.applied.offset, "epoch": at.applied.term, "metadata": at.image.metadata_json()}),
-    ))
+    let body = {
+        let at = node.state.read();
+        serde_json::to_vec(&MetadataAnswer {
+            image: &at.image,
+            offset: at.applied.offset,
+            epoch: at.applied.term,
+        })
+    }
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("could not encode the image: {e}"),
+        )
+    })?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 async fn get_all_brokers(

@@ -7,6 +7,8 @@
 
 pub mod error;
 pub mod image;
+pub mod image_codec;
+pub mod image_view;
 pub mod record;
 pub mod request;
 pub mod timestamp;

@@ -128,6 +128,7 @@ impl Node {
                 source: e,
             })
         })?;
+        let opened_at = std::time::Instant::now();
         let (log, report) = SegmentLog::open(
             &dir.join("log"),
             LogOptions {
@@ -144,8 +145,18 @@ impl Node {
         let log = Arc::new(log);
         let vote = Arc::new(VoteFile::open(&dir).map_err(storage_err)?);
         let snapshots = Arc::new(SnapshotStore::open(&dir.join("snapshots")).map_err(storage_err)?);
+        let log_ms = opened_at.elapsed().as_millis() as u64;
         let sm = StateMachine::open(snapshots.clone()).map_err(NodeError::Snapshot)?;
         let state = sm.shared();
+        tracing::info!(
+            node = opts.id,
+            entries = report.entries,
+            segments = report.segments,
+            log_ms,
+            snapshot_offset = state.applied().offset,
+            snapshot_ms = opened_at.elapsed().as_millis() as u64 - log_ms,
+            "storage opened"
+        );
 
         let config = Config {
             cluster_name: "yakt".into(),

@@ -69,6 +69,16 @@ fn map(file: &File, path: &Path) -> Result<Mmap, StorageError> {
     unsafe { Mmap::map(file) }.map_err(io_err("mmap", path))
 }
 
+/// Drops the scanned pages from this process's resident set: the scan at open touches every page
+/// of every segment (the zero tail too), and only the newest few are read again soon. The page
+/// cache keeps the data; a later read faults the page back in from it.
+fn release_pages(map: &Mmap) {
+    // SAFETY: the mapping is shared, file-backed and read-only, and nothing borrows from it yet
+    // (the segment is being opened). MADV_DONTNEED on such a mapping only unmaps the pages; the
+    // next access reads the same bytes from the page cache or the file.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+}
+
 impl Segment {
     /// Creates a preallocated, durable (file and directory fsynced) empty segment.
     pub fn create(dir: &Path, base: u64, capacity: u64) -> Result<Self, StorageError> {
@@ -109,6 +119,7 @@ impl Segment {
         }
         let map = map(&file, path)?;
         let scan = scan_segment(&map);
+        release_pages(&map);
         let seg = Self {
             base,
             path: path.to_path_buf(),

@@ -279,9 +279,17 @@ impl SnapshotStore {
 
     /// The highest snapshot that verifies; files that fail verification are skipped with a warning.
     pub fn latest(&self) -> Result<Option<SnapshotInfo>, StorageError> {
+        Ok(self.latest_file()?.map(|(info, _)| info))
+    }
+
+    /// The highest snapshot that verifies, with its contents: each file is read once (a large
+    /// snapshot is tens of megabytes; reading it to verify and again to load doubled restart time).
+    pub fn latest_file(&self) -> Result<Option<(SnapshotInfo, SnapshotFile)>, StorageError> {
         for info in self.list()? {
             match Self::read_file(&info.path) {
-                Ok(s) if s.offset == info.offset && s.term == info.term => return Ok(Some(info)),
+                Ok(s) if s.offset == info.offset && s.term == info.term => {
+                    return Ok(Some((info, s)))
+                }
                 Ok(s) => {
                     tracing::warn!(path = %info.path.display(), header_offset = s.offset, header_term = s.term, "snapshot header does not match its file name; skipping")
                 }
@@ -302,17 +310,21 @@ impl SnapshotStore {
     ///
     /// Allocates only the file's actual size; the header's lengths are checked against it.
     pub fn read_file(path: &Path) -> Result<SnapshotFile, StorageError> {
-        let buf = fs::read(path).map_err(io_err("read", path))?;
+        let mut buf = fs::read(path).map_err(io_err("read", path))?;
         let v = decode_snapshot(&buf).map_err(|(offset, reason)| StorageError::Corrupt {
             path: path.to_path_buf(),
             offset,
             reason,
         })?;
+        let (offset, term, meta) = (v.offset, v.term, v.meta.to_vec());
+        // The payload is the file's tail: keep the buffer rather than copying it.
+        let start = buf.len() - v.payload.len();
+        buf.drain(..start);
         Ok(SnapshotFile {
-            offset: v.offset,
-            term: v.term,
-            meta: v.meta.to_vec(),
-            payload: v.payload.to_vec(),
+            offset,
+            term,
+            meta,
+            payload: buf,
         })
     }
 }

@@ -192,46 +192,62 @@ pub async fn restart(
     spawned.children.clear();
     let mut times = Vec::new();
     let mut rsss = Vec::new();
+    let mut dumps = Vec::new();
     let mut runs = Vec::new();
     for i in 0..repeat {
         let t0 = Instant::now();
         let mut child = spawn_node(root, 1, &addr, &[], extra)?;
         let pid = child.id();
-        // Serving reads: /get_metadata answers with the image at (at least) the last offset.
+        // Serving reads: the applied offset has reached the pre-stop offset and a read answered
+        // from the image succeeds.
         let served = loop {
             if t0.elapsed() > Duration::from_secs(300) {
                 break None;
             }
-            // Poll the cheap applied offset first; /get_metadata renders the whole image.
-            if !applied_offset(http, &addr).await.is_ok_and(|o| o >= last) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-            if let Ok(r) = http.get(format!("http://{addr}/get_metadata")).send().await {
-                if r.status().is_success() {
-                    if let Ok(v) = r.json::<serde_json::Value>().await {
-                        if v["offset"].as_u64().is_some_and(|o| o >= last) {
-                            break Some(t0.elapsed().as_secs_f64());
-                        }
-                    }
+            if applied_offset(http, &addr).await.is_ok_and(|o| o >= last) {
+                let read = http
+                    .get(format!("http://{addr}/get_all_brokers"))
+                    .send()
+                    .await;
+                if read.is_ok_and(|r| r.status().is_success()) {
+                    break Some(t0.elapsed().as_secs_f64());
                 }
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss = rss_mib(pid);
+        // Then the heaviest read there is: the whole image as JSON.
+        let t1 = Instant::now();
+        let dump = match http.get(format!("http://{addr}/get_metadata")).send().await {
+            Ok(r) if r.status().is_success() => r.bytes().await.ok().map(|b| b.len()),
+            _ => None,
+        };
+        let dump_ms = t1.elapsed().as_secs_f64() * 1000.0;
+        let peak = common::peak_rss_mib(pid);
         common::stop_child(&mut child);
         let Some(secs) = served else {
-            anyhow::bail!(
-                "the restarted node did not serve the image at offset {last} within 300 s"
-            );
+            anyhow::bail!("the restarted node did not serve reads at offset {last} within 300 s");
+        };
+        let Some(dump_bytes) = dump else {
+            anyhow::bail!("/get_metadata failed after the restart");
         };
         if !quiet {
-            eprintln!("restart run {}: serving the image at offset {last} after {:.0} ms; VmRSS {:.1} MiB", i + 1, secs * 1000.0, rss.unwrap_or(0.0));
+            eprintln!(
+                "restart run {}: serving at offset {last} after {:.0} ms; VmRSS {:.1} MiB; /get_metadata {dump_bytes} bytes in {dump_ms:.0} ms; VmHWM {:.1} MiB",
+                i + 1,
+                secs * 1000.0,
+                rss.unwrap_or(0.0),
+                peak.unwrap_or(0.0)
+            );
         }
         times.push(secs * 1000.0);
         rsss.push(rss.unwrap_or(0.0));
-        runs.push(json!({"ms_to_serve": secs * 1000.0, "rss_mib": rss}));
+        dumps.push(dump_ms);
+        runs.push(json!({
+            "ms_to_serve": secs * 1000.0, "rss_mib": rss, "get_metadata_ms": dump_ms,
+            "get_metadata_bytes": dump_bytes, "peak_rss_mib": peak,
+        }));
     }
     Ok(json!({
         "mode": "restart",
@@ -239,6 +255,7 @@ pub async fn restart(
         "rss_mib_before_stop": rss_before,
         "ms_to_serve_median": median(&mut times),
         "rss_mib_median": median(&mut rsss),
+        "get_metadata_ms_median": median(&mut dumps),
         "runs": runs,
     }))
 }

@@ -8,7 +8,8 @@
 //! * `catchup`: a one-node cluster with a log of `--records R` (pre-filled by C writers), then one
 //!   reader from offset 0 over `/stream` and over `/fetch` pages: records/s.
 //! * `restart`: the same node restarted on that data directory: time from process start to
-//!   `/get_metadata` answering with the full image, and VmRSS after start.
+//!   serving reads (applied offset back at the pre-stop offset and `/get_all_brokers` answered
+//!   from the image), VmRSS then; after that one full `/get_metadata` (time, bytes, peak RSS).
 //!
 //! `--json` prints the result as one JSON object; a progress line goes to stderr meanwhile.
 

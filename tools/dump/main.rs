@@ -364,7 +364,9 @@ fn dump_snapshot(out: &mut Out, path: &Path) -> Result<()> {
             json!({"type": "snapshot", "file": path.display().to_string(), "crc_ok": false, "pos": pos, "reason": reason}),
         ),
         Ok(h) => {
-            let verdict = decode_snapshot(&buf).map(|_| ());
+            let view = decode_snapshot(&buf);
+            let payload = view.as_ref().ok().map(|v| v.payload);
+            let verdict = view.map(|_| ());
             let crc_ok = verdict.is_ok();
             let text = format!(
                 "snapshot {}: offset={} term={} meta_bytes={} payload_bytes={} file_bytes={} crc={}",
@@ -387,9 +389,43 @@ fn dump_snapshot(out: &mut Out, path: &Path) -> Result<()> {
                     json!({"type": "bad_snapshot", "file": path.display().to_string(), "pos": pos, "reason": reason}),
                 );
             }
+            if let Some(payload) = payload {
+                dump_image(out, path, payload);
+            }
         }
     }
     Ok(())
+}
+
+/// Decodes a snapshot's image (every rule of the payload format is checked) and prints its size.
+fn dump_image(out: &mut Out, path: &Path, payload: &[u8]) {
+    match yakt::metadata::Image::decode(payload) {
+        Ok(img) => {
+            let (brokers, topics) = (img.all_brokers().count(), img.all_topics().count());
+            let (partitions, producers) =
+                (img.all_partitions().count(), img.all_producers().count());
+            let changes = img.broker_changes().len();
+            out.line(
+                format!(
+                    "  image: offset={} epoch={} brokers={brokers} topics={topics} partitions={partitions} producers={producers} broker_changes={changes}",
+                    img.last_offset, img.last_epoch
+                ),
+                json!({
+                    "type": "image", "file": path.display().to_string(), "offset": img.last_offset,
+                    "epoch": img.last_epoch, "brokers": brokers, "topics": topics,
+                    "partitions": partitions, "producers": producers, "broker_changes": changes,
+                }),
+            );
+        }
+        Err(e) => out.fail(
+            format!(
+                "{}: snapshot image does not decode: {}",
+                path.display(),
+                e.reason
+            ),
+            json!({"type": "bad_image", "file": path.display().to_string(), "reason": e.reason}),
+        ),
+    }
 }
 
 fn small_file(

@@ -1,0 +1,222 @@
+//! The image's snapshot encoding (format 2): a short sequence of MessagePack values, written
+//! and read in one pass, that a node restarting on a large log can load fast.
+//!
+//! Format 1 serialized the in-memory maps as named MessagePack maps, which stored every topic
+//! name three times and rebuilt each map one insert at a time. Format 2 stores each entity once,
+//! in key order, so decoding bulk-builds the maps from sorted runs. The byte layout is specified
+//! in `segments-format.md` ("Snapshot payload").
+//!
+//! Every value is read with bounds checks: any input gives an image or a [`DecodeError`],
+//! never a panic, and an image whose parts disagree (a partition of an unknown topic, a topic
+//! listed twice) is refused.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+use super::error::DecodeError;
+use super::image::{Image, UuidSet};
+use super::record::{
+    BrokerRegistrationChangeBrokerRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+};
+
+/// The first value of every snapshot payload: `["yakt-image", FORMAT]`.
+const MAGIC: &str = "yakt-image";
+/// The payload format this build writes and reads.
+pub const IMAGE_FORMAT: u32 = 2;
+
+fn err(reason: impl Into<String>) -> DecodeError {
+    DecodeError {
+        what: "image",
+        reason: reason.into(),
+    }
+}
+
+/// Serializes an iterator as a MessagePack array without collecting it first.
+struct Seq<I>(std::cell::Cell<Option<I>>);
+
+impl<I> Seq<I> {
+    fn new(iter: I) -> Self {
+        Self(std::cell::Cell::new(Some(iter)))
+    }
+}
+
+impl<I> Serialize for Seq<I>
+where
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.take() {
+            Some(iter) => s.collect_seq(iter),
+            None => s.collect_seq(std::iter::empty::<I::Item>()),
+        }
+    }
+}
+
+impl Image {
+    /// The snapshot payload (format 2): `["yakt-image", 2]`, then `[last_offset, last_epoch,
+    /// last_timestamp_ms, next_producer_id]`, then five arrays in key order: brokers, topics as
+    /// `[name, uuid]` pairs, partitions, producers (named maps), broker changes (offset order).
+    pub fn encode(&self) -> Vec<u8> {
+        // A topic is about 40 bytes encoded; partitions about 150.
+        let estimate = 64 + self.topics.len() * 40 + self.partitions.len() * 150;
+        let mut out = Vec::with_capacity(estimate);
+        let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
+        // Cannot fail: writing plain data into a Vec.
+        let _ = (MAGIC, IMAGE_FORMAT).serialize(&mut ser);
+        let _ = (
+            self.last_offset,
+            self.last_epoch,
+            self.last_timestamp_ms,
+            self.next_producer_id,
+        )
+            .serialize(&mut ser);
+        let _ = Seq::new(self.brokers.values()).serialize(&mut ser);
+        let _ = Seq::new(self.topics.iter()).serialize(&mut ser);
+        let _ = Seq::new(self.partitions.values().flat_map(|m| m.values())).serialize(&mut ser);
+        let _ = Seq::new(self.producers.values()).serialize(&mut ser);
+        let _ = self.broker_changes.serialize(&mut ser);
+        out
+    }
+
+    /// Reads a snapshot payload written by [`Image::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Image, DecodeError> {
+        let mut rest = bytes;
+        let image = decode_parts(&mut rmp_serde::Deserializer::new(&mut rest))?;
+        if !rest.is_empty() {
+            return Err(err(format!(
+                "{} bytes after the last part of the image",
+                rest.len()
+            )));
+        }
+        Ok(image)
+    }
+}
+
+/// The deserializer over the payload's remaining bytes.
+type De<'a, 'b> = rmp_serde::Deserializer<rmp_serde::decode::ReadReader<&'a mut &'b [u8]>>;
+
+/// Reads the next value of the payload, naming the part on failure.
+fn part<T: DeserializeOwned>(de: &mut De<'_, '_>, what: &str) -> Result<T, DecodeError> {
+    T::deserialize(de).map_err(|e| err(format!("{what}: {e}")))
+}
+
+fn decode_parts(de: &mut De<'_, '_>) -> Result<Image, DecodeError> {
+    let (magic, format): (String, u32) = part(de, "header")?;
+    if magic != MAGIC {
+        return Err(err(format!("header names {magic:?}, not {MAGIC:?}")));
+    }
+    if format != IMAGE_FORMAT {
+        return Err(err(format!(
+            "payload format {format} is not the format {IMAGE_FORMAT} this build reads"
+        )));
+    }
+    let (last_offset, last_epoch, last_timestamp_ms, next_producer_id): (u64, u64, u64, i64) =
+        part(de, "positions")?;
+    let mut image = Image {
+        last_offset,
+        last_epoch,
+        last_timestamp_ms,
+        next_producer_id,
+        ..Image::default()
+    };
+
+    // Each part is checked as it is read (keys unique, in order, pointing at known topics), so
+    // the decoded image is consistent by construction.
+    for b in part::<Vec<RegisterBrokerRecord>>(de, "brokers")? {
+        let id = b.broker_id;
+        if image.brokers.insert(id, b).is_some() {
+            return Err(err(format!("broker {id} is listed twice")));
+        }
+    }
+
+    // Topics come sorted by name, so the map is bulk-built rather than inserted one by one.
+    let topics: Vec<(String, Uuid)> = part(de, "topics")?;
+    if let Some(w) = topics.windows(2).find(|w| w[0].0 >= w[1].0) {
+        return Err(err(format!(
+            "topics out of order or repeated at {:?}",
+            w[1].0
+        )));
+    }
+    let mut uuids = UuidSet::with_capacity_and_hasher(topics.len(), Default::default());
+    for (name, u) in &topics {
+        if !uuids.insert(*u) {
+            return Err(err(format!("topicUUID {u} of {name:?} is used twice")));
+        }
+    }
+    image.topic_uuids = uuids;
+    image.topics = topics.into_iter().collect::<BTreeMap<_, _>>();
+
+    for p in part::<Vec<PartitionRecord>>(de, "partitions")? {
+        let (u, id) = (p.topic_uuid, p.partition_id);
+        if !image.topic_uuids.contains(&u) {
+            return Err(err(format!("partition {id} of unknown topicUUID {u}")));
+        }
+        if image
+            .partitions
+            .entry(u)
+            .or_default()
+            .insert(id, p)
+            .is_some()
+        {
+            return Err(err(format!("partition {id} of {u} is listed twice")));
+        }
+    }
+    for p in part::<Vec<ProducerIdsRecord>>(de, "producers")? {
+        let id = p.producer_id;
+        if id >= image.next_producer_id && id != i64::MAX {
+            return Err(err(format!(
+                "producer id {id} is not below the next free id {}",
+                image.next_producer_id
+            )));
+        }
+        if image.producers.insert(id, p).is_some() {
+            return Err(err(format!("producer id {id} is listed twice")));
+        }
+    }
+    image.broker_changes = part::<Vec<BrokerRegistrationChangeBrokerRecord>>(de, "broker changes")?;
+    Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_image_round_trips_and_starts_with_the_header() {
+        let bytes = Image::new().encode();
+        assert_eq!(Image::decode(&bytes).unwrap(), Image::new());
+        // fixarray(2), fixstr(10) "yakt-image", positive fixint 2
+        assert_eq!(&bytes[..13], b"\x92\xaayakt-image\x02");
+    }
+
+    #[test]
+    fn refuses_other_formats_trailing_bytes_and_disorder() {
+        let mut other = Image::new().encode();
+        other[12] = 1;
+        assert!(Image::decode(&other)
+            .unwrap_err()
+            .reason
+            .contains("format 1"));
+        let mut trailing = Image::new().encode();
+        trailing.push(0xc0);
+        assert!(Image::decode(&trailing)
+            .unwrap_err()
+            .reason
+            .contains("after the last part"));
+        for cut in 0..Image::new().encode().len() {
+            assert!(Image::decode(&Image::new().encode()[..cut]).is_err());
+        }
+        let mut img = Image::new();
+        img.topics.insert("b".into(), Uuid::from_u128(1));
+        img.topics.insert("a".into(), Uuid::from_u128(1));
+        img.topic_uuids.insert(Uuid::from_u128(1));
+        assert!(Image::decode(&img.encode())
+            .unwrap_err()
+            .reason
+            .contains("used twice"));
+    }
+}
