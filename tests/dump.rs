@@ -45,9 +45,12 @@ fn write_data_dir(root: &Path) -> Vec<PathBuf> {
         .expect("purge");
     let segs: Vec<PathBuf> = log.segments().into_iter().map(|s| s.path).collect();
     assert!(segs.len() >= 3, "need several segments");
+    let mut image = yakt::metadata::Image::new();
+    image.last_offset = 5;
+    image.last_epoch = 1;
     SnapshotStore::open(&root.join("snapshots"))
         .expect("snapshots")
-        .write(5, 1, b"meta", b"image")
+        .write(5, 1, b"meta", &image.encode())
         .expect("snapshot");
     VoteFile::open(root)
         .expect("vote")
@@ -100,8 +103,20 @@ fn plain_json_verify_and_ranges() {
         text.lines().filter(|l| l.contains(" crc=ok pos=")).count(),
         120
     );
+    let payload_len = {
+        let mut image = yakt::metadata::Image::new();
+        image.last_offset = 5;
+        image.encode().len()
+    };
     assert!(
-        text.contains("snapshot ") && text.contains("offset=5 term=1 meta_bytes=4 payload_bytes=5"),
+        text.contains("snapshot ")
+            && text.contains(&format!(
+                "offset=5 term=1 meta_bytes=4 payload_bytes={payload_len}"
+            )),
+        "{text}"
+    );
+    assert!(
+        text.contains("  image: offset=5 epoch=1 brokers=0 topics=0"),
         "{text}"
     );
     assert!(
@@ -246,4 +261,23 @@ fn torn_tail_is_a_warning_not_a_failure() {
     );
     assert!(!text.contains("ERROR"), "{text}");
     assert!(!text.contains("index=120 "), "{text}");
+}
+
+#[test]
+fn verify_decodes_the_snapshot_image() {
+    let d = tempfile::tempdir().expect("tempdir");
+    // A snapshot file whose CRC is right but whose payload is not an image (format 1 bytes: a
+    // named map) must fail --verify, naming the file and the reason.
+    let store = SnapshotStore::open(&d.path().join("snapshots")).expect("snapshots");
+    let info = store.write(7, 2, b"meta", b"\x80").expect("snapshot");
+    let o = dump(&["--verify"], &info.path);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(text.contains("crc=ok"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("ERROR ")
+            && l.contains(&info.path.display().to_string())
+            && l.contains("snapshot image does not decode")),
+        "{text}"
+    );
 }

@@ -1,5 +1,5 @@
 //! Issue 8: operating yakt. `yakt cluster` as a process, `/cluster` and `/metrics` contents,
-//! the bearer-token rules, JSON logs, and a SIGTERM under load that loses no acknowledged
+//! the bearer-token rules, JSON logs, the data directory lock, and a SIGTERM under load that loses no acknowledged
 //! write, ends SSE streams, exits 0 and rejoins on restart.
 
 mod support;
@@ -482,6 +482,32 @@ async fn json_logs_are_one_object_per_line_and_name_the_leader() {
             .any(|l| l["message"] == "yakt failed" && l["level"] == "ERROR"),
         "{err}"
     );
+
+    // A second node on the same data directory (another address) is refused by the LOCK file,
+    // and the running node's data is untouched.
+    let mut twin = args.clone();
+    let a = twin.iter().position(|a| a == "-a").expect("address arg") + 1;
+    twin[a] = format!("127.0.0.1:{}", free_port());
+    let out = std::process::Command::new(support::YAKT)
+        .args(&twin)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run a second node on the same data dir");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is locked: another yakt process is using this data directory"),
+        "{err}"
+    );
+    let (s, _) = call(
+        &http,
+        reqwest::Method::GET,
+        &format!("http://{addr}/get_topic/j"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "the first node still serves its data");
 
     let status = terminate_child(&mut child, SECS_30).expect("node exits after SIGTERM");
     assert!(status.success(), "{status}");

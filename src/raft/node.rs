@@ -16,7 +16,7 @@ use super::state_machine::{MetaState, StateMachine};
 use super::{NodeId, Raft};
 use crate::metadata::WriteRequest;
 use crate::metrics::Metrics;
-use crate::storage::{LogOptions, SegmentLog, SnapshotStore, StorageError, VoteFile};
+use crate::storage::{DirLock, LogOptions, SegmentLog, SnapshotStore, StorageError, VoteFile};
 
 /// Everything a node is started with.
 #[derive(Clone, Debug)]
@@ -103,6 +103,8 @@ pub struct Node {
     token: Option<String>,
     /// Set once the process is shutting down (SSE streams end on it).
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Held while the node lives: no second process opens this data directory.
+    _dir_lock: DirLock,
 }
 
 /// Who leads, as this node sees it.
@@ -128,6 +130,7 @@ impl Node {
                 source: e,
             })
         })?;
+        let dir_lock = DirLock::acquire(&dir).map_err(storage_err)?;
         let opened_at = std::time::Instant::now();
         let (log, report) = SegmentLog::open(
             &dir.join("log"),
@@ -214,6 +217,7 @@ impl Node {
             http,
             token: opts.token,
             shutdown: tokio::sync::watch::channel(false).0,
+            _dir_lock: dir_lock,
         }))
     }
 

@@ -26,6 +26,12 @@ pub enum StorageError {
         /// What check failed.
         reason: String,
     },
+    /// Another process holds the data directory's lock file.
+    #[error("{path} is locked: another yakt process is using this data directory (stop it, or give this node its own --data-dir)")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// The caller broke an invariant (non-contiguous append, read of a purged index, ...).
     #[error("invalid operation: {0}")]
     Invalid(String),

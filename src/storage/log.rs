@@ -240,6 +240,7 @@ fn duplicate(e: &StorageError) -> StorageError {
             reason: reason.clone(),
         },
         StorageError::Invalid(s) => StorageError::Invalid(s.clone()),
+        StorageError::Locked { path } => StorageError::Locked { path: path.clone() },
     }
 }
 

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod dir_lock;
 pub mod error;
 pub mod frame;
 pub mod log;
@@ -17,6 +18,7 @@ pub mod vote;
 #[cfg(test)]
 mod tests;
 
+pub use dir_lock::DirLock;
 pub use error::StorageError;
 pub use frame::{decode_frame, scan_segment, Frame, FrameError, SegmentScan};
 pub use log::{
