@@ -11,6 +11,27 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's defaults keep freed memory committed for a while and commit arenas eagerly: a node
+/// that had just loaded a million-entity snapshot stayed at ~220 MiB resident instead of ~155.
+/// Purging at once and committing on demand (the same as `MIMALLOC_PURGE_DELAY=0
+/// MIMALLOC_ARENA_EAGER_COMMIT=0`) cost about 4 % of write throughput in an A/B run. The
+/// environment variables, when set, still win: these calls only change the defaults.
+fn tune_allocator() {
+    // Option numbers of mimalloc v3's `mi_option_e` (libmimalloc-sys 0.1.49 builds v3).
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    for (option, var, value) in [
+        (ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 0),
+        (PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 0),
+    ] {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: called first thing in main, before any other thread exists (mimalloc's
+            // option setters are not thread safe).
+            unsafe { libmimalloc_sys::mi_option_set(option, value) };
+        }
+    }
+}
+
 /// Raises the soft limit on open files to the hard limit: every client connection, peer
 /// connection and segment file is a descriptor, and the usual soft limit of 1024 would make a
 /// node refuse connections (EMFILE) long before it runs out of anything real.
@@ -29,6 +50,7 @@ fn raise_nofile_limit() {
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     raise_nofile_limit();
     let args = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

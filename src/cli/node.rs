@@ -42,7 +42,8 @@ pub struct NodeArgs {
     /// Data directory [default: ./data/node-<id>].
     #[arg(long, env = "YAKT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Take a snapshot every this many log entries.
+    /// Take a snapshot after at least this many log entries (for an image of more than 16x this
+    /// many entities, after entities/16 entries, so a large image is not re-encoded constantly).
     #[arg(long, env = "YAKT_SNAPSHOT_EVERY", default_value_t = 10_000)]
     pub snapshot_every: u64,
     /// Log entries kept below a snapshot for slow followers.

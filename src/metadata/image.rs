@@ -585,6 +585,16 @@ impl Image {
         self.last_timestamp_ms
     }
 
+    /// How many entities the image holds (brokers, topics, partitions, producer ids, change
+    /// records): what the cost of encoding it grows with.
+    pub fn entity_count(&self) -> u64 {
+        (self.brokers.len()
+            + self.topics.len()
+            + self.partitions.values().map(|m| m.len()).sum::<usize>()
+            + self.producers.len()
+            + self.broker_changes.len()) as u64
+    }
+
     /// A broker's current state (CLOSED ones too).
     pub fn broker_record(&self, id: i32) -> Option<&RegisterBrokerRecord> {
         self.brokers.get(&id)

@@ -9,6 +9,7 @@ pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod proposer;
+pub mod snapshot_trigger;
 pub mod state_machine;
 
 pub use node::{LeaderInfo, Node, NodeOptions};

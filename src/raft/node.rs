@@ -12,6 +12,7 @@ use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
 use super::log_store::LogStore;
 use super::network::Network;
 use super::proposer::{Committed, ProposeError, Proposer};
+use super::snapshot_trigger;
 use super::state_machine::{MetaState, StateMachine};
 use super::{NodeId, Raft};
 use crate::metadata::WriteRequest;
@@ -32,7 +33,8 @@ pub struct NodeOptions {
     pub bind_ip: Option<std::net::IpAddr>,
     /// Where the log, snapshots and vote live.
     pub data_dir: PathBuf,
-    /// Take a snapshot every this many log entries.
+    /// Take a snapshot after at least this many log entries (more for a large image; see
+    /// [`super::snapshot_trigger`]).
     pub snapshot_every: u64,
     /// Entries kept below a snapshot for slow followers before they are purged.
     pub keep_after_snapshot: u64,
@@ -167,7 +169,8 @@ impl Node {
             election_timeout_max: opts.election_timeout_ms.1,
             heartbeat_interval: opts.heartbeat_ms,
             install_snapshot_timeout: 30_000,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
+            // Snapshots are requested by `snapshot_trigger`, which sizes the interval by the image.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: opts.keep_after_snapshot,
             max_payload_entries: 4096,
             // A follower whose newest durable frame was torn (a disk that lied about fsync, or
@@ -205,6 +208,7 @@ impl Node {
             .build()
             .map_err(|e| NodeError::Raft(format!("http client: {e}")))?;
         spawn_leader_watch(opts.id, raft.clone());
+        snapshot_trigger::spawn(raft.clone(), state.clone(), opts.snapshot_every);
         Ok(Arc::new(Node {
             id: opts.id,
             addr: opts.addr,

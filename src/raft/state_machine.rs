@@ -291,8 +291,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let started = std::time::Instant::now();
+        let payload = self.shared.read().image.encode();
+        // Apply (and so every write) waits while this runs: worth seeing in the log.
+        tracing::info!(
+            bytes = payload.len(),
+            encode_ms = started.elapsed().as_millis() as u64,
+            "image encoded for a snapshot"
+        );
         SnapshotBuilder {
-            payload: self.shared.read().image.encode(),
+            payload,
             meta: SnapshotMeta {
                 last_log_id: self.last_applied,
                 last_membership: self.membership.clone(),

@@ -1,0 +1,73 @@
+//! When to take a snapshot: after at least `--snapshot-every` entries, and never more often than
+//! every `entities / ENTRIES_PER_ENTITY_DIVISOR` entries for an image of that many entities.
+//!
+//! Encoding a snapshot holds the image's read lock, so apply (and every write) waits for it, for
+//! a time proportional to the image: about 80 ms for an image of 850,000 topics and partitions.
+//! openraft's own policy (a fixed entry count) would do that every 10,000 entries however large
+//! the image grows, stalling writes every fraction of a second and rewriting tens of megabytes
+//! each time. Growing the interval with the image keeps snapshot work per entry bounded, while
+//! a restart still replays at most that many entries (about 300,000 entries/s here, so at most
+//! about 0.2 s for a million-entity image).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::state_machine::MetaState;
+use super::Raft;
+
+/// The interval is at least the image's entity count divided by this.
+pub const ENTRIES_PER_ENTITY_DIVISOR: u64 = 16;
+
+/// How long to wait for a requested snapshot before requesting another.
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Entries between snapshots for an image of `entities` entities.
+pub fn interval(snapshot_every: u64, entities: u64) -> u64 {
+    snapshot_every
+        .max(entities / ENTRIES_PER_ENTITY_DIVISOR)
+        .max(1)
+}
+
+/// Watches the applied offset and asks openraft for a snapshot when one is due.
+pub fn spawn(raft: Raft, state: Arc<MetaState>, snapshot_every: u64) {
+    tokio::spawn(async move {
+        let mut applied = state.subscribe_applied();
+        let mut requested: Option<(u64, Instant)> = None;
+        // The interval last computed; counting entities walks the partition maps, so it is
+        // recounted only when that many entries have passed (the image only grows meanwhile).
+        let mut due_after = snapshot_every;
+        loop {
+            let now = applied.borrow_and_update().offset;
+            let base = state.snapshot().map(|s| s.offset).unwrap_or(0);
+            let pending =
+                requested.is_some_and(|(at, when)| at > base && when.elapsed() < RETRY_AFTER);
+            if !pending && now.saturating_sub(base) >= due_after {
+                due_after = interval(snapshot_every, state.read().image.entity_count());
+                if now.saturating_sub(base) >= due_after {
+                    if raft.trigger().snapshot().await.is_err() {
+                        return; // Raft has stopped.
+                    }
+                    requested = Some((now, Instant::now()));
+                    due_after = snapshot_every;
+                }
+            }
+            if applied.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_is_the_flag_for_small_images_and_grows_with_large_ones() {
+        assert_eq!(interval(10_000, 0), 10_000);
+        assert_eq!(interval(10_000, 160_000), 10_000);
+        assert_eq!(interval(10_000, 1_000_000), 62_500);
+        assert_eq!(interval(0, 0), 1);
+        assert_eq!(interval(100_000_000, 850_000), 100_000_000);
+    }
+}
