@@ -181,6 +181,13 @@ impl Node {
             // the leader resets that follower's progress and re-sends the lost tail; the
             // quorum-committed index never moves back.
             allow_log_reversion: Some(true),
+            // A leader restarted (after SIGTERM or a crash) must not resume leading in its old
+            // term: this node does not persist the commit index, so such a leader would answer
+            // a read index from before its restart, older than writes it had acknowledged (a
+            // consistent read after a full-cluster restart returned 404 for an acknowledged
+            // topic once). With this off it stands for election, and its first entry of the new
+            // term bounds every read index. openraft documents exactly this case.
+            enable_leader_restore: Some(false),
             ..Default::default()
         };
         let config = Arc::new(
