@@ -120,7 +120,7 @@ start_etcd() {
     for _ in $(seq 1 300); do
         for i in 1 2 3; do
             if curl -sf -XPOST "http://127.0.0.1:${EC[$i]}/v3/maintenance/status" -d '{}' 2>/dev/null |
-                python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d.get("leader") and d["leader"]==d["header"]["member_id"] else 1)'; then
+                python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d.get("leader") and d["leader"]==d["header"]["member_id"] else 1)' 2>/dev/null; then
                 ETCD_LEADER="127.0.0.1:${EC[$i]}"; return 0
             fi
         done
@@ -142,7 +142,7 @@ start_yakt() {
     for _ in $(seq 1 600); do
         for i in 1 2 3; do
             if curl -sf "http://${YA[$i]}/cluster" 2>/dev/null |
-                python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["role"]=="leader" and sum(1 for m in d["members"] if m.get("voter"))==3 else 1)'; then
+                python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["role"]=="leader" and sum(1 for m in d["members"] if m.get("voter"))==3 else 1)' 2>/dev/null; then
                 YAKT_LEADER="${YA[$i]}"; return 0
             fi
         done
