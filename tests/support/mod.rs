@@ -405,8 +405,34 @@ pub fn port_open(addr: &str) -> bool {
     std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
 }
 
+/// A `yakt` process started by a test; SIGKILLed when dropped, so a failing test leaves no
+/// process behind (a `yakt cluster`'s nodes follow it through their parent-death signal).
+pub struct YaktProcess(Child);
+
+impl std::ops::Deref for YaktProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for YaktProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for YaktProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `yakt` with `args`, stdout and stderr appended to `log_path`, `RUST_LOG` at info.
-pub fn spawn_yakt(args: &[String], log_path: &Path) -> Child {
+pub fn spawn_yakt(args: &[String], log_path: &Path) -> YaktProcess {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -418,6 +444,7 @@ pub fn spawn_yakt(args: &[String], log_path: &Path) -> Child {
         .stdout(log.try_clone().expect("clone log handle"))
         .stderr(log)
         .spawn()
+        .map(YaktProcess)
         .expect("spawn yakt")
 }
 
