@@ -254,6 +254,41 @@ async fn next_event(rx: &mut mpsc::Receiver<Bytes>) -> Result<Option<Bytes>, ()>
     }
 }
 
+/// Room the reader's side keeps for coalescing events; reused once the connection has written
+/// what was split off it, so a reader at the tail does not allocate per batch.
+const COALESCE_RESERVE: usize = 16 * 1024;
+
+/// The reader's side of one stream.
+struct ReaderSide {
+    rx: mpsc::Receiver<Bytes>,
+    cut: Option<oneshot::Receiver<Cutoff>>,
+    buf: BytesMut,
+    _guard: ReaderGuard,
+}
+
+impl ReaderSide {
+    /// `first` and whatever else is buffered already, up to `COALESCE_BYTES`, as one chunk.
+    fn coalesce(&mut self, first: Bytes) -> Bytes {
+        let Ok(mut more) = self.rx.try_recv() else {
+            return first;
+        };
+        self.buf
+            .reserve(COALESCE_RESERVE.max(first.len() + more.len()));
+        self.buf.extend_from_slice(&first);
+        loop {
+            self.buf.extend_from_slice(&more);
+            if self.buf.len() >= COALESCE_BYTES {
+                break;
+            }
+            match self.rx.try_recv() {
+                Ok(ev) => more = ev,
+                Err(_) => break,
+            }
+        }
+        self.buf.split().freeze()
+    }
+}
+
 /// The reader's side: buffered events, then a final `event: error` if it was cut off; a
 /// keep-alive comment after `KEEP_ALIVE` without events.
 ///
@@ -265,40 +300,25 @@ fn consume(
     cut: oneshot::Receiver<Cutoff>,
     guard: ReaderGuard,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
-    futures::stream::unfold((rx, Some(cut), guard), |(mut rx, cut, guard)| async move {
-        match next_event(&mut rx).await {
-            Err(()) => return Some((Ok(Bytes::from_static(b":\n\n")), (rx, cut, guard))),
+    let side = ReaderSide {
+        rx,
+        cut: Some(cut),
+        buf: BytesMut::new(),
+        _guard: guard,
+    };
+    futures::stream::unfold(side, |mut side| async move {
+        match next_event(&mut side.rx).await {
+            Err(()) => return Some((Ok(Bytes::from_static(b":\n\n")), side)),
             Ok(Some(first)) => {
-                let mut more = match rx.try_recv() {
-                    Ok(ev) => ev,
-                    Err(_) => return Some((Ok(first), (rx, cut, guard))),
-                };
-                let mut buf = BytesMut::with_capacity(COALESCE_BYTES.min(64 * first.len()));
-                buf.extend_from_slice(&first);
-                loop {
-                    buf.extend_from_slice(&more);
-                    if buf.len() >= COALESCE_BYTES {
-                        break;
-                    }
-                    match rx.try_recv() {
-                        Ok(ev) => more = ev,
-                        Err(_) => break,
-                    }
-                }
-                return Some((Ok(buf.freeze()), (rx, cut, guard)));
+                let chunk = side.coalesce(first);
+                return Some((Ok(chunk), side));
             }
             Ok(None) => {}
         }
         // The producer is gone: say why, once, if it was a cutoff.
-        let reason = match cut {
-            Some(c) => c.await.ok(),
-            None => None,
-        }?;
+        let reason = side.cut.take()?.await.ok()?;
         let data = json!({"error": reason.kind, "message": reason.message});
-        Some((
-            Ok(sse_event(None, "error", &data.to_string())),
-            (rx, None, guard),
-        ))
+        Some((Ok(sse_event(None, "error", &data.to_string())), side))
     })
 }
 
