@@ -1,9 +1,11 @@
 //! Reading the log by offset: `GET /stream` (server-sent events) and `GET /fetch` (JSON pages,
 //! long-polling), the way a KRaft broker fetches `__cluster_metadata`.
 //!
-//! Both read committed records from the segment files (never from an in-memory copy of the log)
-//! up to what this node has applied. A reader whose offset was purged below the log start first
-//! gets the image as a snapshot, then the records after it.
+//! Both read committed records from the segment files up to what this node has applied
+//! ([`super::log_read`]). `/stream` encodes each record as its event once: the events of the most
+//! recent offsets are shared by all readers through [`super::event_cache`], so readers at the
+//! tail do not each decode and print the same records. A reader whose offset was purged below the
+//! log start first gets the image as a snapshot, then the records after it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
