@@ -3,10 +3,13 @@
 
 pub mod catchup;
 pub mod error;
+pub mod event_cache;
+pub mod log_read;
 pub mod metadata;
 pub mod middleware;
 pub mod ops;
 pub mod raft_rpc;
+pub mod sse;
 pub mod stream;
 
 use std::sync::Arc;
@@ -82,6 +85,7 @@ pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
             middleware::auth,
         ))
         .layer(Extension(opts))
+        .layer(Extension(Arc::new(event_cache::EventCache::default())))
         .with_state(node)
 }
 

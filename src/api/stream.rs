@@ -1,11 +1,12 @@
 //! Reading the log by offset: `GET /stream` (server-sent events) and `GET /fetch` (JSON pages,
 //! long-polling), the way a KRaft broker fetches `__cluster_metadata`.
 //!
-//! Both read committed records from the segment files (never from an in-memory copy of the log)
-//! up to what this node has applied. A reader whose offset was purged below the log start first
-//! gets the image as a snapshot, then the records after it.
+//! Both read committed records from the segment files up to what this node has applied
+//! ([`super::log_read`]). `/stream` encodes each record as its event once: the events of the most
+//! recent offsets are shared by all readers through [`super::event_cache`], so readers at the
+//! tail do not each decode and print the same records. A reader whose offset was purged below the
+//! log start first gets the image as a snapshot, then the records after it.
 
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,12 +23,15 @@ use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::mpsc::error::{SendTimeoutError, TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::ApiError;
+use super::event_cache::{CachedEntry, EventCache};
+use super::log_read::{read_chunk, read_events, Chunk, NameFilter, Step};
+use super::sse::event as sse_event;
 use super::ApiOptions;
 use crate::metadata::LogRecord;
-use crate::raft::codec::stored_to_log_record;
 use crate::raft::Node;
 
 /// Events buffered per SSE reader before it counts as slow.
@@ -35,148 +39,16 @@ const READER_BUFFER: usize = 1024;
 /// How long a reader's buffer may stay full before it is cut off, by default
 /// (`--slow-reader-timeout`).
 pub const SLOW_READER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Payload bytes read from the log per batch.
-const READ_BATCH_BYTES: usize = 1024 * 1024;
 /// Keep-alive comment interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// Most bytes of already-buffered events written to a reader's connection as one body chunk.
 const COALESCE_BYTES: usize = 256 * 1024;
-
-/// One server-sent event, as text: `id: ..`, `event: ..`, `data: ..`, blank line. `data` is one
-/// line of JSON (compact JSON has no raw newlines).
-fn sse_event(id: Option<u64>, event: &str, data: &str) -> Bytes {
-    debug_assert!(!data.contains(['\n', '\r']));
-    let mut b = BytesMut::with_capacity(data.len() + event.len() + 40);
-    if let Some(id) = id {
-        b.extend_from_slice(b"id: ");
-        b.extend_from_slice(id.to_string().as_bytes());
-        b.extend_from_slice(b"\n");
-    }
-    b.extend_from_slice(b"event: ");
-    b.extend_from_slice(event.as_bytes());
-    b.extend_from_slice(b"\ndata: ");
-    b.extend_from_slice(data.as_bytes());
-    b.extend_from_slice(b"\n\n");
-    b.freeze()
-}
 
 /// The stream and fetch routes.
 pub fn routes() -> Router<Arc<Node>> {
     Router::new()
         .route("/stream", get(stream))
         .route("/fetch", get(fetch))
-}
-
-/// What one read of the log found.
-enum Chunk {
-    /// The offset is below the log start: the image at `offset`, continue after it.
-    Snapshot {
-        offset: u64,
-        epoch: u64,
-        metadata: serde_json::Value,
-    },
-    /// Records (already filtered) and the next offset to read.
-    Records { records: Vec<LogRecord>, next: u64 },
-}
-
-/// A name filter from `?names=A,B`; empty means everything.
-#[derive(Clone, Default)]
-struct NameFilter(HashSet<String>);
-
-impl NameFilter {
-    fn parse(names: Option<&str>) -> Result<Self, ApiError> {
-        let Some(names) = names else {
-            return Ok(Self::default());
-        };
-        let known = [
-            "RegisterBrokerRecord",
-            "TopicRecord",
-            "PartitionRecord",
-            "ProducerIdsRecord",
-            "BrokerRegistrationChangeBrokerRecord",
-        ];
-        let mut set = HashSet::new();
-        for n in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            if !known.contains(&n) {
-                return Err(ApiError::bad_request(format!(
-                    "unknown record name {n:?} in names; known: {}",
-                    known.join(", ")
-                )));
-            }
-            set.insert(n.to_string());
-        }
-        Ok(Self(set))
-    }
-
-    fn allows(&self, name: &str) -> bool {
-        self.0.is_empty() || self.0.contains(name)
-    }
-}
-
-/// Reads committed records from `next`, at most `max_records`, up to the applied offset.
-fn read_chunk(
-    node: &Node,
-    next: u64,
-    max_records: usize,
-    filter: &NameFilter,
-) -> Result<Chunk, ApiError> {
-    let applied = node.state.applied().offset;
-    let below_start = match node.log.first_index() {
-        Some(first) => next < first,
-        None => node.log.last_purged().is_some_and(|p| next <= p.index),
-    };
-    if below_start && next <= applied {
-        let at = node.state.read();
-        return Ok(Chunk::Snapshot {
-            offset: at.applied.offset,
-            epoch: at.applied.term,
-            metadata: at.image.metadata_json(),
-        });
-    }
-    if next > applied {
-        return Ok(Chunk::Records {
-            records: Vec::new(),
-            next,
-        });
-    }
-    let entries = node
-        .log
-        .read_range(next, applied + 1, Some(READ_BATCH_BYTES))
-        .map_err(|e| ApiError::unavailable(format!("reading the log: {e}")))?;
-    if entries.first().is_some_and(|e| e.index > next)
-        && node.log.last_purged().is_some_and(|p| next <= p.index)
-    {
-        // A purge ran between the check above and this read: `read_range` starts at the new log
-        // start, so reading on would skip records silently. Serve the image instead.
-        let at = node.state.read();
-        return Ok(Chunk::Snapshot {
-            offset: at.applied.offset,
-            epoch: at.applied.term,
-            metadata: at.image.metadata_json(),
-        });
-    }
-    let mut records = Vec::new();
-    let mut cursor = next;
-    for entry in &entries {
-        if records.len() >= max_records {
-            break;
-        }
-        cursor = entry.index + 1;
-        match stored_to_log_record(entry) {
-            Ok(Some(r)) if filter.allows(&r.name) => records.push(r),
-            Ok(_) => {}
-            Err(e) => {
-                return Err(ApiError::unavailable(format!(
-                    "undecodable entry at offset {}: {e}",
-                    entry.index
-                )))
-            }
-        }
-    }
-    Ok(Chunk::Records {
-        records,
-        next: cursor,
-    })
 }
 
 #[derive(Deserialize)]
@@ -200,6 +72,7 @@ fn parse_offset(raw: Option<&str>, node: &Node) -> Result<u64, ApiError> {
 async fn stream(
     State(node): State<Arc<Node>>,
     Extension(opts): Extension<ApiOptions>,
+    Extension(cache): Extension<Arc<EventCache>>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Response {
@@ -232,6 +105,7 @@ async fn stream(
     let guard = ReaderGuard(node.clone());
     tokio::spawn(produce(
         node,
+        cache,
         start,
         filter,
         tx,
@@ -263,9 +137,38 @@ struct Cutoff {
     message: String,
 }
 
-/// Reads the log ahead of one SSE reader into its bounded buffer.
+/// Why an event could not be handed to the reader's side.
+enum Undelivered {
+    /// The reader is gone.
+    Closed,
+    /// Its buffer stayed full for the slow-reader timeout.
+    Slow,
+}
+
+/// Puts one event into the reader's buffer, waiting at most `slow_after` for room.
+async fn deliver(
+    tx: &mpsc::Sender<Bytes>,
+    ev: Bytes,
+    slow_after: Duration,
+) -> Result<(), Undelivered> {
+    // Room at once is the common case; `send_timeout` would start a timer for every event.
+    let ev = match tx.try_send(ev) {
+        Ok(()) => return Ok(()),
+        Err(TrySendError::Closed(_)) => return Err(Undelivered::Closed),
+        Err(TrySendError::Full(ev)) => ev,
+    };
+    match tx.send_timeout(ev, slow_after).await {
+        Ok(()) => Ok(()),
+        Err(SendTimeoutError::Closed(_)) => Err(Undelivered::Closed),
+        Err(SendTimeoutError::Timeout(_)) => Err(Undelivered::Slow),
+    }
+}
+
+/// Reads the log (or the shared cache of recent events) ahead of one SSE reader into its
+/// bounded buffer.
 async fn produce(
     node: Arc<Node>,
+    cache: Arc<EventCache>,
     mut next: u64,
     filter: NameFilter,
     tx: mpsc::Sender<Bytes>,
@@ -274,6 +177,7 @@ async fn produce(
 ) {
     let mut applied_rx = node.state.subscribe_applied();
     let mut shutdown = node.shutdown_signal();
+    let mut batch: Vec<CachedEntry> = Vec::new();
     loop {
         if *shutdown.borrow_and_update() {
             // Tell the reader why the stream ends, so it reconnects elsewhere (or later)
@@ -283,52 +187,44 @@ async fn produce(
             let _ = tx.try_send(sse_event(None, "shutdown", &data.to_string()));
             return;
         }
-        let chunk = match read_chunk(&node, next, usize::MAX, &filter) {
-            Ok(c) => c,
+        let step = match read_events(&node, &cache, next, &mut batch) {
+            Ok(s) => s,
             Err(e) => {
                 let _ = cut.send(Cutoff {
                     kind: "read_failed",
-                    message: e.message,
+                    message: e.to_string(),
                 });
                 return;
             }
         };
-        let events: Vec<Bytes> = match chunk {
-            Chunk::Snapshot {
-                offset,
-                epoch,
-                metadata,
-            } => {
-                next = offset + 1;
-                let data = json!({"offset": offset, "epoch": epoch, "metadata": metadata});
-                vec![sse_event(Some(offset), "snapshot", &data.to_string())]
+        let snapshot = match step {
+            Step::Snapshot(snap) => {
+                next = snap.offset + 1;
+                Some(snap.event())
             }
-            Chunk::Records { records, next: n } => {
-                let idle = n == next;
-                next = n;
-                if idle {
-                    // Caught up: wait for the next apply (or the reader going away).
-                    tokio::select! {
-                        changed = applied_rx.changed() => if changed.is_err() { return },
-                        _ = shutdown.changed() => {}
-                        _ = tx.closed() => return,
-                    }
-                    continue;
+            Step::Entries { next: n } if n == next => {
+                // Caught up: wait for the next apply (or the reader going away).
+                tokio::select! {
+                    changed = applied_rx.changed() => if changed.is_err() { return },
+                    _ = shutdown.changed() => {}
+                    _ = tx.closed() => return,
                 }
-                records
-                    .iter()
-                    .map(|r| {
-                        let data = serde_json::to_string(r).unwrap_or_default();
-                        sse_event(Some(r.offset), "record", &data)
-                    })
-                    .collect()
+                continue;
+            }
+            Step::Entries { next: n } => {
+                next = n;
+                None
             }
         };
-        for ev in events {
-            match tx.send_timeout(ev, slow_after).await {
+        let records = batch.drain(..).filter_map(|e| match e {
+            CachedEntry::Record { name, event } if filter.allows(name) => Some(event),
+            _ => None,
+        });
+        for ev in snapshot.into_iter().chain(records) {
+            match deliver(&tx, ev, slow_after).await {
                 Ok(()) => {}
-                Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
-                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                Err(Undelivered::Closed) => return,
+                Err(Undelivered::Slow) => {
                     tracing::warn!(
                         next_offset = next,
                         timeout_ms = slow_after.as_millis() as u64,
@@ -348,6 +244,53 @@ async fn produce(
     }
 }
 
+/// The next buffered event, without starting a keep-alive timer when one is already there;
+/// `Err` after `KEEP_ALIVE` without one.
+async fn next_event(rx: &mut mpsc::Receiver<Bytes>) -> Result<Option<Bytes>, ()> {
+    match rx.try_recv() {
+        Ok(ev) => Ok(Some(ev)),
+        Err(TryRecvError::Disconnected) => Ok(None),
+        Err(TryRecvError::Empty) => tokio::time::timeout(KEEP_ALIVE, rx.recv())
+            .await
+            .map_err(|_| ()),
+    }
+}
+
+/// Room the reader's side keeps for coalescing events; reused once the connection has written
+/// what was split off it, so a reader at the tail does not allocate per batch.
+const COALESCE_RESERVE: usize = 16 * 1024;
+
+/// The reader's side of one stream.
+struct ReaderSide {
+    rx: mpsc::Receiver<Bytes>,
+    cut: Option<oneshot::Receiver<Cutoff>>,
+    buf: BytesMut,
+    _guard: ReaderGuard,
+}
+
+impl ReaderSide {
+    /// `first` and whatever else is buffered already, up to `COALESCE_BYTES`, as one chunk.
+    fn coalesce(&mut self, first: Bytes) -> Bytes {
+        let Ok(mut more) = self.rx.try_recv() else {
+            return first;
+        };
+        self.buf
+            .reserve(COALESCE_RESERVE.max(first.len() + more.len()));
+        self.buf.extend_from_slice(&first);
+        loop {
+            self.buf.extend_from_slice(&more);
+            if self.buf.len() >= COALESCE_BYTES {
+                break;
+            }
+            match self.rx.try_recv() {
+                Ok(ev) => more = ev,
+                Err(_) => break,
+            }
+        }
+        self.buf.split().freeze()
+    }
+}
+
 /// The reader's side: buffered events, then a final `event: error` if it was cut off; a
 /// keep-alive comment after `KEEP_ALIVE` without events.
 ///
@@ -359,40 +302,25 @@ fn consume(
     cut: oneshot::Receiver<Cutoff>,
     guard: ReaderGuard,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
-    futures::stream::unfold((rx, Some(cut), guard), |(mut rx, cut, guard)| async move {
-        match tokio::time::timeout(KEEP_ALIVE, rx.recv()).await {
-            Err(_) => return Some((Ok(Bytes::from_static(b":\n\n")), (rx, cut, guard))),
+    let side = ReaderSide {
+        rx,
+        cut: Some(cut),
+        buf: BytesMut::new(),
+        _guard: guard,
+    };
+    futures::stream::unfold(side, |mut side| async move {
+        match next_event(&mut side.rx).await {
+            Err(()) => return Some((Ok(Bytes::from_static(b":\n\n")), side)),
             Ok(Some(first)) => {
-                let mut more = match rx.try_recv() {
-                    Ok(ev) => ev,
-                    Err(_) => return Some((Ok(first), (rx, cut, guard))),
-                };
-                let mut buf = BytesMut::with_capacity(COALESCE_BYTES.min(64 * first.len()));
-                buf.extend_from_slice(&first);
-                loop {
-                    buf.extend_from_slice(&more);
-                    if buf.len() >= COALESCE_BYTES {
-                        break;
-                    }
-                    match rx.try_recv() {
-                        Ok(ev) => more = ev,
-                        Err(_) => break,
-                    }
-                }
-                return Some((Ok(buf.freeze()), (rx, cut, guard)));
+                let chunk = side.coalesce(first);
+                return Some((Ok(chunk), side));
             }
             Ok(None) => {}
         }
         // The producer is gone: say why, once, if it was a cutoff.
-        let reason = match cut {
-            Some(c) => c.await.ok(),
-            None => None,
-        }?;
+        let reason = side.cut.take()?.await.ok()?;
         let data = json!({"error": reason.kind, "message": reason.message});
-        Some((
-            Ok(sse_event(None, "error", &data.to_string())),
-            (rx, None, guard),
-        ))
+        Some((Ok(sse_event(None, "error", &data.to_string())), side))
     })
 }
 
@@ -455,13 +383,8 @@ async fn fetch(
             Json(body)
         };
         match chunk {
-            Chunk::Snapshot {
-                offset,
-                epoch,
-                metadata,
-            } => {
-                let snap = json!({"offset": offset, "epoch": epoch, "metadata": metadata});
-                return Ok(page(Vec::new(), offset + 1, Some(snap)));
+            Chunk::Snapshot(snap) => {
+                return Ok(page(Vec::new(), snap.offset + 1, Some(snap.to_json())));
             }
             Chunk::Records { records, next: n } if !records.is_empty() || n != next => {
                 // Progress (records, or only Raft's own / filtered-out entries skipped).

@@ -12,6 +12,7 @@ pub mod image_view;
 pub mod record;
 pub mod request;
 pub mod timestamp;
+pub mod wire;
 
 pub use error::{DecodeError, ErrorKind, MetadataError};
 pub use image::Image;
@@ -22,3 +23,4 @@ pub use record::{
 };
 pub use request::{parse_broker_id_path, parse_topic_uuid, LeaderRef, WriteRequest};
 pub use timestamp::{format_rfc3339_ms, parse_timestamp};
+pub use wire::WireRecord;

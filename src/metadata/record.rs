@@ -385,7 +385,7 @@ pub fn group_by_name(records: &[LogRecord], include_producers: bool) -> serde_js
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 

@@ -119,17 +119,19 @@ pub fn decode_payload(
     }
 }
 
-/// The metadata record in a stored entry, as the log, stream and catch-up endpoints show it;
-/// `None` for Raft's own entries.
-pub fn stored_to_log_record(stored: &StoredEntry) -> Result<Option<LogRecord>, CodecError> {
-    match stored.payload.first() {
-        Some(&KIND_RECORD) => {
-            let cmd: MetadataCommand = decode_named("metadata record", &stored.payload[1..])?;
-            Ok(Some(LogRecord::new(stored.index, stored.term, &cmd)))
-        }
+/// The metadata command in a stored entry; `None` for Raft's own entries.
+pub fn stored_to_command(stored: &StoredEntry) -> Result<Option<MetadataCommand>, CodecError> {
+    match stored.payload.split_first() {
+        Some((&KIND_RECORD, body)) => Ok(Some(decode_named("metadata record", body)?)),
         Some(_) => Ok(None),
         None => Err(CodecError::Empty),
     }
+}
+
+/// The metadata record in a stored entry, as the log, stream and catch-up endpoints show it;
+/// `None` for Raft's own entries.
+pub fn stored_to_log_record(stored: &StoredEntry) -> Result<Option<LogRecord>, CodecError> {
+    Ok(stored_to_command(stored)?.map(|cmd| LogRecord::new(stored.index, stored.term, &cmd)))
 }
 
 /// A one-line description of a payload for `yakt-dump`: its name and fields as JSON.

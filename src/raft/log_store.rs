@@ -16,7 +16,8 @@ use super::codec::{decode_vote, encode_vote, entry_to_stored, stored_to_entry};
 use super::{log_id, Entry, LogId, TypeConfig, Vote};
 use crate::storage::{EntryId, SegmentLog, StorageError, VoteFile};
 
-/// Most payload bytes one read hands openraft (replication sends what one read returns).
+/// Most payload bytes one replication read hands openraft ([`LogStore::limited_get_log_entries`]);
+/// replication sends what one read returns.
 const MAX_READ_BYTES: usize = 4 * 1024 * 1024;
 
 /// The log store handed to openraft; cheap to clone (the reader is a clone).
@@ -52,7 +53,29 @@ fn to_log_id(id: EntryId) -> LogId {
     log_id(id.term, id.index)
 }
 
+impl LogStore {
+    /// Entries in `[start, end)`, or only the first ones up to about `max_bytes` of payload.
+    fn read(
+        &self,
+        start: u64,
+        end: u64,
+        max_bytes: Option<usize>,
+    ) -> Result<Vec<Entry>, io::Error> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let stored = self.log.read_range(start, end, max_bytes).map_err(io_err)?;
+        stored
+            .iter()
+            .map(|s| stored_to_entry(s).map_err(io::Error::from))
+            .collect()
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
+    /// Every entry of the range the log holds: openraft applies committed entries through this
+    /// and takes what it returns as the whole range, so it must not stop early (a cap here made
+    /// a restart with more than 4 MiB of unapplied log skip the rest of it).
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,
         range: RB,
@@ -67,17 +90,17 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&e) => e,
             Bound::Unbounded => u64::MAX,
         };
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let stored = self
-            .log
-            .read_range(start, end, Some(MAX_READ_BYTES))
-            .map_err(io_err)?;
-        stored
-            .iter()
-            .map(|s| stored_to_entry(s).map_err(io::Error::from))
-            .collect()
+        self.read(start, end, None)
+    }
+
+    /// The first entries of `[start, end)`, up to `MAX_READ_BYTES` of payload (at least one):
+    /// what replication sends in one request.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
+        self.read(start, end, Some(MAX_READ_BYTES))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
@@ -159,5 +182,48 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             "log purged"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::entry::RaftEntry;
+    use openraft::EntryPayload;
+
+    use super::*;
+    use crate::metadata::{MetadataCommand, Record, TopicRecord};
+    use crate::raft::codec::entry_to_stored;
+    use crate::storage::LogOptions;
+
+    #[tokio::test]
+    async fn a_full_read_returns_every_entry_and_a_limited_one_stops_at_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = SegmentLog::open(&dir.path().join("log"), LogOptions::default()).unwrap();
+        let vote = VoteFile::open(dir.path()).unwrap();
+        let mut store = LogStore::new(Arc::new(log), Arc::new(vote));
+        // 600 entries of ~10 KiB: more than MAX_READ_BYTES in all.
+        let stored: Vec<_> = (1..=600u64)
+            .map(|i| {
+                let cmd = MetadataCommand {
+                    timestamp_ms: i,
+                    record: Record::Topic(TopicRecord {
+                        name: format!("{i:010}").repeat(1000),
+                        topic_uuid: uuid::Uuid::from_u128(i as u128),
+                    }),
+                };
+                entry_to_stored(&Entry::new(log_id(1, i), EntryPayload::Normal(cmd))).unwrap()
+            })
+            .collect();
+        store.log.append(&stored).unwrap();
+        let all = store.try_get_log_entries(1..=600).await.unwrap();
+        assert_eq!(all.len(), 600);
+        assert_eq!(all.last().map(|e| e.log_id.index), Some(600));
+        let limited = store.limited_get_log_entries(1, 601).await.unwrap();
+        assert!(
+            !limited.is_empty() && limited.len() < 600,
+            "{}",
+            limited.len()
+        );
+        assert_eq!(store.try_get_log_entries(5..5).await.unwrap().len(), 0);
     }
 }

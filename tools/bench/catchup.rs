@@ -42,18 +42,13 @@ pub async fn prepare(
         _dir: None,
     };
     common::wait_ready(http, &spawned.addrs, 1).await?;
-    // A reused log is replayed after the node leads: wait until the applied offset settles.
-    let mut have = applied_offset(http, &addr).await?;
+    // A reused log is replayed after the node leads: wait until everything in it is applied.
+    // (Waiting for the applied offset to stand still is not enough: a replay can pause for
+    // seconds, and the bench then pre-filled a second million records on top of the first.)
     if !fresh {
-        loop {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let now = applied_offset(http, &addr).await?;
-            if now == have {
-                break;
-            }
-            have = now;
-        }
+        common::wait_applied_to_log_end(http, &addr).await?;
     }
+    let have = applied_offset(http, &addr).await?;
     if have < records {
         let need = records - have;
         if !quiet {

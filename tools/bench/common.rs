@@ -160,6 +160,28 @@ fn status_mib(pid: u32, key: &str) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Waits (up to 10 min) until the node at `addr` has applied everything in its log: the
+/// applied offset the API serves from (`/fetch`'s) reaches `/cluster`'s `last_log_offset`.
+/// (`/cluster`'s `applied_offset`, openraft's metric, runs ahead of it during a replay.)
+pub async fn wait_applied_to_log_end(http: &reqwest::Client, addr: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let v: serde_json::Value = http
+        .get(format!("http://{addr}/cluster"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let last = v["last_log_offset"].as_u64().unwrap_or(0);
+    while Instant::now() < deadline {
+        if applied_offset(http, addr).await? >= last {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("{addr} did not apply its log up to {last} within 600 s")
+}
+
 /// This node's applied offset (the offset `/get_metadata` reports).
 pub async fn applied_offset(http: &reqwest::Client, addr: &str) -> anyhow::Result<u64> {
     let v: serde_json::Value = http
