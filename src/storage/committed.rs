@@ -309,6 +309,11 @@ impl CommittedFile {
         }
     }
 
+    /// The newest value recorded (durable or about to be); at open, the loaded value.
+    pub fn latest(&self) -> Option<EntryId> {
+        lock(&self.inner.state).wanted
+    }
+
     /// The value last made durable.
     pub fn durable(&self) -> Option<EntryId> {
         lock(&self.inner.state).durable
