@@ -137,13 +137,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     /// Recorded behind Raft (see `storage::committed`): what is durable may lag a little.
+    /// A follower may learn that an entry is committed before its own copy is fsynced; the
+    /// watermark is clamped to what this log has made durable, so that a power loss never
+    /// leaves a watermark above the log (which would keep the node out of elections although
+    /// it lost nothing it had acknowledged).
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
-        if let Some(c) = committed {
-            self.committed.save(EntryId {
+        let Some(c) = committed else {
+            return Ok(());
+        };
+        let durable = self.log.durable_index().unwrap_or(0);
+        let id = if c.index <= durable {
+            EntryId {
                 index: c.index,
                 term: c.leader_id.term,
-            });
-        }
+            }
+        } else {
+            match self.log.read_range(durable, durable + 1, None) {
+                Ok(e) if e.len() == 1 => EntryId {
+                    index: e[0].index,
+                    term: e[0].term,
+                },
+                _ => return Ok(()),
+            }
+        };
+        self.committed.save(id);
         Ok(())
     }
 
