@@ -256,52 +256,63 @@ async fn read_stream(http: reqwest::Client, addr: String, log: Arc<Mutex<StreamL
         if let Some(id) = last {
             req = req.header("Last-Event-ID", id.to_string());
         }
-        let note = match req.send().await {
-            Ok(resp) if resp.status() == 200 => {
-                let mut body = resp.bytes_stream();
-                let mut buf: Vec<u8> = Vec::new();
-                let (mut id, mut kind, mut data) = (None::<u64>, String::new(), String::new());
-                loop {
-                    match body.next().await {
-                        Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                        Some(Err(e)) => break format!("connection {connection}: {e}"),
-                        None => break format!("connection {connection} ended"),
-                    }
-                    while let Some(p) = buf.iter().position(|&b| b == b'\n') {
-                        let raw: Vec<u8> = buf.drain(..=p).collect();
-                        let line = String::from_utf8_lossy(&raw);
-                        let line = line.trim_end_matches(['\n', '\r']);
-                        if line.is_empty() {
-                            if !data.is_empty() {
-                                let parsed = serde_json::from_str(&data)
-                                    .unwrap_or_else(|_| Value::String(data.clone()));
-                                let ev = StreamEvent {
-                                    id: id.unwrap_or(0),
-                                    kind: std::mem::take(&mut kind),
-                                    data: parsed,
-                                    connection,
-                                };
-                                log.lock().unwrap().events.push(ev);
+        let note =
+            match req.send().await {
+                Ok(resp) if resp.status() == 200 => {
+                    let mut body = resp.bytes_stream();
+                    let mut buf: Vec<u8> = Vec::new();
+                    let (mut id, mut kind, mut data) = (None::<u64>, String::new(), String::new());
+                    loop {
+                        match body.next().await {
+                            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                            Some(Err(e)) => break format!("connection {connection}: {e}"),
+                            None => break format!("connection {connection} ended"),
+                        }
+                        while let Some(p) = buf.iter().position(|&b| b == b'\n') {
+                            let raw: Vec<u8> = buf.drain(..=p).collect();
+                            let line = String::from_utf8_lossy(&raw);
+                            let line = line.trim_end_matches(['\n', '\r']);
+                            if line.is_empty() {
+                                match (id, data.is_empty()) {
+                                    (Some(id), false) => {
+                                        let parsed = serde_json::from_str(&data)
+                                            .unwrap_or_else(|_| Value::String(data.clone()));
+                                        let ev = StreamEvent {
+                                            id,
+                                            kind: std::mem::take(&mut kind),
+                                            data: parsed,
+                                            connection,
+                                        };
+                                        log.lock().unwrap().events.push(ev);
+                                    }
+                                    // `event: shutdown` / `event: error` carry no id: why the
+                                    // connection ends, not a record.
+                                    (None, false) => log.lock().unwrap().notes.push(format!(
+                                        "connection {connection}: event {kind}: {data}"
+                                    )),
+                                    // An id-only event moves the reader's position past offsets
+                                    // without a record; nothing to check.
+                                    _ => {}
+                                }
+                                id = None;
+                                kind.clear();
+                                data.clear();
+                            } else if let Some(v) = line.strip_prefix("id:") {
+                                id = v.trim().parse().ok();
+                            } else if let Some(v) = line.strip_prefix("event:") {
+                                kind = v.trim().to_string();
+                            } else if let Some(v) = line.strip_prefix("data:") {
+                                if !data.is_empty() {
+                                    data.push('\n');
+                                }
+                                data.push_str(v.strip_prefix(' ').unwrap_or(v));
                             }
-                            id = None;
-                            kind.clear();
-                            data.clear();
-                        } else if let Some(v) = line.strip_prefix("id:") {
-                            id = v.trim().parse().ok();
-                        } else if let Some(v) = line.strip_prefix("event:") {
-                            kind = v.trim().to_string();
-                        } else if let Some(v) = line.strip_prefix("data:") {
-                            if !data.is_empty() {
-                                data.push('\n');
-                            }
-                            data.push_str(v.strip_prefix(' ').unwrap_or(v));
                         }
                     }
                 }
-            }
-            Ok(resp) => format!("connection {connection}: status {}", resp.status()),
-            Err(e) => format!("connection {connection}: {e}"),
-        };
+                Ok(resp) => format!("connection {connection}: status {}", resp.status()),
+                Err(e) => format!("connection {connection}: {e}"),
+            };
         {
             let mut l = log.lock().unwrap();
             if l.notes.len() < 200 {
@@ -426,6 +437,9 @@ fn workload_http() -> reqwest::Client {
         .expect("client")
 }
 
+/// Workload clients started so far in this process (names them uniquely).
+static WORKLOADS: AtomicU64 = AtomicU64::new(0);
+
 /// How many broker ids the workload's clients fight over.
 const BROKER_IDS: u64 = 5;
 const STATUSES: [&str; 4] = ["FENCED", "UNFENCED", "ALIVE", "INIT"];
@@ -456,7 +470,8 @@ impl Workload {
                 count.clone(),
             );
             let prefix = prefix.to_string();
-            let client = format!("{prefix}-c{w}");
+            // Unique across every workload of the process, so that `brokerHost` values are.
+            let client = format!("{prefix}-w{}c{w}", WORKLOADS.fetch_add(1, Ordering::SeqCst));
             tasks.push(tokio::spawn(async move {
                 let mut rng = 0x9E3779B97F4A7C15u64
                     ^ (w as u64 + 1).wrapping_mul(0xD1B54A32D192ED03)
