@@ -467,3 +467,34 @@ fn nodes_that_disagree_are_caught() {
     });
     caught(&v, Kind::NodesDisagree, "offset 4");
 }
+
+#[test]
+fn an_acknowledged_write_applied_twice_is_caught() {
+    let mut f = fixture();
+    // The broker change acknowledged at offset 4 is in the log again at 7 (a retried proposal).
+    let mut rec = f.log[2].clone();
+    rec["offset"] = json!(7);
+    f.log.push(rec);
+    f.applied = 7;
+    let v = check(&f);
+    caught(&v, Kind::AckedTwice, "[4, 7]");
+}
+
+#[test]
+fn one_offset_acknowledged_to_two_requests_is_caught() {
+    let mut f = fixture();
+    let mut c = f
+        .calls
+        .iter()
+        .find(|c| matches!(c.req, Req::CreateTopic { .. }))
+        .unwrap()
+        .clone();
+    c.client = "c8".into();
+    f.calls.push(c);
+    let v = check(&f);
+    caught(
+        &v,
+        Kind::AckedTwice,
+        "offset 3 was acknowledged to 2 requests",
+    );
+}

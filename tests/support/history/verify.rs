@@ -351,6 +351,13 @@ pub fn verify(ev: &Evidence) -> (Vec<Violation>, Stats) {
             by_key.entry(k).or_default().push(o);
         }
     }
+    // Which requests were acknowledged with each offset.
+    let mut acked_at: HashMap<u64, Vec<&Call>> = HashMap::new();
+    for c in ev.calls {
+        if let Answer::Write(Outcome::Acked(o)) = c.answer {
+            acked_at.entry(o).or_default().push(c);
+        }
+    }
     // Per collision key: (acknowledged, unknown, definitely failed calls).
     let mut explained: HashMap<String, (usize, usize, Vec<&Call>)> = HashMap::new();
     for c in ev.calls {
@@ -373,9 +380,15 @@ pub fn verify(ev: &Evidence) -> (Vec<Violation>, Stats) {
         match outcome {
             Outcome::Acked(o) => {
                 stats.acked += 1;
-                check_acked(c, *o, &log_map, ev.log_start, &by_fields, &mut |k, t| {
-                    push(k, format!("{t}: {}", d(c)))
-                });
+                check_acked(
+                    c,
+                    *o,
+                    &log_map,
+                    ev.log_start,
+                    &by_fields,
+                    &acked_at,
+                    &mut |k, t| push(k, format!("{t}: {}", d(c))),
+                );
                 if tok.is_some() && *o >= ev.log_start && tok_offsets.len() > 1 {
                     push(
                         Kind::AckedTwice,
@@ -756,6 +769,7 @@ fn check_acked(
     log: &BTreeMap<u64, Value>,
     log_start: u64,
     by_fields: &HashMap<(String, String), Vec<u64>>,
+    acked_at: &HashMap<u64, Vec<&Call>>,
     push: &mut dyn FnMut(Kind, String),
 ) {
     if o < log_start {
@@ -787,10 +801,21 @@ fn check_acked(
         );
         return;
     }
-    let same = by_fields
+    if let Some(others) = acked_at.get(&o).filter(|v| v.len() > 1) {
+        push(
+            Kind::AckedTwice,
+            format!("offset {o} was acknowledged to {} requests", others.len()),
+        );
+    }
+    // The same record elsewhere, unless another request was acknowledged with that offset (two
+    // deletes of one broker can carry identical fields).
+    let same: Vec<u64> = by_fields
         .get(&(rec["name"].to_string(), rec["fields"].to_string()))
         .cloned()
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|x| *x == o || !acked_at.contains_key(x))
+        .collect();
     if same.len() > 1 {
         push(
             Kind::AckedTwice,
