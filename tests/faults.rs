@@ -461,11 +461,11 @@ async fn an_isolated_leader_acknowledges_nothing_and_rejoins_after_healing() {
     let h = watched(c);
     let w = Workload::start(8, addrs(c, &[0, 1, 2]), "part", h.clone());
     h.wait_acked(0, 20, SECS_60, "first writes").await;
-    let old = leader_of(&c, &[0, 1, 2], SECS_30).await;
+    let old = leader_of(c, &[0, 1, 2], SECS_30).await;
     let t = Instant::now();
     pc.isolate(old);
     let rest = others(old, 3);
-    let new = leader_of(&c, &rest, SECS_30).await;
+    let new = leader_of(c, &rest, SECS_30).await;
     let elected = t.elapsed();
     h.wait_acked(h.acked(), 20, SECS_60, "writes on the majority side")
         .await;
@@ -500,7 +500,7 @@ async fn an_isolated_leader_acknowledges_nothing_and_rejoins_after_healing() {
     );
 
     pc.heal();
-    let leader = leader_of(&c, &[0, 1, 2], SECS_30).await;
+    let leader = leader_of(c, &[0, 1, 2], SECS_30).await;
     let w = {
         w.stop().await;
         Workload::start(8, addrs(c, &[0, 1, 2]), "part", h.clone())
