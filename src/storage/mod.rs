@@ -13,6 +13,7 @@ pub mod identity;
 pub mod log;
 mod meta_file;
 mod segment;
+pub mod slot_file;
 pub mod snapshot;
 mod time_index;
 pub mod vote;
