@@ -26,6 +26,20 @@ pub enum StorageError {
         /// What check failed.
         reason: String,
     },
+    /// The segment log is damaged in a way no torn write explains (a complete frame that fails
+    /// its checks, bad bytes before valid ones, a gap): the node must not start on it, since
+    /// entries it acknowledged may be gone. The message says how to bring the node back.
+    #[error("this node's log is damaged: {path} at byte {offset}{}: {reason}. Remove the node from the cluster (`yakt member remove ID`), wipe its data directory, and start it again: it rejoins as a new incarnation (see docs/operations.md)", fmt_index(*.index))]
+    DamagedLog {
+        /// The damaged segment file.
+        path: PathBuf,
+        /// Byte offset of the damaged frame in that file.
+        offset: u64,
+        /// The entry index in the damaged frame's header, when the header is readable.
+        index: Option<u64>,
+        /// What check failed.
+        reason: String,
+    },
     /// Another process holds the data directory's lock file.
     #[error("{path} is locked: another yakt process is using this data directory (stop it, or give this node its own --data-dir)")]
     Locked {
@@ -35,4 +49,10 @@ pub enum StorageError {
     /// The caller broke an invariant (non-contiguous append, read of a purged index, ...).
     #[error("invalid operation: {0}")]
     Invalid(String),
+}
+
+fn fmt_index(index: Option<u64>) -> String {
+    index
+        .map(|i| format!(" (entry index {i})"))
+        .unwrap_or_default()
 }

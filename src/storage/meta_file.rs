@@ -148,6 +148,15 @@ impl AtomicFile {
             })
     }
 
+    /// Deletes the file durably (directory fsynced); a missing file is not an error.
+    pub(crate) fn remove(&self) -> Result<(), StorageError> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => fsync_dir(&self.dir),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &self.path)(e)),
+        }
+    }
+
     /// Replaces the file durably: write tmp, fsync, rename, fsync dir.
     pub(crate) fn save(&self, body: &[u8]) -> Result<(), StorageError> {
         if body.len() > META_MAX_BODY {
