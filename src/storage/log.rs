@@ -273,6 +273,15 @@ fn duplicate(e: &StorageError) -> StorageError {
             index,
             reason,
         } => damaged(path, *offset, *index, reason.clone()),
+        StorageError::SnapshotsDoNotCoverLog {
+            last_purged,
+            newest_verified,
+            skipped,
+        } => StorageError::SnapshotsDoNotCoverLog {
+            last_purged: *last_purged,
+            newest_verified: newest_verified.clone(),
+            skipped: skipped.clone(),
+        },
         StorageError::Invalid(s) => StorageError::Invalid(s.clone()),
         StorageError::Locked { path } => StorageError::Locked { path: path.clone() },
     }
