@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::frame::scan_segment;
 use super::frame::{encode_frame, FRAME_HEADER_LEN};
-use super::meta_file::{fsync_dir, io_err, AtomicFile};
+use super::meta_file::{create_dir_durably, fsync_dir, io_err, AtomicFile};
 use super::segment::{parse_segment_file_name, Segment};
 use super::truncation::TruncationIntent;
 use super::StorageError;
@@ -531,7 +531,7 @@ impl SegmentLog {
                 opts.segment_bytes
             )));
         }
-        fs::create_dir_all(dir).map_err(io_err("create dir", dir))?;
+        create_dir_durably(dir)?;
         let purged_file = AtomicFile::open(dir, LAST_PURGED_FILE_NAME, LAST_PURGED_MAGIC)?;
         let last_purged = match purged_file.load()? {
             Some(body) => Some(decode_purged(&body, purged_file.path())?),

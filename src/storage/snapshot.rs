@@ -8,7 +8,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
-use super::meta_file::{fsync_dir, io_err};
+use super::meta_file::{create_dir_durably, fsync_dir, io_err};
 use super::StorageError;
 
 /// Magic of a snapshot file: `b"YKSN"` as a little-endian u32.
@@ -243,7 +243,7 @@ impl SnapshotStore {
     /// Opens `dir` (creating it), removes temp files left by an interrupted `write`, and keeps
     /// the newest `keep` snapshot files from now on (at least [`MIN_KEEP_SNAPSHOTS`]).
     pub fn open_keeping(dir: &Path, keep: usize) -> Result<Self, StorageError> {
-        fs::create_dir_all(dir).map_err(io_err("create dir", dir))?;
+        create_dir_durably(dir)?;
         let mut removed = false;
         for e in fs::read_dir(dir).map_err(io_err("read dir", dir))? {
             let e = e.map_err(io_err("read dir", dir))?;
