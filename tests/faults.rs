@@ -451,7 +451,7 @@ async fn a_flipped_byte_in_an_old_segment_stops_the_node_and_the_others_go_on() 
         stderr
             .lines()
             .rev()
-            .find(|l| l.contains("corrupt"))
+            .find(|l| l.contains("log is damaged"))
             .unwrap_or("")
     );
 
