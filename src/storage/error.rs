@@ -17,7 +17,7 @@ pub enum StorageError {
         source: std::io::Error,
     },
     /// A checksum failed (or a frame is malformed) somewhere other than a torn tail.
-    #[error("corrupt data in {path} at byte {offset}: {reason}. This is disk corruption, not a torn write; wipe this node's data directory and let it rejoin the cluster")]
+    #[error("corrupt data in {path} at byte {offset}: {reason}. This is disk corruption, not a torn write. Remove the node from the cluster (`yakt member remove ID`), wipe its data directory, and start it again: it rejoins as a new incarnation (see docs/operations.md)")]
     Corrupt {
         /// The damaged file.
         path: PathBuf,

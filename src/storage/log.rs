@@ -959,6 +959,15 @@ impl SegmentLog {
         let _w = lock(&inner.writer);
         inner.check_poisoned()?;
         inner.truncation.save(index)?;
+        // Once the intent is saved, a failure must stop every later write: an append after it
+        // would be cut by recovery finishing the intent. So any error here poisons the log.
+        self.truncate_with_intent(index)
+            .map_err(|e| inner.poison(e))
+    }
+
+    /// The body of `truncate_after`, run with the writer lock held and the intent saved.
+    fn truncate_with_intent(&self, index: Option<u64>) -> Result<(), StorageError> {
+        let inner = &*self.inner;
         // 1. Publish the shorter log to readers (no I/O under the state lock but a rescan).
         let (removed, zero, new_last) = {
             let mut st = inner.write_state();
@@ -1013,8 +1022,7 @@ impl SegmentLog {
         if let Some((from, to)) = zero {
             let st = inner.read_state();
             if let Some(seg) = st.segments.last() {
-                seg.zero_range_durably(from, to)
-                    .map_err(|e| inner.poison(e))?;
+                seg.zero_range_durably(from, to)?;
             }
         }
         // 4. Everything kept is durable too (waits for any in-flight round, then runs one).

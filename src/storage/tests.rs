@@ -911,3 +911,22 @@ fn the_first_failed_fdatasync_poisons_the_log() {
     assert!(!log.failed());
     assert_eq!(log.last_entry_id().map(|e| e.index), Some(8));
 }
+
+#[test]
+fn a_truncation_that_fails_after_its_intent_poisons_and_recovery_finishes_it() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(d.path());
+    let es = fill(&log, 1, 20, 100);
+    log.inject_sync_failure();
+    assert!(log.truncate_after(Some(12)).is_err());
+    assert!(log.failed(), "a failed truncation stops every later write");
+    assert!(log.append(&[entry(13, 2, 1, 10)]).is_err());
+    assert!(d.path().join("truncating").exists(), "the intent stays");
+    drop(log);
+    let (log, _) = open(d.path());
+    assert_eq!(
+        log.read_range(0, u64::MAX, None).expect("read"),
+        es[..12].to_vec()
+    );
+    assert!(!d.path().join("truncating").exists());
+}
