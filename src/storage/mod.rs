@@ -13,7 +13,7 @@ mod meta_file;
 mod segment;
 pub mod snapshot;
 mod time_index;
-mod truncation;
+pub mod truncation;
 pub mod vote;
 
 #[cfg(test)]
