@@ -268,7 +268,10 @@ async fn every_endpoint_and_every_error_row_on_three_nodes() {
     // ---- operating endpoints ----
     let v = ok(&c, f, "GET", "/cluster", None).await;
     for k in [
+        "cluster_id",
         "node_id",
+        "incarnation",
+        "voting",
         "role",
         "leader_id",
         "leader_addr",
@@ -284,7 +287,15 @@ async fn every_endpoint_and_every_error_row_on_three_nodes() {
     assert_eq!(v["leader_id"], c.nodes[l].id, "/cluster on a follower: {v}");
     assert_eq!(v["members"].as_array().map(Vec::len), Some(3), "{v}");
     for m in v["members"].as_array().unwrap() {
-        assert_keys(m, &["id", "addr", "voter"], "/cluster members");
+        assert_keys(
+            m,
+            &["id", "addr", "voter", "incarnation"],
+            "/cluster members",
+        );
+        assert!(
+            m["incarnation"].is_string(),
+            "every seat names its incarnation: {m}"
+        );
     }
     let v = ok(&c, g, "GET", "/health", None).await;
     assert_eq!(v["leader_id"], c.nodes[l].id, "/health: {v}");

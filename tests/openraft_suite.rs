@@ -8,7 +8,7 @@ use openraft::StorageError;
 use yakt::raft::log_store::LogStore;
 use yakt::raft::state_machine::StateMachine;
 use yakt::raft::TypeConfig;
-use yakt::storage::{LogOptions, SegmentLog, SnapshotStore, VoteFile};
+use yakt::storage::{CommittedFile, LogOptions, SegmentLog, SnapshotStore, VoteFile};
 
 struct Builder;
 
@@ -27,7 +27,13 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
         let sm = StateMachine::open(Arc::new(snaps), None)
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
-        Ok((dir, LogStore::new(Arc::new(log), Arc::new(vote)), sm))
+        let (committed, _) = CommittedFile::open(dir.path())
+            .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
+        Ok((
+            dir,
+            LogStore::new(Arc::new(log), Arc::new(vote), Arc::new(committed)),
+            sm,
+        ))
     }
 }
 

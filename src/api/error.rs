@@ -74,6 +74,18 @@ impl From<ProposeError> for ApiError {
     }
 }
 
+impl From<crate::raft::MembershipError> for ApiError {
+    fn from(e: crate::raft::MembershipError) -> Self {
+        use crate::raft::MembershipError as M;
+        match e {
+            M::Raft(p) => p.into(),
+            M::OtherCluster(m) => Self::new(StatusCode::CONFLICT, "cluster_mismatch", m),
+            M::Invalid(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            M::NotFound(m) => Self::not_found(m),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(serde_json::json!({"error": self.kind, "message": self.message}));

@@ -89,7 +89,7 @@ pub async fn write_through_leader(
     }
 }
 
-async fn forward(
+pub(crate) async fn forward(
     node: &Arc<Node>,
     incoming: &Incoming,
     leader_addr: &str,

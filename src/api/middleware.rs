@@ -12,6 +12,24 @@ use super::error::ApiError;
 use super::ApiOptions;
 use crate::raft::Node;
 
+/// Names the cluster and the node on every response (`X-Yakt-Cluster-Id`, `X-Yakt-Node-Id`),
+/// so a client can tell which cluster and which node it is talking to, and notice a cluster
+/// that was wiped and started anew.
+pub async fn identify(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let headers = resp.headers_mut();
+    if let Some(c) = node.identity.cluster_id() {
+        if let Ok(v) = header::HeaderValue::from_str(&c.to_string()) {
+            headers.insert(crate::raft::CLUSTER_ID_HEADER, v);
+        }
+    }
+    headers.insert(
+        crate::raft::NODE_ID_HEADER,
+        header::HeaderValue::from(node.id),
+    );
+    resp
+}
+
 /// Compares two byte strings in time that depends only on their lengths.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -5,6 +5,7 @@ pub mod catchup;
 pub mod error;
 pub mod event_cache;
 pub mod log_read;
+pub mod members;
 pub mod metadata;
 pub mod middleware;
 pub mod ops;
@@ -63,6 +64,7 @@ pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
         .merge(metadata::routes())
         .merge(catchup::routes())
         .merge(ops::routes())
+        .merge(members::routes())
         .merge(stream::routes())
         .layer(DefaultBodyLimit::max(opts.body_limit))
         .merge(raft_rpc::routes().layer(DefaultBodyLimit::max(512 * 1024 * 1024)))
@@ -83,6 +85,10 @@ pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             opts.clone(),
             middleware::auth,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            node.clone(),
+            middleware::identify,
         ))
         .layer(Extension(opts))
         .layer(Extension(Arc::new(event_cache::EventCache::default())))

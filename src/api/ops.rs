@@ -27,7 +27,9 @@ pub fn cluster_view(node: &Node) -> serde_json::Value {
     let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
     let members: Vec<_> = membership
         .nodes()
-        .map(|(id, n)| json!({"id": id, "addr": n.addr, "voter": voters.contains(id)}))
+        .map(|(id, n)| {
+            json!({"id": id, "addr": n.addr, "voter": voters.contains(id), "incarnation": n.incarnation})
+        })
         .collect();
     let leader = node.leader();
     let snapshot = node
@@ -35,7 +37,12 @@ pub fn cluster_view(node: &Node) -> serde_json::Value {
         .snapshot()
         .map(|s| json!({"offset": s.offset, "epoch": s.term}));
     json!({
+        "cluster_id": node.identity.cluster_id(),
         "node_id": node.id,
+        "incarnation": node.identity.incarnation(),
+        "voting": node.recovery.is_voting(),
+        "recovering": (!node.recovery.is_voting() && node.recovery.needs_rejoin())
+            .then(|| node.recovery.reason().to_string()),
         "role": node.role(),
         "leader_id": leader.as_ref().map(|l| l.id),
         "leader_addr": leader.as_ref().map(|l| l.addr.clone()),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -14,8 +14,9 @@ use serde::Serialize;
 use super::error::ApiError;
 use crate::raft::codec::{decode_named, encode_named};
 use crate::raft::network::{decode_snapshot_body, MSGPACK};
+use crate::raft::node::JoinRequest;
 use crate::raft::proposer::ProposeError;
-use crate::raft::{Node, TypeConfig};
+use crate::raft::{MembershipError, Node, TypeConfig, CLUSTER_ID_HEADER};
 
 /// The `/raft` routes.
 pub fn routes() -> Router<Arc<Node>> {
@@ -35,20 +36,80 @@ fn msgpack<T: Serialize>(value: &T) -> Response {
     }
 }
 
-async fn append(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response, ApiError> {
+/// Refuses Raft traffic from another cluster. A directory from before cluster ids (not a new
+/// one) takes the id of the first leader that writes to it.
+fn check_cluster(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
+    let theirs = headers
+        .get(CLUSTER_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<uuid::Uuid>().ok());
+    match (node.identity.cluster_id(), theirs) {
+        (Some(ours), Some(theirs)) if ours == theirs => Ok(()),
+        (None, Some(theirs)) if !node.recovery.needs_rejoin() => {
+            node.identity.set_cluster_id(theirs).map_err(|e| {
+                ApiError::new(StatusCode::CONFLICT, "cluster_mismatch", e.to_string())
+            })?;
+            tracing::info!(cluster_id = %theirs, "adopted the cluster id of the leader");
+            Ok(())
+        }
+        (ours, theirs) => {
+            let message = format!(
+                "refusing Raft traffic from cluster {}: this node belongs to {}",
+                theirs.map_or("(none given)".to_string(), |t| t.to_string()),
+                ours.map_or("no cluster yet".to_string(), |o| o.to_string()),
+            );
+            tracing::warn!(node = node.id, "{message}");
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "cluster_mismatch",
+                message,
+            ))
+        }
+    }
+}
+
+fn recovering(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "recovering", e.to_string())
+}
+
+async fn append(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_cluster(&node, &headers)?;
     let req: AppendEntriesRequest<TypeConfig> =
         decode_named("append request", &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    node.recovery.admit(&req.vote).map_err(recovering)?;
     Ok(msgpack(&node.raft.append_entries(req).await))
 }
 
-async fn vote(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response, ApiError> {
+async fn vote(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_cluster(&node, &headers)?;
     let req: VoteRequest<TypeConfig> =
         decode_named("vote request", &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !node.recovery.is_voting() {
+        return Err(recovering(format!(
+            "node {} grants no vote: it may have lost entries it had acknowledged ({}) and has not been caught up yet",
+            node.id,
+            node.recovery.reason()
+        )));
+    }
     Ok(msgpack(&node.raft.vote(req).await))
 }
 
-async fn snapshot(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response, ApiError> {
+async fn snapshot(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_cluster(&node, &headers)?;
     let (header, data) = decode_snapshot_body(&body).map_err(ApiError::bad_request)?;
+    node.recovery.admit(&header.vote).map_err(recovering)?;
     let snapshot = openraft::storage::Snapshot {
         meta: header.meta,
         snapshot: std::io::Cursor::new(data),
@@ -59,19 +120,13 @@ async fn snapshot(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response
     ))
 }
 
-#[derive(serde::Deserialize)]
-struct JoinRequest {
-    id: u64,
-    addr: String,
-}
-
 async fn join(
     State(node): State<Arc<Node>>,
     Json(req): Json<JoinRequest>,
 ) -> Result<Response, ApiError> {
-    match node.add_member(req.id, req.addr).await {
-        Ok(()) => Ok(Json(serde_json::json!({"message": "joined", "node_id": req.id})).into_response()),
-        Err(ProposeError::NotLeader { leader: Some((id, addr)) }) => Ok((
+    match node.admit(req).await {
+        Ok(answer) => Ok(Json(answer).into_response()),
+        Err(MembershipError::Raft(ProposeError::NotLeader { leader: Some((id, addr)) })) => Ok((
             StatusCode::MISDIRECTED_REQUEST,
             Json(serde_json::json!({"error": "not_leader", "message": format!("node {id} leads"), "leader_id": id, "leader_addr": addr})),
         )

@@ -2,6 +2,7 @@
 //! environment variable.
 
 mod cluster;
+mod member;
 mod node;
 mod status;
 
@@ -37,6 +38,8 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Show a cluster: members, roles, term, offsets and lag, as seen from one node.
     Status(status::StatusArgs),
+    /// List, add or remove cluster members (`/cluster/members`).
+    Member(member::MemberArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -60,6 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(args) => node::run(args).await,
         Command::Cluster(args) => cluster::run(args, cli.log_format).await,
         Command::Status(args) => status::run(args).await,
+        Command::Member(args) => member::run(args).await,
     };
     if let (Err(e), LogFormat::Json) = (&result, cli.log_format) {
         // Keep stderr one JSON object per line: report the failure as a log line and exit

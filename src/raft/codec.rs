@@ -109,7 +109,7 @@ pub fn stored_to_entry(stored: &StoredEntry) -> Result<Entry, CodecError> {
 /// Decodes a payload's kind byte and body.
 pub fn decode_payload(
     bytes: &[u8],
-) -> Result<EntryPayload<MetadataCommand, super::NodeId, openraft::BasicNode>, CodecError> {
+) -> Result<EntryPayload<MetadataCommand, super::NodeId, super::Member>, CodecError> {
     let (&kind, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     match kind {
         KIND_BLANK => Ok(EntryPayload::Blank),

@@ -14,7 +14,7 @@ use openraft::{OptionalSend, RaftLogReader};
 
 use super::codec::{decode_vote, encode_vote, entry_to_stored, stored_to_entry};
 use super::{log_id, Entry, LogId, TypeConfig, Vote};
-use crate::storage::{EntryId, SegmentLog, SnapshotStore, StorageError, VoteFile};
+use crate::storage::{CommittedFile, EntryId, SegmentLog, SnapshotStore, StorageError, VoteFile};
 
 /// Most payload bytes one replication read hands openraft ([`LogStore::limited_get_log_entries`]);
 /// replication sends what one read returns.
@@ -25,16 +25,18 @@ const MAX_READ_BYTES: usize = 4 * 1024 * 1024;
 pub struct LogStore {
     log: Arc<SegmentLog>,
     vote: Arc<VoteFile>,
+    committed: Arc<CommittedFile>,
     /// When set, purges stop at the oldest kept snapshot (see [`purge_bound`]).
     snapshots: Option<Arc<SnapshotStore>>,
 }
 
 impl LogStore {
-    /// Wraps an open segment log and vote file.
-    pub fn new(log: Arc<SegmentLog>, vote: Arc<VoteFile>) -> Self {
+    /// Wraps an open segment log, vote file and committed file.
+    pub fn new(log: Arc<SegmentLog>, vote: Arc<VoteFile>, committed: Arc<CommittedFile>) -> Self {
         Self {
             log,
             vote,
+            committed,
             snapshots: None,
         }
     }
@@ -163,6 +165,56 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.clone()
     }
 
+    /// Recorded behind Raft (see `storage::committed`): what is durable may lag a little.
+    /// A follower may learn that an entry is committed before its own copy is fsynced; the
+    /// watermark is clamped to what this log has made durable, so that a power loss never
+    /// leaves a watermark above the log (which would keep the node out of elections although
+    /// it lost nothing it had acknowledged).
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        let Some(c) = committed else {
+            return Ok(());
+        };
+        let durable = self.log.durable_index().unwrap_or(0);
+        let id = if c.index <= durable {
+            EntryId {
+                index: c.index,
+                term: c.leader_id.term,
+            }
+        } else {
+            match self.log.read_range(durable, durable + 1, None) {
+                Ok(e) if e.len() == 1 => EntryId {
+                    index: e[0].index,
+                    term: e[0].term,
+                },
+                _ => return Ok(()),
+            }
+        };
+        self.committed.save(id);
+        Ok(())
+    }
+
+    /// The persisted commit index, but never past the end of the log: a log that lost its
+    /// tail (the node then recovers, see `raft::recovery`) is replayed as far as it goes, and
+    /// the id is the log's own entry at that index.
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        let Some(c) = self.committed.latest() else {
+            return Ok(None);
+        };
+        let last = self.log.last_entry_id().map(|e| e.index);
+        let index = match last {
+            Some(l) => c.index.min(l),
+            None => return Ok(None),
+        };
+        if self.log.first_index().is_none_or(|f| index < f) {
+            return Ok(None);
+        }
+        let entry = self
+            .log
+            .read_range(index, index + 1, None)
+            .map_err(io_err)?;
+        Ok(entry.first().map(|e| log_id(e.term, e.index)))
+    }
+
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
         let bytes = encode_vote(vote)?;
         let file = self.vote.clone();
@@ -245,7 +297,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = SegmentLog::open(&dir.path().join("log"), LogOptions::default()).unwrap();
         let vote = VoteFile::open(dir.path()).unwrap();
-        let mut store = LogStore::new(Arc::new(log), Arc::new(vote));
+        let (committed, _) = CommittedFile::open(dir.path()).unwrap();
+        let mut store = LogStore::new(Arc::new(log), Arc::new(vote), Arc::new(committed));
         // 600 entries of ~10 KiB: more than MAX_READ_BYTES in all.
         let stored: Vec<_> = (1..=600u64)
             .map(|i| {
@@ -294,7 +347,9 @@ mod tests {
         let snaps = Arc::new(SnapshotStore::open(&dir.path().join("snapshots")).unwrap());
         snaps.write(100, 1, b"m", b"a").unwrap();
         snaps.write(200, 1, b"m", b"b").unwrap();
-        let mut store = LogStore::new(Arc::new(log), Arc::new(vote)).with_snapshots(snaps.clone());
+        let (committed, _) = CommittedFile::open(dir.path()).unwrap();
+        let mut store = LogStore::new(Arc::new(log), Arc::new(vote), Arc::new(committed))
+            .with_snapshots(snaps.clone());
         let stored: Vec<_> = (1..=300u64)
             .map(|i| entry_to_stored(&Entry::new(log_id(1, i), EntryPayload::Blank)).unwrap())
             .collect();

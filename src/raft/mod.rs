@@ -9,10 +9,17 @@ pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod proposer;
+pub mod recovery;
 pub mod snapshot_trigger;
 pub mod state_machine;
 
-pub use node::{LeaderInfo, Node, NodeOptions};
+pub use node::{LeaderInfo, MembershipError, Node, NodeOptions};
+
+/// Header carrying the cluster id: on every node-to-node request (a node refuses Raft traffic
+/// from another cluster) and on every response.
+pub const CLUSTER_ID_HEADER: &str = "x-yakt-cluster-id";
+/// Header naming the node that answered, on every response.
+pub const NODE_ID_HEADER: &str = "x-yakt-node-id";
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +27,30 @@ use crate::metadata::MetadataCommand;
 
 /// A node's id, as given by `-i`.
 pub type NodeId = u64;
+
+/// A member as the membership records it: where to reach it, and which incarnation of its id
+/// (the UUID made when its data directory was created) holds the seat. A node whose own
+/// incarnation is not the one recorded here lost what that seat had acknowledged, and does
+/// not vote until the leader has caught it up and recorded the new incarnation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The address peers and clients reach it at.
+    pub addr: String,
+    /// The incarnation that holds this id's seat; `None` in memberships written before
+    /// incarnations existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<uuid::Uuid>,
+}
+
+impl Member {
+    /// A member at `addr` whose seat belongs to `incarnation`.
+    pub fn new(addr: impl Into<String>, incarnation: uuid::Uuid) -> Self {
+        Self {
+            addr: addr.into(),
+            incarnation: Some(incarnation),
+        }
+    }
+}
 
 /// What the state machine answers for each applied metadata record.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +69,7 @@ openraft::declare_raft_types!(
         D = MetadataCommand,
         R = ApplyOutcome,
         NodeId = NodeId,
-        Node = openraft::BasicNode,
+        Node = Member,
         LeaderId = openraft::impls::leader_id_std::LeaderId<u64, NodeId>,
 );
 

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::io::Cursor;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::errors::{
@@ -17,12 +18,13 @@ use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, OptionalSend};
+use openraft::OptionalSend;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::codec::{decode_named, encode_named};
 use super::{NodeId, SnapshotMeta, TypeConfig, Vote};
+use crate::storage::Identity;
 
 /// The content type of every Raft RPC body.
 pub const MSGPACK: &str = "application/msgpack";
@@ -32,12 +34,17 @@ pub const MSGPACK: &str = "application/msgpack";
 pub struct Network {
     http: reqwest::Client,
     token: Option<String>,
+    identity: Arc<Identity>,
 }
 
 impl Network {
     /// A network whose requests carry `token` as a bearer token when one is set, and leave from
-    /// `bind_ip` when one is given.
-    pub fn new(token: Option<String>, bind_ip: Option<std::net::IpAddr>) -> Self {
+    /// `bind_ip` when one is given, and name this node's cluster (from `identity`).
+    pub fn new(
+        token: Option<String>,
+        bind_ip: Option<std::net::IpAddr>,
+        identity: Arc<Identity>,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .no_proxy()
             .local_address(bind_ip)
@@ -49,18 +56,23 @@ impl Network {
             .connect_timeout(Duration::from_millis(500))
             .build()
             .unwrap_or_default();
-        Self { http, token }
+        Self {
+            http,
+            token,
+            identity,
+        }
     }
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> Self::Network {
+    async fn new_client(&mut self, _target: NodeId, node: &super::Member) -> Self::Network {
         PeerClient {
             addr: node.addr.clone(),
             http: self.http.clone(),
             token: self.token.clone(),
+            identity: self.identity.clone(),
         }
     }
 }
@@ -70,6 +82,7 @@ pub struct PeerClient {
     addr: String,
     http: reqwest::Client,
     token: Option<String>,
+    identity: Arc<Identity>,
 }
 
 /// The framed header of a snapshot RPC body.
@@ -128,6 +141,9 @@ impl PeerClient {
             .timeout(timeout);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
+        }
+        if let Some(c) = self.identity.cluster_id() {
+            req = req.header(super::CLUSTER_ID_HEADER, c.to_string());
         }
         let resp = req.send().await.map_err(|e| {
             if e.is_connect() {

@@ -7,17 +7,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::type_config::async_runtime::WatchReceiver;
-use openraft::{BasicNode, ChangeMembers, Config, ServerState, SnapshotPolicy};
+use openraft::{Config, ServerState, SnapshotPolicy};
 
 use super::log_store::LogStore;
 use super::network::Network;
 use super::proposer::{Committed, ProposeError, Proposer};
+use super::recovery::Recovery;
 use super::snapshot_trigger;
 use super::state_machine::{MetaState, StateMachine};
-use super::{NodeId, Raft};
+use super::{Member, NodeId, Raft};
 use crate::metadata::WriteRequest;
 use crate::metrics::Metrics;
-use crate::storage::{DirLock, LogOptions, SegmentLog, SnapshotStore, StorageError, VoteFile};
+use crate::storage::{
+    CommittedFile, DirLock, Identity, LogOptions, SegmentLog, SnapshotStore, StorageError, VoteFile,
+};
+
+mod join;
+pub use join::{JoinAnswer, JoinRequest, MembershipError};
 
 /// Everything a node is started with.
 #[derive(Clone, Debug)]
@@ -104,6 +110,14 @@ pub struct Node {
     pub snapshots: Arc<SnapshotStore>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// This data directory's incarnation and cluster id.
+    pub identity: Arc<Identity>,
+    /// Whether this node votes yet, and whom it accepts replication from until it does.
+    pub recovery: Arc<Recovery>,
+    /// Ids whose admission (learner, promotion, new incarnation) the leader is working on.
+    admitting: std::sync::Mutex<BTreeSet<NodeId>>,
+    /// One membership change at a time: openraft refuses a second while one is under way.
+    membership_change: tokio::sync::Mutex<()>,
     proposer: Proposer,
     http: reqwest::Client,
     token: Option<String>,
@@ -137,6 +151,12 @@ impl Node {
             })
         })?;
         let dir_lock = DirLock::acquire(&dir).map_err(storage_err)?;
+        let has_state = ["log", "vote", "snapshots"]
+            .iter()
+            .any(|name| dir.join(name).exists());
+        let (identity, origin) = Identity::open(&dir, has_state).map_err(storage_err)?;
+        let identity = Arc::new(identity);
+        let (committed, persisted_commit) = CommittedFile::open(&dir).map_err(storage_err)?;
         let opened_at = std::time::Instant::now();
         let (log, report) = SegmentLog::open(
             &dir.join("log"),
@@ -152,6 +172,15 @@ impl Node {
             );
         }
         let log = Arc::new(log);
+        let recovery = Arc::new(Recovery::new(
+            opts.id,
+            identity.incarnation(),
+            origin,
+            persisted_commit.map(|c| c.index),
+            log.last_entry_id()
+                .map(|e| e.index)
+                .or(log.last_purged().map(|p| p.index)),
+        ));
         let vote = Arc::new(VoteFile::open(&dir).map_err(storage_err)?);
         let snapshots = Arc::new(
             SnapshotStore::open_keeping(&dir.join("snapshots"), opts.keep_snapshots)
@@ -163,6 +192,8 @@ impl Node {
         let state = sm.shared();
         tracing::info!(
             node = opts.id,
+            incarnation = %identity.incarnation(),
+            cluster_id = ?identity.cluster_id(),
             entries = report.entries,
             segments = report.segments,
             log_ms,
@@ -181,20 +212,16 @@ impl Node {
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: opts.keep_after_snapshot,
             max_payload_entries: 4096,
-            // A follower whose newest durable frame was torn (a disk that lied about fsync, or
-            // a tail cut by hand) restarts with fewer entries than its leader last saw matched.
-            // Without this the leader's replication hits a debug assertion (a panic that kills
-            // its RaftCore while the process stays up as a silent zombie "leader") or, in a
-            // release build, works from a matching index the follower no longer has. With it,
-            // the leader resets that follower's progress and re-sends the lost tail; the
-            // quorum-committed index never moves back.
-            allow_log_reversion: Some(true),
-            // A leader restarted (after SIGTERM or a crash) must not resume leading in its old
-            // term: this node does not persist the commit index, so such a leader would answer
-            // a read index from before its restart, older than writes it had acknowledged (a
-            // consistent read after a full-cluster restart returned 404 for an acknowledged
-            // topic once). With this off it stands for election, and its first entry of the new
-            // term bounds every read index. openraft documents exactly this case.
+            // A follower whose log went backwards (wiped, or cut below what it acknowledged)
+            // is not something to paper over: it recovers (see `recovery`), announces itself
+            // to the leader, and the leader resets its progress for that node once
+            // (`allow_next_revert`). Everything else is a bug openraft should shout about.
+            allow_log_reversion: Some(false),
+            // Elections start switched off: `Recovery` switches them on once this node may
+            // vote (at once for a node whose log and seat are intact).
+            enable_elect: false,
+            // A restarted leader stands for election rather than resuming its old term: its
+            // first entry of the new term then bounds every read index.
             enable_leader_restore: Some(false),
             ..Default::default()
         };
@@ -203,12 +230,12 @@ impl Node {
                 .validate()
                 .map_err(|e| NodeError::Raft(e.to_string()))?,
         );
-        let network = Network::new(opts.token.clone(), opts.bind_ip);
+        let network = Network::new(opts.token.clone(), opts.bind_ip, identity.clone());
         let raft = Raft::new(
             opts.id,
             config,
             network,
-            LogStore::new(log.clone(), vote).with_snapshots(snapshots.clone()),
+            LogStore::new(log.clone(), vote, Arc::new(committed)).with_snapshots(snapshots.clone()),
             sm,
         )
         .await
@@ -222,6 +249,7 @@ impl Node {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| NodeError::Raft(format!("http client: {e}")))?;
+        recovery.spawn_watch(raft.clone());
         spawn_leader_watch(opts.id, raft.clone());
         snapshot_trigger::spawn(raft.clone(), state.clone(), opts.snapshot_every);
         Ok(Arc::new(Node {
@@ -232,6 +260,10 @@ impl Node {
             log,
             snapshots,
             metrics: Arc::new(Metrics::default()),
+            identity,
+            recovery,
+            admitting: std::sync::Mutex::new(BTreeSet::new()),
+            membership_change: tokio::sync::Mutex::new(()),
             proposer: Proposer::default(),
             http,
             token: opts.token,
@@ -240,8 +272,10 @@ impl Node {
         }))
     }
 
-    /// Starts a new one-node cluster (no seeds), joins an existing one through `seeds`, or, for a
-    /// node that already has state on disk, does nothing: its persisted membership wins over `-e`.
+    /// Starts a new one-node cluster (no seeds, nothing on disk), or sets off the join loop
+    /// that announces this node to the leader until it holds its own voting seat (a new node,
+    /// a wiped one, or one whose log lost acknowledged entries). A node that restarts intact
+    /// does neither: its persisted membership wins over `-e`.
     pub async fn bootstrap(
         self: &Arc<Self>,
         seeds: Vec<(NodeId, String)>,
@@ -251,109 +285,41 @@ impl Node {
             .is_initialized()
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
+        if !initialized && seeds.is_empty() {
+            let cluster_id = self
+                .identity
+                .cluster_id()
+                .unwrap_or_else(uuid::Uuid::new_v4);
+            self.identity
+                .set_cluster_id(cluster_id)
+                .map_err(|source| NodeError::Storage {
+                    dir: self.identity.path(),
+                    source,
+                })?;
+            let mut members = BTreeMap::new();
+            members.insert(
+                self.id,
+                Member::new(self.addr.clone(), self.identity.incarnation()),
+            );
+            self.raft
+                .initialize(members)
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+            tracing::warn!(
+                node = self.id,
+                %cluster_id,
+                "initialized a NEW one-node cluster (no -e and an empty data directory); to rejoin an existing cluster instead, start with -e"
+            );
+            return Ok(());
+        }
         if initialized {
             tracing::info!(
                 node = self.id,
                 "restarting from persisted state; -e ignored"
             );
-            return Ok(());
-        }
-        if seeds.is_empty() {
-            let mut members = BTreeMap::new();
-            members.insert(self.id, BasicNode::new(self.addr.clone()));
-            self.raft
-                .initialize(members)
-                .await
-                .map_err(|e| NodeError::Raft(e.to_string()))?;
-            tracing::info!(node = self.id, "initialized a new one-node cluster");
-            return Ok(());
         }
         let node = self.clone();
         tokio::spawn(async move { node.join_loop(seeds).await });
-        Ok(())
-    }
-
-    async fn join_loop(self: Arc<Self>, seeds: Vec<(NodeId, String)>) {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            for (_, seed) in &seeds {
-                match self.try_join(seed).await {
-                    Ok(()) => {
-                        tracing::info!(node = self.id, via = %seed, "joined the cluster as a voter");
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::debug!(node = self.id, via = %seed, error = %e, "join attempt failed")
-                    }
-                }
-            }
-            if self
-                .raft
-                .metrics()
-                .borrow_watched()
-                .membership_config
-                .membership()
-                .voter_ids()
-                .any(|v| v == self.id)
-            {
-                return;
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        }
-    }
-
-    async fn try_join(&self, seed: &str) -> Result<(), String> {
-        let mut target = seed.to_string();
-        for _ in 0..4 {
-            let mut req = self
-                .http
-                .post(format!("http://{target}/raft/join"))
-                .timeout(Duration::from_secs(60))
-                .json(&serde_json::json!({"id": self.id, "addr": self.addr}));
-            if let Some(t) = &self.token {
-                req = req.bearer_auth(t);
-            }
-            let resp = req.send().await.map_err(|e| e.to_string())?;
-            let status = resp.status();
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
-            if status.is_success() {
-                return Ok(());
-            }
-            match body.get("leader_addr").and_then(|a| a.as_str()) {
-                Some(addr) if status == reqwest::StatusCode::MISDIRECTED_REQUEST => {
-                    target = addr.to_string()
-                }
-                _ => return Err(format!("{status}: {body}")),
-            }
-        }
-        Err("too many redirects".into())
-    }
-
-    /// Leader side of a join: add the node as a learner, wait until it has caught up, then
-    /// make it a voter.
-    pub async fn add_member(&self, id: NodeId, addr: String) -> Result<(), ProposeError> {
-        if !self.raft.is_leader() {
-            return Err(self.not_leader());
-        }
-        let unavailable = |e: &dyn std::fmt::Display| ProposeError::Unavailable {
-            message: format!("membership change failed: {e}"),
-            maybe_committed: true,
-        };
-        let voters: BTreeSet<NodeId> = self.raft.voter_ids().collect();
-        if voters.contains(&id) {
-            return Ok(());
-        }
-        tracing::info!(node = id, %addr, "adding a node as a learner");
-        self.raft
-            .add_learner(id, BasicNode::new(addr), true)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-            .await
-            .map_err(|e| unavailable(&e))?;
-        tracing::info!(node = id, "node joined as a voter");
         Ok(())
     }
 

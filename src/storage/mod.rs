@@ -5,9 +5,11 @@
 
 #![warn(missing_docs)]
 
+pub mod committed;
 pub mod dir_lock;
 pub mod error;
 pub mod frame;
+pub mod identity;
 pub mod log;
 mod meta_file;
 mod segment;
@@ -19,9 +21,11 @@ pub mod vote;
 #[cfg(test)]
 mod tests;
 
+pub use committed::CommittedFile;
 pub use dir_lock::DirLock;
 pub use error::StorageError;
 pub use frame::{decode_frame, scan_segment, Frame, FrameError, SegmentScan};
+pub use identity::{Identity, Origin};
 pub use log::{
     EntryId, LogOptions, RecoveryReport, SegmentInfo, SegmentLog, StoredEntry, TruncatedTail,
 };

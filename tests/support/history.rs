@@ -1,17 +1,23 @@
-//! A history checker for fault tests: concurrent writers record every `create_topic` request
-//! and its outcome (acknowledged at an offset, definitely failed, or unknown), and `check` then
-//! reads every node back and verifies that nothing acknowledged was lost, that all nodes hold the
-//! same records at the same offsets, that nothing was applied twice, that failed writes are
-//! absent, and that every node's image equals the fold of its log.
+//! A history checker for fault tests (issue 13). Clients on every node issue writes that
+//! collide (the same topic names from several clients, registrations, changes and deletes of the
+//! same broker ids) and `?consistent=true` reads; one `/stream` reader per node records every
+//! event it receives. Each request is recorded with its send time, answer time and outcome.
+//! `check` then reads every node's final log and hands everything to [`verify::verify`], which
+//! reports each broken rule with the requests involved (the rules: `docs/fault-tolerance.md`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::{eventually, Cluster};
+
+/// The pure checker: recorded history + final logs -> violations.
+pub mod verify;
+#[allow(unused_imports)]
+pub use verify::{verify, Evidence, Kind, NodeLog, Stats, Violation};
 
 /// What one write request came to, as its client saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,47 +31,174 @@ pub enum Outcome {
     Unknown(String),
 }
 
+/// One request of the workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Req {
+    /// `POST /create_topic`.
+    CreateTopic { name: String },
+    /// `POST /register_broker`; `host` is unique to this request, so its record is identifiable.
+    RegisterBroker { id: i32, host: String },
+    /// `PUT /broker_registration_change` with a unique `host` and a status.
+    ChangeBroker {
+        id: i32,
+        host: String,
+        status: String,
+    },
+    /// `PUT /delete_broker/{id}`.
+    DeleteBroker { id: i32 },
+    /// `POST /register_producer/{broker}` (the server allocates the id).
+    RegisterProducer { broker: i32 },
+    /// `GET /get_topic/{name}?consistent=true`.
+    GetTopic { name: String },
+    /// `GET /get_broker/{id}?consistent=true`.
+    GetBroker { id: i32 },
+    /// `GET /get_metadata?consistent=true`.
+    GetMetadata,
+}
+
+impl Req {
+    /// Whether the request appends a record.
+    pub fn is_write(&self) -> bool {
+        !matches!(
+            self,
+            Req::GetTopic { .. } | Req::GetBroker { .. } | Req::GetMetadata
+        )
+    }
+}
+
+/// What a request came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// A write's outcome.
+    Write(Outcome),
+    /// A read answered `200` or `404`: its status and body.
+    Read(u16, Value),
+    /// A read with no usable answer (an error status, a timeout): nothing to check.
+    NoRead(String),
+}
+
 /// One request in the history.
 #[derive(Clone, Debug)]
+pub struct Call {
+    /// Which client sent it (`{prefix}-{n}`), for messages.
+    pub client: String,
+    /// The node address it was sent to.
+    pub node: String,
+    pub req: Req,
+    /// When it was sent, and when its answer (or failure) arrived.
+    pub sent: Instant,
+    pub answered: Instant,
+    pub answer: Answer,
+    /// The answer's JSON body (`Null` when there was none).
+    pub body: Value,
+}
+
+/// A `create_topic` recorded by hand, in the form tests used before issue 13. Its send time is
+/// unknown, so it is recorded as sent when the history began (it then never counts as sent after
+/// another write was acknowledged).
+#[derive(Clone, Debug)]
 pub struct Op {
-    /// The unique topic name the request created.
     pub name: String,
-    /// The address it was sent to.
     pub addr: String,
     pub outcome: Outcome,
     /// When the answer arrived.
     pub at: Instant,
 }
 
-/// The shared history of a test.
-#[derive(Clone, Default)]
+/// One server-sent event a stream reader received.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamEvent {
+    /// The `id:` line: the record's offset.
+    pub id: u64,
+    /// The `event:` line (`record` or `snapshot`).
+    pub kind: String,
+    /// The `data:` line, parsed.
+    pub data: Value,
+    /// Which connection of the reader (1, 2, ...) it came on; a reader reconnects with
+    /// `Last-Event-ID` after its node dies.
+    pub connection: u32,
+}
+
+/// Everything one `/stream` reader received, in order.
+#[derive(Clone, Debug, Default)]
+pub struct StreamLog {
+    pub node: String,
+    pub events: Vec<StreamEvent>,
+    /// Why connections ended, for messages.
+    pub notes: Vec<String>,
+}
+
+/// The shared history of a test: calls, and the stream readers' logs.
+#[derive(Clone)]
 pub struct History {
-    ops: Arc<Mutex<Vec<Op>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
     acked: Arc<AtomicU64>,
+    streams: Arc<Mutex<Vec<Arc<Mutex<StreamLog>>>>>,
+    readers: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    began: Instant,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            calls: Arc::default(),
+            acked: Arc::default(),
+            streams: Arc::default(),
+            readers: Arc::default(),
+            began: Instant::now(),
+        }
+    }
 }
 
 impl History {
+    /// Records a hand-made `create_topic` (see [`Op`]).
     pub fn push(&self, op: Op) {
-        if matches!(op.outcome, Outcome::Acked(_)) {
+        let body = match &op.outcome {
+            Outcome::Acked(o) => json!({"offset": o}),
+            _ => Value::Null,
+        };
+        self.record(Call {
+            client: "test".into(),
+            node: op.addr,
+            req: Req::CreateTopic { name: op.name },
+            sent: self.began,
+            answered: op.at,
+            answer: Answer::Write(op.outcome),
+            body,
+        });
+    }
+    /// Records one call.
+    pub fn record(&self, call: Call) {
+        if matches!(call.answer, Answer::Write(Outcome::Acked(_))) {
             self.acked.fetch_add(1, Ordering::SeqCst);
         }
-        self.ops.lock().unwrap().push(op);
+        self.calls.lock().unwrap().push(call);
     }
     /// Acknowledged writes so far.
     pub fn acked(&self) -> u64 {
         self.acked.load(Ordering::SeqCst)
     }
-    pub fn ops(&self) -> Vec<Op> {
-        self.ops.lock().unwrap().clone()
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
     }
-    /// The first acknowledgement at or after `t`.
-    pub fn first_ack_after(&self, t: Instant) -> Option<Instant> {
-        self.ops
+    /// What every stream reader received so far.
+    pub fn streams(&self) -> Vec<StreamLog> {
+        self.streams
             .lock()
             .unwrap()
             .iter()
-            .filter(|o| matches!(o.outcome, Outcome::Acked(_)) && o.at >= t)
-            .map(|o| o.at)
+            .map(|s| s.lock().unwrap().clone())
+            .collect()
+    }
+    /// The first acknowledgement at or after `t`.
+    pub fn first_ack_after(&self, t: Instant) -> Option<Instant> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| matches!(c.answer, Answer::Write(Outcome::Acked(_))) && c.answered >= t)
+            .map(|c| c.answered)
             .min()
     }
     /// Waits until `n` more writes than `from` are acknowledged.
@@ -74,6 +207,393 @@ impl History {
             (self.acked() >= from + n).then_some(())
         })
         .await
+    }
+    /// Starts one `/stream?offset=0` reader per address; each records every event and, when
+    /// its connection ends (the node died), reconnects to the same address with
+    /// `Last-Event-ID`. They run until `check` stops them.
+    pub fn watch_streams(&self, addrs: &[String]) {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
+        for addr in addrs {
+            let log = Arc::new(Mutex::new(StreamLog {
+                node: addr.clone(),
+                ..StreamLog::default()
+            }));
+            self.streams.lock().unwrap().push(log.clone());
+            let task = tokio::spawn(read_stream(http.clone(), addr.clone(), log));
+            self.readers.lock().unwrap().push(task);
+        }
+    }
+    /// Stops the stream readers.
+    pub fn stop_streams(&self) {
+        for t in self.readers.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+    /// The highest event id the reader on `addr` received.
+    fn stream_head(&self, addr: &str) -> Option<u64> {
+        self.streams
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.lock().unwrap())
+            .filter(|s| s.node == addr)
+            .filter_map(|s| s.events.last().map(|e| e.id))
+            .max()
+    }
+}
+
+/// One reader: connect, record events, reconnect after the last id when the connection ends.
+async fn read_stream(http: reqwest::Client, addr: String, log: Arc<Mutex<StreamLog>>) {
+    let mut connection = 0u32;
+    loop {
+        connection += 1;
+        let last = log.lock().unwrap().events.last().map(|e| e.id);
+        let mut req = http.get(format!("http://{addr}/stream?offset=0"));
+        if let Some(id) = last {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let note =
+            match req.send().await {
+                Ok(resp) if resp.status() == 200 => {
+                    let mut body = resp.bytes_stream();
+                    let mut buf: Vec<u8> = Vec::new();
+                    let (mut id, mut kind, mut data) = (None::<u64>, String::new(), String::new());
+                    loop {
+                        match body.next().await {
+                            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                            Some(Err(e)) => break format!("connection {connection}: {e}"),
+                            None => break format!("connection {connection} ended"),
+                        }
+                        while let Some(p) = buf.iter().position(|&b| b == b'\n') {
+                            let raw: Vec<u8> = buf.drain(..=p).collect();
+                            let line = String::from_utf8_lossy(&raw);
+                            let line = line.trim_end_matches(['\n', '\r']);
+                            if line.is_empty() {
+                                match (id, data.is_empty()) {
+                                    (Some(id), false) => {
+                                        let parsed = serde_json::from_str(&data)
+                                            .unwrap_or_else(|_| Value::String(data.clone()));
+                                        let ev = StreamEvent {
+                                            id,
+                                            kind: std::mem::take(&mut kind),
+                                            data: parsed,
+                                            connection,
+                                        };
+                                        log.lock().unwrap().events.push(ev);
+                                    }
+                                    // `event: shutdown` / `event: error` carry no id: why the
+                                    // connection ends, not a record.
+                                    (None, false) => log.lock().unwrap().notes.push(format!(
+                                        "connection {connection}: event {kind}: {data}"
+                                    )),
+                                    // An id-only event moves the reader's position past offsets
+                                    // without a record; nothing to check.
+                                    _ => {}
+                                }
+                                id = None;
+                                kind.clear();
+                                data.clear();
+                            } else if let Some(v) = line.strip_prefix("id:") {
+                                id = v.trim().parse().ok();
+                            } else if let Some(v) = line.strip_prefix("event:") {
+                                kind = v.trim().to_string();
+                            } else if let Some(v) = line.strip_prefix("data:") {
+                                if !data.is_empty() {
+                                    data.push('\n');
+                                }
+                                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                            }
+                        }
+                    }
+                }
+                Ok(resp) => format!("connection {connection}: status {}", resp.status()),
+                Err(e) => format!("connection {connection}: {e}"),
+            };
+        {
+            let mut l = log.lock().unwrap();
+            if l.notes.len() < 200 {
+                l.notes.push(note);
+            }
+        }
+        // Pacing, not synchronization: do not spin on a node that is down.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sends one request and classifies the answer: (what it came to, the body).
+pub async fn perform(http: &reqwest::Client, addr: &str, req: &Req) -> (Answer, Value) {
+    let base = format!("http://{addr}");
+    let r = match req {
+        Req::CreateTopic { name } => http
+            .post(format!("{base}/create_topic"))
+            .json(&json!({ "name": name })),
+        Req::RegisterBroker { id, host } => http
+            .post(format!("{base}/register_broker"))
+            .json(&json!({"brokerId": id, "brokerHost": host, "brokerPort": 9092})),
+        Req::ChangeBroker { id, host, status } => http
+            .put(format!("{base}/broker_registration_change"))
+            .json(&json!({"brokerId": id, "brokerHost": host, "brokerStatus": status})),
+        Req::DeleteBroker { id } => http.put(format!("{base}/delete_broker/{id}")),
+        Req::RegisterProducer { broker } => http.post(format!("{base}/register_producer/{broker}")),
+        Req::GetTopic { name } => http.get(format!("{base}/get_topic/{name}?consistent=true")),
+        Req::GetBroker { id } => http.get(format!("{base}/get_broker/{id}?consistent=true")),
+        Req::GetMetadata => http.get(format!("{base}/get_metadata?consistent=true")),
+    };
+    let write = req.is_write();
+    let resp = match r.send().await {
+        // The connection was never made: the request was never seen by anyone.
+        Err(e) if e.is_connect() && write => {
+            return (
+                Answer::Write(Outcome::Failed(format!("connect: {e}"))),
+                Value::Null,
+            )
+        }
+        Err(e) if write => {
+            return (
+                Answer::Write(Outcome::Unknown(format!("transport: {e}"))),
+                Value::Null,
+            )
+        }
+        Err(e) => return (Answer::NoRead(format!("transport: {e}")), Value::Null),
+        Ok(r) => r,
+    };
+    let status = resp.status().as_u16();
+    let body: Value = match resp.json().await {
+        Ok(v) => v,
+        Err(e) => {
+            let why = format!("{status} with an unreadable body: {e}");
+            return if write {
+                (Answer::Write(Outcome::Unknown(why)), Value::Null)
+            } else {
+                (Answer::NoRead(why), Value::Null)
+            };
+        }
+    };
+    if !write {
+        return match status {
+            200 | 404 => (Answer::Read(status, body.clone()), body),
+            s => (Answer::NoRead(format!("status {s} {body}")), body),
+        };
+    }
+    let outcome = match status {
+        200 => match body["offset"].as_u64() {
+            Some(o) => Outcome::Acked(o),
+            None => Outcome::Unknown(format!("200 without an offset: {body}")),
+        },
+        503 if body["error"] == "unavailable" => Outcome::Failed(format!("503 {body}")),
+        400..=499 => Outcome::Failed(format!("{status} {body}")),
+        // `503 unknown_outcome`; any other 5xx is an answer the API never gives, which the
+        // checker reports (`Kind::BadStatus`).
+        s => Outcome::Unknown(format!("status {s} {body}")),
+    };
+    (Answer::Write(outcome), body)
+}
+
+/// Sends one request, records it in `history`, and returns what it came to.
+pub async fn perform_recorded(
+    http: &reqwest::Client,
+    addr: &str,
+    client: &str,
+    req: Req,
+    history: &History,
+) -> Answer {
+    let sent = Instant::now();
+    let (answer, body) = perform(http, addr, &req).await;
+    history.record(Call {
+        client: client.to_string(),
+        node: addr.to_string(),
+        req,
+        sent,
+        answered: Instant::now(),
+        answer: answer.clone(),
+        body,
+    });
+    answer
+}
+
+/// Sends one `create_topic` and classifies the answer (not recorded).
+pub async fn create_topic_once(http: &reqwest::Client, addr: &str, name: &str) -> Outcome {
+    match perform(http, addr, &Req::CreateTopic { name: name.into() })
+        .await
+        .0
+    {
+        Answer::Write(o) => o,
+        other => Outcome::Unknown(format!("{other:?}")),
+    }
+}
+
+/// The HTTP client of the workload: its timeout is longer than any server-side path (forward
+/// 10 s over commit 5 s), so a write still being worked on is not abandoned by the client.
+fn workload_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .expect("client")
+}
+
+/// Workload clients started so far in this process (names them uniquely).
+static WORKLOADS: AtomicU64 = AtomicU64::new(0);
+
+/// How many broker ids the workload's clients fight over.
+const BROKER_IDS: u64 = 5;
+const STATUSES: [&str; 4] = ["FENCED", "UNFENCED", "ALIVE", "INIT"];
+
+/// The colliding workload: clients, each sending requests to random nodes, drawn from a mix of
+/// writes on a small, slowly growing set of topic names and five broker ids, and consistent
+/// reads of the same names and ids.
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub history: History,
+}
+
+impl Workload {
+    /// Starts `n` clients over `addrs`, recording into `history`; topic names are
+    /// `{prefix}-{k}` with `k` drawn from a pool that grows by one every three requests.
+    pub fn start(n: usize, addrs: Vec<String>, prefix: &str, history: History) -> Workload {
+        let stop = Arc::new(AtomicBool::new(false));
+        let http = workload_http();
+        let count = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for w in 0..n {
+            let (stop, history, http, addrs, count) = (
+                stop.clone(),
+                history.clone(),
+                http.clone(),
+                addrs.clone(),
+                count.clone(),
+            );
+            let prefix = prefix.to_string();
+            // Unique across every workload of the process, so that `brokerHost` values are.
+            let client = format!("{prefix}-w{}c{w}", WORKLOADS.fetch_add(1, Ordering::SeqCst));
+            tasks.push(tokio::spawn(async move {
+                let mut rng = 0x9E3779B97F4A7C15u64
+                    ^ (w as u64 + 1).wrapping_mul(0xD1B54A32D192ED03)
+                    ^ (std::process::id() as u64).rotate_left(32);
+                let mut next = move || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                let mut seq = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let addr = &addrs[(next() % addrs.len() as u64) as usize];
+                    let k = count.fetch_add(1, Ordering::SeqCst);
+                    let name = format!("{prefix}-{}", next() % (4 + k / 3));
+                    let id = (next() % BROKER_IDS) as i32;
+                    let host = format!("h-{client}-{seq}");
+                    seq += 1;
+                    let req = match next() % 100 {
+                        0..=34 => Req::CreateTopic { name },
+                        35..=44 => Req::RegisterBroker { id, host },
+                        45..=56 => Req::ChangeBroker {
+                            id,
+                            host,
+                            status: STATUSES[(next() % 4) as usize].into(),
+                        },
+                        57..=61 => Req::DeleteBroker { id },
+                        62..=65 => Req::RegisterProducer { broker: id },
+                        66..=79 => Req::GetTopic { name },
+                        80..=91 => Req::GetBroker { id },
+                        _ => Req::GetMetadata,
+                    };
+                    let answer = perform_recorded(&http, addr, &client, req, &history).await;
+                    let pace = match &answer {
+                        Answer::Write(Outcome::Failed(w)) => {
+                            w.starts_with("connect") || w.starts_with("503")
+                        }
+                        Answer::Write(Outcome::Unknown(_)) | Answer::NoRead(_) => true,
+                        _ => false,
+                    };
+                    if pace {
+                        // Pacing, not synchronization: do not spin on a node that is down.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }));
+        }
+        Workload {
+            stop,
+            tasks,
+            history,
+        }
+    }
+
+    /// Stops the clients and waits for every request in flight to get its answer.
+    pub async fn stop(self) -> History {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            t.await.expect("workload client");
+        }
+        self.history
+    }
+}
+
+/// Concurrent writers, each creating topics with unique names through random nodes (the
+/// workload before issue 13; [`Workload`] is the one that collides).
+pub struct Writers {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub history: History,
+}
+
+impl Writers {
+    /// Starts `n` writers over `addrs`; names are `{prefix}-{writer}-{seq}`.
+    pub fn start(n: usize, addrs: Vec<String>, prefix: &str) -> Writers {
+        Self::start_into(n, addrs, prefix, History::default())
+    }
+
+    /// [`Writers::start`], recording into an existing history.
+    pub fn start_into(n: usize, addrs: Vec<String>, prefix: &str, history: History) -> Writers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let http = workload_http();
+        let mut tasks = Vec::new();
+        for w in 0..n {
+            let (stop, history, http, addrs) =
+                (stop.clone(), history.clone(), http.clone(), addrs.clone());
+            let prefix = prefix.to_string();
+            tasks.push(tokio::spawn(async move {
+                let mut rng =
+                    0x9E3779B97F4A7C15u64 ^ (w as u64 + 1).wrapping_mul(0xD1B54A32D192ED03);
+                let mut seq = 0u64;
+                let client = format!("{prefix}-w{w}");
+                while !stop.load(Ordering::SeqCst) {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let addr = &addrs[(rng % addrs.len() as u64) as usize];
+                    let name = format!("{prefix}-{w}-{seq}");
+                    seq += 1;
+                    let req = Req::CreateTopic { name };
+                    let answer = perform_recorded(&http, addr, &client, req, &history).await;
+                    if !matches!(answer, Answer::Write(Outcome::Acked(_))) {
+                        // Pacing, not synchronization: do not spin on a node that is down.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }));
+        }
+        Writers {
+            stop,
+            tasks,
+            history,
+        }
+    }
+
+    /// Stops the writers and waits for every request in flight to get its answer.
+    pub async fn stop(self) -> History {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            t.await.expect("writer task");
+        }
+        self.history
     }
 }
 
@@ -196,116 +716,21 @@ async fn find_leader(c: &Cluster, among: &[usize], timeout: Duration) -> usize {
     .await
 }
 
-/// Sends one `create_topic` and classifies the answer.
-pub async fn create_topic_once(http: &reqwest::Client, addr: &str, name: &str) -> Outcome {
-    let resp = http
-        .post(format!("http://{addr}/create_topic"))
-        .json(&json!({ "name": name }))
-        .send()
-        .await;
-    let resp = match resp {
-        // The connection was never made: the request was never seen by anyone.
-        Err(e) if e.is_connect() => return Outcome::Failed(format!("connect: {e}")),
-        Err(e) => return Outcome::Unknown(format!("transport: {e}")),
-        Ok(r) => r,
-    };
-    let status = resp.status().as_u16();
-    let body: Value = match resp.json().await {
-        Ok(v) => v,
-        Err(e) => return Outcome::Unknown(format!("{status} with an unreadable body: {e}")),
-    };
-    match status {
-        200 => match body["offset"].as_u64() {
-            Some(o) => Outcome::Acked(o),
-            None => Outcome::Unknown(format!("200 without an offset: {body}")),
-        },
-        503 if body["error"] == "unavailable" => Outcome::Failed(format!("503 {body}")),
-        503 => Outcome::Unknown(format!("503 {body}")),
-        400..=499 => Outcome::Failed(format!("{status} {body}")),
-        _ => panic!("create_topic {name} via {addr} answered {status} {body}: never allowed"),
-    }
-}
-
-/// Concurrent writers, each creating topics with unique names through random nodes.
-pub struct Writers {
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    pub history: History,
-}
-
-impl Writers {
-    /// Starts `n` writers over `addrs`; names are `{prefix}-{writer}-{seq}`.
-    pub fn start(n: usize, addrs: Vec<String>, prefix: &str) -> Writers {
-        Self::start_into(n, addrs, prefix, History::default())
-    }
-
-    /// [`Writers::start`], recording into an existing history.
-    pub fn start_into(n: usize, addrs: Vec<String>, prefix: &str, history: History) -> Writers {
-        let stop = Arc::new(AtomicBool::new(false));
-        // Longer than any server-side path (forward 10 s over commit 5 s), so that a write
-        // still being worked on by the server is not abandoned by the client.
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .expect("client");
-        let mut tasks = Vec::new();
-        for w in 0..n {
-            let (stop, history, http, addrs) =
-                (stop.clone(), history.clone(), http.clone(), addrs.clone());
-            let prefix = prefix.to_string();
-            tasks.push(tokio::spawn(async move {
-                let mut rng =
-                    0x9E3779B97F4A7C15u64 ^ (w as u64 + 1).wrapping_mul(0xD1B54A32D192ED03);
-                let mut seq = 0u64;
-                while !stop.load(Ordering::SeqCst) {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    let addr = &addrs[(rng % addrs.len() as u64) as usize];
-                    let name = format!("{prefix}-{w}-{seq}");
-                    seq += 1;
-                    let outcome = create_topic_once(&http, addr, &name).await;
-                    let ok = matches!(outcome, Outcome::Acked(_));
-                    history.push(Op {
-                        name,
-                        addr: addr.clone(),
-                        outcome,
-                        at: Instant::now(),
-                    });
-                    if !ok {
-                        // Pacing, not synchronization: do not spin on a node that is down.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }));
-        }
-        Writers {
-            stop,
-            tasks,
-            history,
-        }
-    }
-
-    /// Stops the writers and waits for every request in flight to get its answer.
-    pub async fn stop(self) -> History {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.tasks {
-            t.await.expect("writer task");
-        }
-        self.history
-    }
-}
-
 /// Counts found by [`check`], for the test's report.
 #[derive(Debug, Default)]
 pub struct Report {
     pub acked: usize,
     pub failed: usize,
     pub unknown: usize,
-    /// Unknown writes that turned out committed.
+    /// Unknown writes that turned out committed (those with an identifiable record).
     pub unknown_committed: usize,
+    /// Consistent reads answered, and how many of them were compared with an image of the log.
+    pub reads: usize,
+    pub reads_checked: usize,
+    /// Stream events received and compared.
+    pub stream_events: usize,
+    /// Records the image refused at apply (none of them acknowledged).
+    pub refused: usize,
     /// Records compared on every node.
     pub records: usize,
     /// The offset every node had applied when compared.
@@ -318,32 +743,49 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} acknowledged, {} failed, {} unknown ({} of them committed); {} records from offset {} to {} identical on every node",
+            "{} acknowledged, {} failed, {} unknown ({} of them committed); {} consistent reads ({} compared with an image of the log); {} stream events; {} records from offset {} to {} identical on every node ({} refused at apply)",
             self.acked,
             self.failed,
             self.unknown,
             self.unknown_committed,
+            self.reads,
+            self.reads_checked,
+            self.stream_events,
             self.records,
             self.log_start,
-            self.applied
+            self.applied,
+            self.refused,
         )
     }
 }
 
-/// The topic name of a TopicRecord in the log (None for other records).
-fn topic_name(rec: &Value) -> Option<&str> {
-    (rec["name"] == "TopicRecord")
-        .then(|| rec["fields"]["name"].as_str())
-        .flatten()
+/// Writes a barrier record through `leader` (retrying until one is acknowledged, each attempt
+/// recorded); returns its offset.
+async fn barrier(c: &Cluster, leader: usize, history: &History) -> u64 {
+    let http = workload_http();
+    let addr = c.nodes[leader].addr.clone();
+    let mut n = 0;
+    eventually(Duration::from_secs(60), "a barrier write", || {
+        n += 1;
+        let name = format!("barrier-{}-{n}", std::process::id());
+        let (http, addr) = (http.clone(), addr.clone());
+        async move {
+            let req = Req::CreateTopic { name };
+            match perform_recorded(&http, &addr, "checker", req, history).await {
+                Answer::Write(Outcome::Acked(o)) => Some(o),
+                _ => None,
+            }
+        }
+    })
+    .await
 }
 
-/// Checks the history against the nodes `nodes` of `c` (all must be running). Writes a barrier
-/// record first, so that everything committed before it is applied everywhere.
+/// Checks the history against the nodes `nodes` of `c` (all must be running): writes a barrier
+/// record, waits until every node has applied it and the stream readers on those nodes have
+/// received it, reads every node's log, and panics listing every violation found.
 pub async fn check(c: &Cluster, nodes: &[usize], history: &History) -> Report {
     let leader = leader_of(c, nodes, Duration::from_secs(30)).await;
-    let barrier = c
-        .create_topic(leader, &format!("barrier-{}", std::process::id()))
-        .await;
+    let barrier = barrier(c, leader, history).await;
     // Every node applies the barrier, and then all agree on one applied offset and one image.
     let (applied, image) = eventually(
         Duration::from_secs(30),
@@ -373,6 +815,27 @@ pub async fn check(c: &Cluster, nodes: &[usize], history: &History) -> Report {
         },
     )
     .await;
+    // The readers on the checked nodes receive the barrier (a reader that does not is reported
+    // below by what it missed, if anything; it is not a violation to be slow).
+    let addrs: Vec<String> = nodes.iter().map(|&i| c.nodes[i].addr.clone()).collect();
+    let watched = !history.streams().is_empty();
+    if watched {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(30),
+            eventually(
+                Duration::from_secs(30),
+                "readers at the barrier",
+                || async {
+                    addrs
+                        .iter()
+                        .all(|a| history.stream_head(a).is_some_and(|h| h >= barrier))
+                        .then_some(())
+                },
+            ),
+        )
+        .await;
+    }
+    history.stop_streams();
 
     let mut log_start = 1;
     for &i in nodes {
@@ -381,133 +844,60 @@ pub async fn check(c: &Cluster, nodes: &[usize], history: &History) -> Report {
     }
     let mut logs = Vec::new();
     for &i in nodes {
-        let recs: Vec<Value> = c
+        let records: Vec<Value> = c
             .records_from(i, log_start)
             .await
             .into_iter()
             .filter(|r| r["offset"].as_u64().is_some_and(|o| o <= applied))
             .collect();
-        logs.push(recs);
+        logs.push(NodeLog {
+            node: c.nodes[i].addr.clone(),
+            records,
+        });
     }
-    for (k, &i) in nodes.iter().enumerate().skip(1) {
-        if logs[k] != logs[0] {
-            let a: BTreeMap<u64, &Value> = logs[0]
-                .iter()
-                .map(|r| (r["offset"].as_u64().unwrap(), r))
-                .collect();
-            let b: BTreeMap<u64, &Value> = logs[k]
-                .iter()
-                .map(|r| (r["offset"].as_u64().unwrap(), r))
-                .collect();
-            let diff = a
-                .keys()
-                .chain(b.keys())
-                .find(|o| a.get(o) != b.get(o))
-                .copied();
-            panic!(
-                "node {} and node {} hold different records from offset {log_start}: first difference at {diff:?}: {:?} vs {:?}",
-                c.nodes[nodes[0]].id,
-                c.nodes[i].id,
-                diff.and_then(|o| a.get(&o)),
-                diff.and_then(|o| b.get(&o)),
-            );
-        }
-    }
-    let log = &logs[0];
-
-    // Offsets grow; no topic name appears twice.
-    let mut by_name: HashMap<&str, u64> = HashMap::new();
-    let mut last = 0;
-    for r in log {
-        let o = r["offset"].as_u64().expect("offset");
-        assert!(o > last, "offsets do not grow at {o} (after {last})");
-        last = o;
-        if let Some(n) = topic_name(r) {
-            if let Some(prev) = by_name.insert(n, o) {
-                panic!("topic {n} is in the log twice: at {prev} and at {o}");
-            }
-        }
-    }
-    let by_offset: HashMap<u64, &Value> = log
-        .iter()
-        .map(|r| (r["offset"].as_u64().unwrap(), r))
-        .collect();
-
-    // The image is the fold of the log: the same topics with the same ids.
-    let image_topics: HashMap<&str, &Value> = image["metadata"]["TopicRecord"]
-        .as_array()
-        .expect("TopicRecord list")
-        .iter()
-        .map(|t| (t["name"].as_str().expect("topic name"), t))
-        .collect();
-    for r in log {
-        if let Some(n) = topic_name(r) {
-            let t = image_topics
-                .get(n)
-                .unwrap_or_else(|| panic!("topic {n} at {} is not in the image", r["offset"]));
-            assert_eq!(
-                t["topicUUID"], r["fields"]["topicUUID"],
-                "topic {n}: image and log disagree on its id"
-            );
-        }
-    }
-    if log_start <= 1 {
-        let from_log: BTreeSet<&str> = by_name.keys().copied().collect();
-        let in_image: BTreeSet<&str> = image_topics.keys().copied().collect();
-        assert_eq!(
-            from_log, in_image,
-            "the image's topics are not the fold of the log"
-        );
-    }
-
-    // Every request against the log and the image.
-    let mut report = Report {
+    let calls = history.calls();
+    let streams = history.streams();
+    let evidence = Evidence {
+        calls: &calls,
+        streams: &streams,
+        logs: &logs,
+        log_start,
+        applied,
+        image: Some(&image["metadata"]),
+    };
+    let (violations, stats) = verify(&evidence);
+    let report = Report {
+        acked: stats.acked,
+        failed: stats.failed,
+        unknown: stats.unknown,
+        unknown_committed: stats.unknown_committed,
+        reads: stats.reads,
+        reads_checked: stats.reads_checked_against_images,
+        stream_events: stats.stream_events,
+        refused: stats.refused,
+        records: stats.records,
         applied,
         log_start,
-        records: log.len(),
-        ..Report::default()
     };
-    for op in history.ops() {
-        let in_log = by_name.get(op.name.as_str()).copied();
-        let in_image = image_topics.contains_key(op.name.as_str());
-        match &op.outcome {
-            Outcome::Acked(o) => {
-                report.acked += 1;
-                assert!(
-                    in_image,
-                    "acknowledged write {} (offset {o}, via {}) is lost: not in the image",
-                    op.name, op.addr
+    if watched {
+        for s in &streams {
+            let head = s.events.last().map(|e| e.id);
+            if addrs.contains(&s.node) && head.is_none_or(|h| h < barrier) {
+                println!(
+                    "note: the reader on {} reached {head:?}, not the barrier at {barrier}; its connections: {:?}",
+                    s.node,
+                    s.notes.iter().rev().take(5).collect::<Vec<_>>()
                 );
-                if *o >= log_start {
-                    let rec = by_offset.get(o).unwrap_or_else(|| {
-                        panic!(
-                            "acknowledged write {} at offset {o}: no record there",
-                            op.name
-                        )
-                    });
-                    assert_eq!(
-                        topic_name(rec),
-                        Some(op.name.as_str()),
-                        "acknowledged write {} at offset {o}: the log holds {rec} there",
-                        op.name
-                    );
-                }
-            }
-            Outcome::Failed(why) => {
-                report.failed += 1;
-                assert!(
-                    in_log.is_none() && !in_image,
-                    "write {} failed definitely ({why}) but is in the log at {in_log:?} / image {in_image}",
-                    op.name
-                );
-            }
-            Outcome::Unknown(_) => {
-                report.unknown += 1;
-                if in_image {
-                    report.unknown_committed += 1;
-                }
             }
         }
+    }
+    if !violations.is_empty() {
+        let shown: Vec<String> = violations.iter().take(40).map(|v| v.to_string()).collect();
+        panic!(
+            "the history checker found {} violation(s) ({report}):\n{}",
+            violations.len(),
+            shown.join("\n")
+        );
     }
     report
 }

@@ -463,6 +463,8 @@ pub fn terminate_child(child: &mut Child, timeout: Duration) -> Option<std::proc
     None
 }
 
+/// Reading and damaging a stopped node's files (issue 12).
+pub mod disk;
 /// The history checker of the fault tests (issue 6).
 pub mod history;
 /// Network partitions through per-node proxies (issue 6).

@@ -1,0 +1,437 @@
+//! Membership: how a node announces itself to the leader (joining, rejoining after a wipe,
+//! recovering lost entries), and how the leader admits it or an operator adds and removes
+//! members.
+//!
+//! A node that does not vote yet (see [`crate::raft::recovery`]) posts `/raft/join` to the
+//! leader with its id, address and incarnation. The leader answers at once with its term and the
+//! cluster id, having reset its replication progress for that id (its log may have gone
+//! backwards), and in the background makes the membership give that id's seat to this
+//! incarnation: a new node is added as a learner and promoted once caught up; a known id with a
+//! new incarnation has its seat handed over. The node then accepts replication from that
+//! leader, catches up, and votes once its own incarnation holds the seat.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::type_config::async_runtime::WatchReceiver;
+use openraft::ChangeMembers;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Node, NodeId};
+use crate::raft::proposer::ProposeError;
+use crate::raft::recovery::Permit;
+use crate::raft::Member;
+
+/// What a node tells the leader when it announces itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// Its id (`-i`).
+    pub id: NodeId,
+    /// The address peers reach it at.
+    pub addr: String,
+    /// Its data directory's incarnation.
+    pub incarnation: Uuid,
+    /// The cluster it belongs to, when it knows one.
+    #[serde(default)]
+    pub cluster_id: Option<Uuid>,
+}
+
+/// The leader's answer to a [`JoinRequest`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinAnswer {
+    /// The leader that admitted the node: replication from it is to be accepted.
+    pub leader_id: NodeId,
+    /// Its term.
+    pub term: u64,
+    /// The cluster's id.
+    pub cluster_id: Uuid,
+}
+
+/// Why a membership request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    /// Not the leader, no quorum, or the change did not commit in time.
+    #[error(transparent)]
+    Raft(#[from] ProposeError),
+    /// The node belongs to another cluster.
+    #[error("{0}")]
+    OtherCluster(String),
+    /// The request cannot be carried out as asked.
+    #[error("{0}")]
+    Invalid(String),
+    /// No member has that id.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// What the leader has to change for a node it admits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Admission {
+    /// Unknown id: add as a learner, promote once caught up.
+    New,
+    /// A learner (or a learner's new incarnation): record it, promote once caught up.
+    Promote,
+    /// A voter's id with a new incarnation: hand the seat over.
+    NewIncarnation,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> ProposeError {
+    ProposeError::Unavailable {
+        message: format!("{what}: {e}"),
+        maybe_committed: true,
+    }
+}
+
+impl Node {
+    /// The cluster id; a leader of a cluster from before cluster ids makes one now.
+    fn ensure_cluster_id(&self) -> Result<Uuid, MembershipError> {
+        if let Some(id) = self.identity.cluster_id() {
+            return Ok(id);
+        }
+        let id = Uuid::new_v4();
+        self.identity
+            .set_cluster_id(id)
+            .map_err(|e| MembershipError::Invalid(format!("cannot record a cluster id: {e}")))?;
+        tracing::info!(cluster_id = %id, "this cluster had no id; made one");
+        Ok(id)
+    }
+
+    /// Leader side of `/raft/join`: answers at once; the membership change runs behind.
+    pub async fn admit(self: &Arc<Self>, req: JoinRequest) -> Result<JoinAnswer, MembershipError> {
+        if !self.raft.is_leader() {
+            return Err(self.not_leader().into());
+        }
+        let cluster_id = self.ensure_cluster_id()?;
+        if let Some(theirs) = req.cluster_id.filter(|t| *t != cluster_id) {
+            return Err(MembershipError::OtherCluster(format!(
+                "node {} belongs to cluster {theirs}, this is cluster {cluster_id}",
+                req.id
+            )));
+        }
+        if req.id == self.id {
+            return Err(MembershipError::Invalid(format!(
+                "node {} is this leader's own id",
+                req.id
+            )));
+        }
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        let known = membership.get_node(&req.id).cloned();
+        let is_voter = membership.voter_ids().any(|v| v == req.id);
+        let member = Member::new(req.addr.clone(), req.incarnation);
+        let admission = match (&known, is_voter) {
+            (Some(n), true) if *n == member => None,
+            (Some(_), true) => Some(Admission::NewIncarnation),
+            (Some(_), false) => Some(Admission::Promote),
+            (None, _) => Some(Admission::New),
+        };
+        if known.is_some() {
+            // Its log may have gone backwards (wiped, or cut below what it acknowledged):
+            // restart the search for where it matches instead of asserting that it cannot.
+            let _ = self.raft.trigger().allow_next_revert(&req.id, true).await;
+        }
+        if let Some(kind) = admission {
+            tracing::info!(node = req.id, incarnation = %req.incarnation, addr = %req.addr, ?kind, "admitting a node");
+            self.spawn_admission(req.id, member, kind);
+        }
+        Ok(JoinAnswer {
+            leader_id: self.id,
+            term: m.current_term,
+            cluster_id,
+        })
+    }
+
+    /// Runs one admission in the background (at most one per id at a time).
+    fn spawn_admission(self: &Arc<Self>, id: NodeId, member: Member, kind: Admission) {
+        if !self
+            .admitting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id)
+        {
+            return;
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            let res = node.carry_out(id, member, kind).await;
+            node.admitting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+            match res {
+                Ok(()) => tracing::info!(node = id, "node holds its voting seat"),
+                Err(e) => {
+                    tracing::warn!(node = id, error = %e, "admitting a node failed; it will ask again")
+                }
+            }
+        });
+    }
+
+    async fn carry_out(
+        &self,
+        id: NodeId,
+        member: Member,
+        kind: Admission,
+    ) -> Result<(), ProposeError> {
+        let _one_at_a_time = self.membership_change.lock().await;
+        if kind != Admission::New {
+            self.raft
+                .change_membership(
+                    ChangeMembers::SetNodes(BTreeMap::from([(id, member.clone())])),
+                    true,
+                )
+                .await
+                .map_err(|e| unavailable("recording the node's incarnation", e))?;
+        }
+        if kind == Admission::NewIncarnation {
+            return Ok(());
+        }
+        // Blocks until the learner has caught up with the leader.
+        self.raft
+            .add_learner(id, member, true)
+            .await
+            .map_err(|e| unavailable("adding the node as a learner", e))?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| unavailable("making the node a voter", e))?;
+        Ok(())
+    }
+
+    /// Node side: announces this node to the leader until it votes. A node that started
+    /// intact only does so when a leader it has not announced itself to knocks.
+    pub(super) async fn join_loop(self: Arc<Self>, seeds: Vec<(NodeId, String)>) {
+        let recovering = self.recovery.needs_rejoin();
+        let mut due = recovering;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            if !due {
+                // Re-announce now and then while recovering (an admission can fail behind the
+                // leader's answer); an intact node only when a leader knocks.
+                let knocked = tokio::select! {
+                    _ = self.recovery.knocked() => true,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => recovering,
+                };
+                due = knocked;
+            }
+            if self.recovery.is_voting() {
+                return;
+            }
+            if !due {
+                continue;
+            }
+            match self.announce(&seeds).await {
+                Ok(answer) => {
+                    tracing::info!(
+                        node = self.id,
+                        leader = answer.leader_id,
+                        term = answer.term,
+                        "announced to the leader; catching up"
+                    );
+                    delay = Duration::from_millis(100);
+                    due = false;
+                }
+                Err(e) => {
+                    tracing::debug!(node = self.id, error = %e, "announcing to the leader failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// Every address worth asking for the leader: the known leader, the members, the seeds.
+    fn join_targets(&self, seeds: &[(NodeId, String)]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(l) = self.leader().filter(|l| l.id != self.id) {
+            out.push(l.addr);
+        }
+        let m = self.raft.metrics().borrow_watched().clone();
+        for (id, n) in m.membership_config.membership().nodes() {
+            if *id != self.id {
+                out.push(n.addr.clone());
+            }
+        }
+        out.extend(seeds.iter().map(|(_, a)| a.clone()));
+        let mut seen = BTreeSet::new();
+        out.retain(|a| seen.insert(a.clone()));
+        out
+    }
+
+    async fn announce(&self, seeds: &[(NodeId, String)]) -> Result<JoinAnswer, String> {
+        let mut last = "no seed or member address to ask".to_string();
+        for target in self.join_targets(seeds) {
+            match self.try_join(&target).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => last = format!("{target}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    async fn try_join(&self, seed: &str) -> Result<JoinAnswer, String> {
+        let req = JoinRequest {
+            id: self.id,
+            addr: self.addr.clone(),
+            incarnation: self.identity.incarnation(),
+            cluster_id: self.identity.cluster_id(),
+        };
+        let mut target = seed.to_string();
+        for _ in 0..4 {
+            let mut call = self
+                .http
+                .post(format!("http://{target}/raft/join"))
+                .timeout(Duration::from_secs(5))
+                .json(&req);
+            if let Some(t) = &self.token {
+                call = call.bearer_auth(t);
+            }
+            let resp = call.send().await.map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            if status.is_success() {
+                let answer: JoinAnswer =
+                    serde_json::from_value(body).map_err(|e| format!("join answer: {e}"))?;
+                self.identity
+                    .set_cluster_id(answer.cluster_id)
+                    .map_err(|e| format!("{target} answered for another cluster: {e}"))?;
+                self.recovery.grant(Permit {
+                    term: answer.term,
+                    leader: answer.leader_id,
+                });
+                return Ok(answer);
+            }
+            match body.get("leader_addr").and_then(|a| a.as_str()) {
+                Some(addr) if status == reqwest::StatusCode::MISDIRECTED_REQUEST => {
+                    target = addr.to_string()
+                }
+                _ => return Err(format!("{status}: {body}")),
+            }
+        }
+        Err("too many redirects".into())
+    }
+
+    /// Operator side (`POST /cluster/members`): asks the node at `addr` who it is, then adds it
+    /// as a learner and, once caught up, as a voter. Returns when it votes.
+    pub async fn add_member(
+        self: &Arc<Self>,
+        id: NodeId,
+        addr: String,
+    ) -> Result<(), MembershipError> {
+        if !self.raft.is_leader() {
+            return Err(self.not_leader().into());
+        }
+        let cluster_id = self.ensure_cluster_id()?;
+        let mut call = self
+            .http
+            .get(format!("http://{addr}/cluster"))
+            .timeout(Duration::from_secs(5));
+        if let Some(t) = &self.token {
+            call = call.bearer_auth(t);
+        }
+        let view: serde_json::Value = call
+            .send()
+            .await
+            .map_err(|e| {
+                MembershipError::Raft(ProposeError::Unavailable {
+                    message: format!("cannot reach a yakt node at {addr}: {e}"),
+                    maybe_committed: false,
+                })
+            })?
+            .json()
+            .await
+            .map_err(|e| {
+                MembershipError::Invalid(format!("{addr} did not answer /cluster: {e}"))
+            })?;
+        if view["node_id"].as_u64() != Some(id) {
+            return Err(MembershipError::Invalid(format!(
+                "the node at {addr} is node {}, not {id}",
+                view["node_id"]
+            )));
+        }
+        let incarnation: Uuid = view["incarnation"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| {
+                MembershipError::Invalid(format!("{addr} did not say its incarnation"))
+            })?;
+        if let Some(theirs) = view["cluster_id"]
+            .as_str()
+            .and_then(|s| s.parse::<Uuid>().ok())
+        {
+            if theirs != cluster_id {
+                return Err(MembershipError::OtherCluster(format!(
+                    "the node at {addr} belongs to cluster {theirs}, this is cluster {cluster_id}"
+                )));
+            }
+        }
+        let answer = self
+            .admit(JoinRequest {
+                id,
+                addr,
+                incarnation,
+                cluster_id: Some(cluster_id),
+            })
+            .await?;
+        let _ = answer;
+        let mut rx = self.raft.metrics();
+        let seated = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                {
+                    let m = rx.borrow_watched();
+                    let ms = m.membership_config.membership();
+                    if ms.voter_ids().any(|v| v == id)
+                        && ms.get_node(&id).and_then(|n| n.incarnation) == Some(incarnation)
+                    {
+                        return true;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await;
+        match seated {
+            Ok(true) => Ok(()),
+            _ => Err(ProposeError::Unavailable {
+                message: format!("node {id} was not a voter within 60 s; the change goes on"),
+                maybe_committed: true,
+            }
+            .into()),
+        }
+    }
+
+    /// Operator side (`DELETE /cluster/members/{id}`): removes a voter or learner.
+    pub async fn remove_member(&self, id: NodeId) -> Result<(), MembershipError> {
+        if !self.raft.is_leader() {
+            return Err(self.not_leader().into());
+        }
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        if membership.get_node(&id).is_none() {
+            return Err(MembershipError::NotFound(format!("no member has id {id}")));
+        }
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let _one_at_a_time = self.membership_change.lock().await;
+        if voters.contains(&id) {
+            if voters.len() == 1 {
+                return Err(MembershipError::Invalid(format!(
+                    "node {id} is the only voter; a cluster cannot remove its last voter"
+                )));
+            }
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+                .await
+                .map_err(|e| unavailable("removing the voter", e))?;
+        }
+        self.raft
+            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+            .await
+            .map_err(|e| unavailable("removing the node", e))?;
+        tracing::info!(node = id, "member removed");
+        Ok(())
+    }
+}

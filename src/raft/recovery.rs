@@ -1,0 +1,240 @@
+//! Keeping a node that may have lost acknowledged entries out of elections until a leader has
+//! caught it up.
+//!
+//! Raft's safety argument assumes a node keeps what it acknowledged. A node whose data
+//! directory is new (first start, or wiped) or whose log now ends before its persisted commit
+//! index (the watermark of what it had acknowledged) breaks that assumption: if it voted, a
+//! candidate missing committed entries could win with its vote. Such a node starts
+//! *recovering*:
+//! - it does not campaign (openraft's elections are switched off until it votes),
+//! - it answers no vote request (the `/raft/vote` handler refuses),
+//! - it accepts replication only from a leader it has announced itself to (`/raft/join`), which
+//!   therefore knows to reset its progress for this node instead of tripping over a log that
+//!   went backwards (openraft's `allow_next_revert`).
+//!
+//! It becomes a voter again once its log reaches the watermark and the membership it holds
+//! gives its id's seat to its own incarnation. Acknowledging replicated entries while
+//! recovering is safe: an entry it acknowledges is one it has durably now.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use openraft::type_config::async_runtime::WatchReceiver;
+use uuid::Uuid;
+
+use super::{NodeId, Raft, Vote};
+use crate::storage::Origin;
+
+/// The leader a recovering node has announced itself to: replication from it is accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permit {
+    /// The leader's term.
+    pub term: u64,
+    /// The leader's id.
+    pub leader: NodeId,
+}
+
+/// Why a Raft request was refused by a recovering node.
+#[derive(Debug, thiserror::Error)]
+#[error("node {id} is recovering ({reason}) and has not announced itself to leader {leader} of term {term} yet")]
+pub struct Refused {
+    /// This node.
+    pub id: NodeId,
+    /// Why it is recovering.
+    pub reason: String,
+    /// The requesting leader.
+    pub leader: NodeId,
+    /// Its term.
+    pub term: u64,
+}
+
+/// Whether this node may vote, and whom it accepts replication from while it may not.
+pub struct Recovery {
+    id: NodeId,
+    incarnation: Uuid,
+    origin: Origin,
+    /// The log must reach this index before the node votes.
+    watermark: u64,
+    reason: String,
+    voting: AtomicBool,
+    permit: Mutex<Option<Permit>>,
+    /// Wakes the rejoin loop when a leader it has no permit from knocks.
+    knock: tokio::sync::Notify,
+}
+
+impl Recovery {
+    /// Decides at start whether the node must recover: `committed` is the persisted commit
+    /// index, `last_log_index` where the log ends now.
+    pub fn new(
+        id: NodeId,
+        incarnation: Uuid,
+        origin: Origin,
+        committed: Option<u64>,
+        last_log_index: Option<u64>,
+    ) -> Self {
+        let watermark = committed.unwrap_or(0);
+        let end = last_log_index.unwrap_or(0);
+        let reason = if origin == Origin::Fresh {
+            "its data directory is new".to_string()
+        } else if end < watermark {
+            format!("its log ends at {end}, before the persisted commit index {watermark}")
+        } else {
+            String::new()
+        };
+        if !reason.is_empty() && origin != Origin::Fresh {
+            tracing::warn!(
+                node = id,
+                log_end = end,
+                committed = watermark,
+                "this node lost entries it had acknowledged; it will not vote until a leader has caught it up"
+            );
+        }
+        Self {
+            id,
+            incarnation,
+            origin,
+            watermark,
+            reason,
+            voting: AtomicBool::new(false),
+            permit: Mutex::new(None),
+            knock: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// This node's incarnation.
+    pub fn incarnation(&self) -> Uuid {
+        self.incarnation
+    }
+
+    /// True once the node may vote and campaign.
+    pub fn is_voting(&self) -> bool {
+        self.voting.load(Ordering::Acquire)
+    }
+
+    /// True when the node started without what it may have acknowledged (a new data
+    /// directory, or a log cut below its commit index): it must announce itself to a leader.
+    pub fn needs_rejoin(&self) -> bool {
+        !self.reason.is_empty()
+    }
+
+    /// Why the node is recovering (empty when it started intact).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Whether replication from the leader of `vote` may be accepted now.
+    pub fn admit(&self, vote: &Vote) -> Result<(), Refused> {
+        if self.is_voting() {
+            return Ok(());
+        }
+        let asking = Permit {
+            term: vote.leader_id.term,
+            leader: vote.leader_id.voted_for,
+        };
+        let permit = *self.permit.lock().unwrap_or_else(|e| e.into_inner());
+        if permit == Some(asking) {
+            return Ok(());
+        }
+        self.knock.notify_one();
+        Err(Refused {
+            id: self.id,
+            reason: self.reason_now(),
+            leader: asking.leader,
+            term: asking.term,
+        })
+    }
+
+    fn reason_now(&self) -> String {
+        if self.reason.is_empty() {
+            "its membership seat is not its own yet".into()
+        } else {
+            self.reason.clone()
+        }
+    }
+
+    /// Records that `permit`'s leader knows this node is recovering.
+    pub fn grant(&self, permit: Permit) {
+        *self.permit.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
+    }
+
+    /// Resolves when a leader this node has no permit from asked to replicate.
+    pub async fn knocked(&self) {
+        self.knock.notified().await
+    }
+
+    /// Whether `m` shows this node caught up and holding its own seat.
+    fn may_vote(&self, m: &openraft::RaftMetrics<super::TypeConfig>) -> bool {
+        let membership = m.membership_config.membership();
+        let is_voter = membership.voter_ids().any(|v| v == self.id);
+        let seat_is_ours = match membership.get_node(&self.id).map(|n| n.incarnation) {
+            Some(Some(inc)) => inc == self.incarnation,
+            // A membership from before incarnations: trust a directory that was not wiped.
+            Some(None) => self.origin != Origin::Fresh,
+            None => false,
+        };
+        is_voter && seat_is_ours && m.last_log_index.unwrap_or(0) >= self.watermark
+    }
+
+    /// Watches the node's metrics and lets it vote (and campaign) from the moment it may.
+    /// Elections must be off in the Raft config it was started with.
+    pub fn spawn_watch(self: &std::sync::Arc<Self>, raft: Raft) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut rx = raft.metrics();
+            loop {
+                let ready = {
+                    let m = rx.borrow_watched();
+                    me.may_vote(&m)
+                };
+                if ready {
+                    me.voting.store(true, Ordering::Release);
+                    raft.runtime_config().elect(true);
+                    if !me.reason.is_empty() || me.origin == Origin::Fresh {
+                        tracing::info!(
+                            node = me.id,
+                            incarnation = %me.incarnation,
+                            "caught up and holding its own seat: this node votes again"
+                        );
+                    }
+                    me.knock.notify_one();
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vote(term: u64, leader: NodeId) -> Vote {
+        openraft::Vote::new_committed(term, leader)
+    }
+
+    #[test]
+    fn a_recovering_node_accepts_only_the_leader_it_announced_itself_to() {
+        let r = Recovery::new(2, Uuid::new_v4(), Origin::Fresh, None, None);
+        assert!(!r.is_voting());
+        assert!(r.admit(&vote(3, 1)).is_err());
+        r.grant(Permit { term: 3, leader: 1 });
+        assert!(r.admit(&vote(3, 1)).is_ok());
+        assert!(
+            r.admit(&vote(4, 3)).is_err(),
+            "a new leader must be announced to again"
+        );
+    }
+
+    #[test]
+    fn a_log_that_ends_before_the_commit_index_is_a_loss_but_a_full_one_is_not() {
+        let lost = Recovery::new(1, Uuid::new_v4(), Origin::Existing, Some(10), Some(7));
+        assert!(lost
+            .reason()
+            .contains("before the persisted commit index 10"));
+        let intact = Recovery::new(1, Uuid::new_v4(), Origin::Existing, Some(10), Some(12));
+        assert!(intact.reason().is_empty());
+    }
+}
