@@ -222,7 +222,7 @@ fn verify_flags_corruption_in_older_segment() {
             segment_bytes: 4096,
         },
     ) {
-        Err(yakt::storage::StorageError::Corrupt { path, offset, .. }) => {
+        Err(yakt::storage::StorageError::DamagedLog { path, offset, .. }) => {
             assert_eq!((&path, offset), (victim, frame_pos))
         }
         other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),

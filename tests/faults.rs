@@ -273,9 +273,12 @@ fn entries_of(data_dir: &Path, file: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// Tears the last frame of the newest segment of a stopped node: `mode` 0 zeroes from a
-/// random byte inside it to the end of data, 1 truncates the file there, 2 inverts a few bytes
-/// inside it. Returns a description.
+/// Tears the last frame of the newest segment of a stopped node the way an interrupted write
+/// can (see segments-format.md): `mode` 0 zeroes it from the first 512-byte sector boundary
+/// inside it to the end of data, 2 from the last such boundary, and 1 (or a frame that lies in
+/// one sector) truncates the file at a random byte inside it. Flipped bytes in a complete last
+/// frame are corruption, not a torn write: the node refuses to start on them. Returns a
+/// description.
 fn tear(data_dir: &Path, seed: u64, mode: u64) -> String {
     let seg = newest_segment(&data_dir.join("log"));
     let last = entries_of(data_dir, &seg)
@@ -295,23 +298,23 @@ fn tear(data_dir: &Path, seed: u64, mode: u64) -> String {
         .write(true)
         .open(&seg)
         .expect("open segment for writing");
-    match mode {
-        0 => {
-            f.seek(SeekFrom::Start(cut)).unwrap();
-            f.write_all(&vec![0u8; (end - cut) as usize]).unwrap();
+    let boundaries: Vec<u64> = (pos + 1..end).filter(|b| b % 512 == 0).collect();
+    let zero_from = match mode {
+        0 => boundaries.first().copied(),
+        1 => None,
+        _ => boundaries.last().copied(),
+    };
+    let cut = match zero_from {
+        Some(b) => {
+            f.seek(SeekFrom::Start(b)).unwrap();
+            f.write_all(&vec![0u8; (end - b) as usize]).unwrap();
+            b
         }
-        1 => f.set_len(cut).unwrap(),
-        _ => {
-            // Inverted, not zeroed: the bytes there may already be zero.
-            let n = (end - cut).min(3) as usize;
-            let flipped: Vec<u8> = bytes[cut as usize..cut as usize + n]
-                .iter()
-                .map(|b| !b)
-                .collect();
-            f.seek(SeekFrom::Start(cut)).unwrap();
-            f.write_all(&flipped).unwrap();
+        None => {
+            f.set_len(cut).unwrap();
+            cut
         }
-    }
+    };
     f.sync_all().unwrap();
     format!(
         "{}: last frame (index {}) at {pos}, data ended at {end}, torn at {cut} (mode {mode})",
@@ -437,7 +440,7 @@ async fn a_flipped_byte_in_an_old_segment_stops_the_node_and_the_others_go_on() 
         stderr
             .lines()
             .rev()
-            .find(|l| l.contains("corrupt"))
+            .find(|l| l.contains("log is damaged"))
             .unwrap_or("")
     );
 

@@ -25,7 +25,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
         let snaps = SnapshotStore::open(&dir.path().join("snapshots"))
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
-        let sm = StateMachine::open(Arc::new(snaps))
+        let sm = StateMachine::open(Arc::new(snaps), None)
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;
         let (committed, _) = CommittedFile::open(dir.path())
             .map_err(|e| StorageError::read(TypeConfig::err_from_error(&e)))?;

@@ -49,6 +49,10 @@ pub struct NodeArgs {
     /// Log entries kept below a snapshot for slow followers.
     #[arg(long, env = "YAKT_KEEP_AFTER_SNAPSHOT", default_value_t = 1_000)]
     pub keep_after_snapshot: u64,
+    /// Snapshot files kept (at least 2). The log is never purged past the oldest one, so a
+    /// newest snapshot that fails verification at start falls back to the one before it.
+    #[arg(long, env = "YAKT_KEEP_SNAPSHOTS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(2..))]
+    pub keep_snapshots: u64,
     /// Minimum election timeout, ms.
     #[arg(long, env = "YAKT_ELECTION_TIMEOUT_MIN_MS", default_value_t = 1_000)]
     pub election_timeout_min_ms: u64,
@@ -146,6 +150,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         .filter(|ip| !ip.is_unspecified());
     opts.snapshot_every = args.snapshot_every;
     opts.keep_after_snapshot = args.keep_after_snapshot;
+    opts.keep_snapshots = usize::try_from(args.keep_snapshots).unwrap_or(usize::MAX);
     opts.election_timeout_ms = (args.election_timeout_min_ms, args.election_timeout_max_ms);
     opts.heartbeat_ms = args.heartbeat_ms;
     opts.segment_bytes = args.segment_bytes;

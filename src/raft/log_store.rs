@@ -14,7 +14,7 @@ use openraft::{OptionalSend, RaftLogReader};
 
 use super::codec::{decode_vote, encode_vote, entry_to_stored, stored_to_entry};
 use super::{log_id, Entry, LogId, TypeConfig, Vote};
-use crate::storage::{CommittedFile, EntryId, SegmentLog, StorageError, VoteFile};
+use crate::storage::{CommittedFile, EntryId, SegmentLog, SnapshotStore, StorageError, VoteFile};
 
 /// Most payload bytes one replication read hands openraft ([`LogStore::limited_get_log_entries`]);
 /// replication sends what one read returns.
@@ -26,6 +26,8 @@ pub struct LogStore {
     log: Arc<SegmentLog>,
     vote: Arc<VoteFile>,
     committed: Arc<CommittedFile>,
+    /// When set, purges stop at the oldest kept snapshot (see [`purge_bound`]).
+    snapshots: Option<Arc<SnapshotStore>>,
 }
 
 impl LogStore {
@@ -35,7 +37,34 @@ impl LogStore {
             log,
             vote,
             committed,
+            snapshots: None,
         }
+    }
+
+    /// Bounds every purge by the oldest snapshot file `snapshots` keeps, so a newest snapshot
+    /// that fails verification at start can fall back to an older one the log still reaches.
+    pub fn with_snapshots(mut self, snapshots: Arc<SnapshotStore>) -> Self {
+        self.snapshots = Some(snapshots);
+        self
+    }
+}
+
+/// How far to really purge when openraft asks for `requested`: never past the oldest kept
+/// snapshot (`oldest_kept`, offset and term), so every kept snapshot has the log after it. The
+/// bound is dropped when the log does not reach `requested` (a snapshot installed from the
+/// leader beyond the local log): keeping the old entries would leave a hole before the next
+/// append, and the older snapshot could not be a fallback anyway.
+///
+/// openraft tolerates a store that keeps more than asked: it never reads below what it asked to
+/// purge, and `get_log_state` reports the purge point that is persisted (this one).
+pub fn purge_bound(
+    requested: EntryId,
+    oldest_kept: Option<EntryId>,
+    last_index: Option<u64>,
+) -> EntryId {
+    match oldest_kept {
+        Some(o) if o.index < requested.index && last_index >= Some(requested.index) => o,
+        _ => requested,
     }
 }
 
@@ -226,14 +255,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
         let log = self.log.clone();
-        let id = EntryId {
+        let requested = EntryId {
             index: log_id.index,
             term: log_id.leader_id.term,
         };
-        blocking(move || log.purge_upto(id)).await?;
+        let snapshots = self.snapshots.clone();
+        let id = blocking(move || {
+            let oldest = match &snapshots {
+                Some(s) => s.oldest_kept()?.map(|i| EntryId {
+                    index: i.offset,
+                    term: i.term,
+                }),
+                None => None,
+            };
+            let id = purge_bound(requested, oldest, log.last_entry_id().map(|e| e.index));
+            log.purge_upto(id).map(|()| id)
+        })
+        .await?;
         tracing::info!(
-            upto = log_id.index,
-            term = log_id.leader_id.term,
+            upto = id.index,
+            term = id.term,
+            requested = requested.index,
             "log purged"
         );
         Ok(())
@@ -281,5 +323,46 @@ mod tests {
             limited.len()
         );
         assert_eq!(store.try_get_log_entries(5..5).await.unwrap().len(), 0);
+    }
+
+    #[test]
+    fn purge_stops_at_the_oldest_kept_snapshot() {
+        let id = |index| EntryId { index, term: 2 };
+        // Two snapshots kept (100 and 200); openraft asks to purge to 150: keep from 101.
+        assert_eq!(purge_bound(id(150), Some(id(100)), Some(300)), id(100));
+        // Asked for less than the bound: as asked.
+        assert_eq!(purge_bound(id(50), Some(id(100)), Some(300)), id(50));
+        // No snapshot (the store is not told of any): as asked.
+        assert_eq!(purge_bound(id(150), None, Some(300)), id(150));
+        // The log does not reach the purge point (a snapshot installed beyond it): as asked.
+        assert_eq!(purge_bound(id(500), Some(id(100)), Some(300)), id(500));
+        assert_eq!(purge_bound(id(500), Some(id(100)), None), id(500));
+    }
+
+    #[tokio::test]
+    async fn a_bounded_purge_keeps_the_log_after_the_oldest_snapshot_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = SegmentLog::open(&dir.path().join("log"), LogOptions::default()).unwrap();
+        let vote = VoteFile::open(dir.path()).unwrap();
+        let snaps = Arc::new(SnapshotStore::open(&dir.path().join("snapshots")).unwrap());
+        snaps.write(100, 1, b"m", b"a").unwrap();
+        snaps.write(200, 1, b"m", b"b").unwrap();
+        let (committed, _) = CommittedFile::open(dir.path()).unwrap();
+        let mut store = LogStore::new(Arc::new(log), Arc::new(vote), Arc::new(committed))
+            .with_snapshots(snaps.clone());
+        let stored: Vec<_> = (1..=300u64)
+            .map(|i| entry_to_stored(&Entry::new(log_id(1, i), EntryPayload::Blank)).unwrap())
+            .collect();
+        store.log.append(&stored).unwrap();
+        store.purge(log_id(1, 190)).await.unwrap();
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id, Some(log_id(1, 100)));
+        assert_eq!(state.last_log_id, Some(log_id(1, 300)));
+        assert_eq!(store.log.first_index(), Some(101));
+        // openraft reads from above what it asked to purge: those entries are all there.
+        assert_eq!(
+            store.try_get_log_entries(191..=300).await.unwrap().len(),
+            110
+        );
     }
 }

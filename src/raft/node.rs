@@ -44,6 +44,9 @@ pub struct NodeOptions {
     pub snapshot_every: u64,
     /// Entries kept below a snapshot for slow followers before they are purged.
     pub keep_after_snapshot: u64,
+    /// Snapshot files kept (at least 2): the log is never purged past the oldest, so a newest
+    /// snapshot that fails verification at start falls back to an older one.
+    pub keep_snapshots: usize,
     /// Election timeout range, ms.
     pub election_timeout_ms: (u64, u64),
     /// Heartbeat interval, ms.
@@ -64,6 +67,7 @@ impl NodeOptions {
             data_dir,
             snapshot_every: 10_000,
             keep_after_snapshot: 1_000,
+            keep_snapshots: crate::storage::DEFAULT_KEEP_SNAPSHOTS,
             election_timeout_ms: (1_000, 2_000),
             heartbeat_ms: 250,
             segment_bytes: LogOptions::default().segment_bytes,
@@ -178,9 +182,13 @@ impl Node {
                 .or(log.last_purged().map(|p| p.index)),
         ));
         let vote = Arc::new(VoteFile::open(&dir).map_err(storage_err)?);
-        let snapshots = Arc::new(SnapshotStore::open(&dir.join("snapshots")).map_err(storage_err)?);
+        let snapshots = Arc::new(
+            SnapshotStore::open_keeping(&dir.join("snapshots"), opts.keep_snapshots)
+                .map_err(storage_err)?,
+        );
         let log_ms = opened_at.elapsed().as_millis() as u64;
-        let sm = StateMachine::open(snapshots.clone()).map_err(NodeError::Snapshot)?;
+        let purged = log.last_purged().map(|p| p.index);
+        let sm = StateMachine::open(snapshots.clone(), purged).map_err(NodeError::Snapshot)?;
         let state = sm.shared();
         tracing::info!(
             node = opts.id,
@@ -227,7 +235,7 @@ impl Node {
             opts.id,
             config,
             network,
-            LogStore::new(log.clone(), vote, Arc::new(committed)),
+            LogStore::new(log.clone(), vote, Arc::new(committed)).with_snapshots(snapshots.clone()),
             sm,
         )
         .await

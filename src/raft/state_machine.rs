@@ -133,9 +133,14 @@ fn bad_data(what: &str, e: impl std::fmt::Display) -> io::Error {
 }
 
 impl StateMachine {
-    /// Opens the state machine from the newest snapshot on disk (or empty). openraft then
-    /// replays the committed log after it.
-    pub fn open(snapshots: Arc<SnapshotStore>) -> io::Result<Self> {
+    /// Opens the state machine from the newest snapshot on disk that verifies (CRC, header and
+    /// a decodable image), falling back past newer files that fail (each logged at WARN, then
+    /// renamed `*.corrupt`). openraft then replays the committed log after it.
+    ///
+    /// `log_last_purged` is the segment log's last purged index: when no verified snapshot
+    /// reaches it, the purged entries exist nowhere here and opening refuses (an error naming
+    /// the snapshot files) rather than serving an image without them.
+    pub fn open(snapshots: Arc<SnapshotStore>, log_last_purged: Option<u64>) -> io::Result<Self> {
         let mut sm = Self {
             shared: Arc::new(MetaState::new(Image::default(), Applied::default(), None)),
             snapshots,
@@ -143,9 +148,20 @@ impl StateMachine {
             membership: StoredMembership::default(),
             loaded: None,
         };
-        if let Some((info, file)) = sm.snapshots.latest_file().map_err(io_err)? {
-            let meta = decode_snapshot_meta(&file.meta)?;
-            let image = Image::decode(&file.payload).map_err(|e| bad_data("snapshot image", e))?;
+        let chosen = sm
+            .snapshots
+            .load_newest_verified(|f| {
+                let meta = decode_snapshot_meta(&f.meta).map_err(|e| e.to_string())?;
+                let image = Image::decode(&f.payload).map_err(|e| e.to_string())?;
+                Ok((meta, image))
+            })
+            .map_err(io_err)?;
+        chosen.covers(log_last_purged).map_err(io_err)?;
+        for (info, why) in &chosen.skipped {
+            let to = sm.snapshots.quarantine(info).map_err(io_err)?;
+            tracing::warn!(from = %info.path.display(), to = %to.display(), reason = %why, "snapshot set aside; started from an older one");
+        }
+        if let Some((info, file, (meta, image))) = chosen.loaded {
             let taken = std::fs::metadata(&info.path)
                 .and_then(|m| m.modified())
                 .ok()

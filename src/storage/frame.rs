@@ -240,14 +240,46 @@ pub struct BadRegion {
 pub struct SegmentScan {
     /// Valid frames in file order.
     pub frames: Vec<ScannedFrame>,
-    /// Bad regions followed by at least one valid frame: corruption.
+    /// Bad regions that no torn write explains: followed by a valid frame, or a last frame
+    /// that [`is_torn_write`] rejects (complete on disk yet failing its checks).
     pub corrupt: Vec<BadRegion>,
-    /// A bad region after which no valid frame follows: a torn tail (if in the newest segment).
+    /// A last bad region shaped like an interrupted write ([`is_torn_write`]): a torn tail if in
+    /// the newest segment.
     pub torn_tail: Option<BadRegion>,
     /// End of the last valid frame (0 if none): where the next frame would be written.
     pub data_end: u64,
     /// One past the last non-zero byte of the buffer (0 if all zeros).
     pub written_end: u64,
+}
+
+/// Sector size the torn-write rule assumes: a device persists a write in whole sectors of at
+/// least this size (4 KiB sectors are whole multiples of it, so their boundaries are included).
+pub const SECTOR_BYTES: u64 = 512;
+
+/// Whether the bad frame at `pos`, the last thing in `buf` (`written_end` is one past the last
+/// non-zero byte of `buf`), is what an interrupted write can leave behind.
+///
+/// An interrupted write persists some sectors of the frame and leaves the rest as they were:
+/// zero, since segments are preallocated with zeros and truncation zeroes. So the frame is torn
+/// if it is cut short by the end of the file (its header, or the length its header declares,
+/// runs past the file), or if from some sector boundary strictly inside its extent to the end
+/// of the file every byte is zero. A frame whose every sector holds written bytes and that still
+/// fails its checks (a flipped bit, a bad CRC) is no torn write: it is corruption.
+pub fn is_torn_write(buf: &[u8], pos: usize, written_end: usize) -> bool {
+    let len = buf.len() as u64;
+    let pos64 = pos as u64;
+    // The frame's extent: the declared length when the header is readable, the header otherwise.
+    let header_end = pos64 + FRAME_HEADER_LEN as u64;
+    let frame_end = match buf.get(pos..pos + FRAME_HEADER_LEN) {
+        Some(h) if u32_at(h, 0) == FRAME_MAGIC => header_end + u64::from(u32_at(h, 8)),
+        _ => header_end,
+    };
+    if frame_end > len {
+        return true;
+    }
+    // The first sector boundary after `pos` from which the rest of the file is all zero.
+    let zero_from = (written_end.max(pos + 1) as u64).div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+    zero_from < frame_end
 }
 
 /// Finds the first position >= `from` where a valid frame decodes.
@@ -311,12 +343,22 @@ pub fn scan_segment(buf: &[u8]) -> SegmentScan {
                         pos = q;
                     }
                     None => {
-                        scan.torn_tail = Some(BadRegion {
+                        let torn = is_torn_write(buf, pos, written_end);
+                        let region = BadRegion {
                             pos: pos as u64,
                             len: (written_end - pos) as u64,
                             index,
-                            reason: e.to_string(),
-                        });
+                            reason: if torn {
+                                e.to_string()
+                            } else {
+                                format!("{e}; the last frame is complete on disk, so this is no torn write")
+                            },
+                        };
+                        if torn {
+                            scan.torn_tail = Some(region);
+                        } else {
+                            scan.corrupt.push(region);
+                        }
                         break;
                     }
                 }
@@ -385,15 +427,91 @@ mod tests {
         assert_eq!(s.corrupt[0].index, Some(2));
         assert!(s.torn_tail.is_none());
 
-        let mut torn = buf.clone();
-        let n = torn.len();
-        torn[n - 2] ^= 0xff;
-        torn.extend([0u8; 64]);
-        let s = scan_segment(&torn);
+        // A flipped byte in the last frame's last bytes: complete on disk, so corruption.
+        let mut flipped = buf.clone();
+        let n = flipped.len();
+        flipped[n - 2] ^= 0xff;
+        flipped.extend([0u8; 64]);
+        let s = scan_segment(&flipped);
         assert_eq!(s.frames.len(), 2);
-        assert!(s.corrupt.is_empty());
-        assert_eq!(s.torn_tail.as_ref().map(|t| t.pos), Some(2 * second as u64));
+        assert!(s.torn_tail.is_none());
+        assert_eq!(s.corrupt.len(), 1);
+        assert_eq!(s.corrupt[0].pos, 2 * second as u64);
+        assert_eq!(s.corrupt[0].index, Some(3));
         assert_eq!(s.data_end, 2 * second as u64);
+    }
+
+    /// A segment: a 300-byte-payload frame at 0..340, then a 1000-byte one at 340..1380,
+    /// preallocated to 4096 bytes. Sector boundaries inside the last frame: 512 and 1024.
+    fn two_frames() -> Vec<u8> {
+        let mut buf = enc(1, &[0x11; 300]);
+        buf.extend(enc(2, &[0x22; 1000]));
+        assert_eq!(buf.len(), 1380);
+        buf.resize(4096, 0);
+        buf
+    }
+
+    fn classify(buf: &[u8]) -> (&'static str, Option<u64>) {
+        let s = scan_segment(buf);
+        let bad = usize::from(s.torn_tail.is_some()) + s.corrupt.len();
+        assert_eq!(s.frames.len() + bad, 2, "the first frame always survives");
+        match (&s.torn_tail, s.corrupt.as_slice()) {
+            (Some(t), []) => ("torn", Some(t.pos)),
+            (None, [c]) => ("corrupt", Some(c.pos)),
+            (None, []) => ("clean", None),
+            other => panic!("unexpected scan {other:?}"),
+        }
+    }
+
+    #[test]
+    fn torn_versus_corrupt_last_frame() {
+        // Intact.
+        assert_eq!(classify(&two_frames()), ("clean", None));
+        // Three bytes flipped in the middle of the last payload: corruption, at the tail too.
+        let mut b = two_frames();
+        for x in &mut b[800..803] {
+            *x ^= 0x5a;
+        }
+        assert_eq!(classify(&b), ("corrupt", Some(340)));
+        // Cut at a sector boundary, the rest zero (the last sectors were never written): torn.
+        for boundary in [512usize, 1024] {
+            let mut b = two_frames();
+            b[boundary..].fill(0);
+            assert_eq!(classify(&b), ("torn", Some(340)), "zero from {boundary}");
+        }
+        // The header is whole, its length runs into zeros (no payload sector written): torn.
+        let mut b = enc(1, &[0x11; 432]);
+        assert_eq!(b.len(), 472);
+        b.extend(enc(2, &[0x22; 1000]));
+        b.resize(4096, 0);
+        b[512..].fill(0);
+        assert_eq!(classify(&b), ("torn", Some(472)));
+        // The header itself straddles the boundary and its second half is zero: torn.
+        let mut b = enc(1, &[0x11; 450]);
+        b.extend(enc(2, &[0x22; 1000]));
+        b.resize(4096, 0);
+        b[512..].fill(0);
+        assert_eq!(classify(&b), ("torn", Some(490)));
+        // Cut short by the end of the file (the header's length runs past it): torn.
+        let b = two_frames();
+        assert_eq!(classify(&b[..1000]), ("torn", Some(340)));
+        assert_eq!(classify(&b[..360]), ("torn", Some(340)));
+        // Zeros from a sector boundary, but a flipped bit in the last sector: no torn write
+        // leaves a lone non-zero byte in a sector it never wrote.
+        let mut b = two_frames();
+        b[1024..].fill(0);
+        b[1200] = 0x01;
+        assert_eq!(classify(&b), ("corrupt", Some(340)));
+        // Zeros only inside the last sector (from 1100, not a boundary): that sector holds
+        // written bytes, so the damage is not an unwritten sector: corruption.
+        let mut b = two_frames();
+        b[1100..1380].fill(0);
+        assert_eq!(classify(&b), ("corrupt", Some(340)));
+        // Garbage after the end of the last frame: corruption.
+        let mut b = two_frames();
+        b[1300] ^= 1;
+        b[2000] = 7;
+        assert_eq!(classify(&b), ("corrupt", Some(340)));
     }
 
     proptest! {

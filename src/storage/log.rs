@@ -12,14 +12,20 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+#[cfg(test)]
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::frame::scan_segment;
 use super::frame::{encode_frame, FRAME_HEADER_LEN};
-use super::meta_file::{fsync_dir, io_err, AtomicFile};
+use super::meta_file::{create_dir_durably, fsync_dir, io_err, AtomicFile};
 use super::segment::{parse_segment_file_name, Segment};
+use super::truncation::TruncationIntent;
 use super::StorageError;
 
 /// An entry's position: its index and the term it was written in.
@@ -173,7 +179,15 @@ struct Inner {
     dir: PathBuf,
     opts: LogOptions,
     purged_file: AtomicFile,
+    truncation: TruncationIntent,
     writer: Mutex<()>,
+    /// Set by the first failed fdatasync/fsync: (path, kind, message). After it nothing is
+    /// reported durable again (a retried fsync can succeed for pages the kernel already
+    /// dropped), appends and truncations refuse, and every durability callback gets an error.
+    poisoned: OnceLock<(PathBuf, std::io::ErrorKind, String)>,
+    /// Test hook: the next fdatasync of a segment fails as if the device had reported EIO.
+    #[cfg(test)]
+    fail_next_sync: AtomicBool,
     state: RwLock<State>,
     unsynced: Mutex<Unsynced>,
     group: Mutex<Group>,
@@ -222,6 +236,20 @@ fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StorageError 
     }
 }
 
+fn damaged(
+    path: &Path,
+    offset: u64,
+    index: Option<u64>,
+    reason: impl Into<String>,
+) -> StorageError {
+    StorageError::DamagedLog {
+        path: path.to_path_buf(),
+        offset,
+        index,
+        reason: reason.into(),
+    }
+}
+
 /// Rebuilds a same-meaning error for each of several callbacks (`StorageError` is not `Clone`).
 fn duplicate(e: &StorageError) -> StorageError {
     match e {
@@ -238,6 +266,21 @@ fn duplicate(e: &StorageError) -> StorageError {
             path: path.clone(),
             offset: *offset,
             reason: reason.clone(),
+        },
+        StorageError::DamagedLog {
+            path,
+            offset,
+            index,
+            reason,
+        } => damaged(path, *offset, *index, reason.clone()),
+        StorageError::SnapshotsDoNotCoverLog {
+            last_purged,
+            newest_verified,
+            skipped,
+        } => StorageError::SnapshotsDoNotCoverLog {
+            last_purged: *last_purged,
+            newest_verified: newest_verified.clone(),
+            skipped: skipped.clone(),
         },
         StorageError::Invalid(s) => StorageError::Invalid(s.clone()),
         StorageError::Locked { path } => StorageError::Locked { path: path.clone() },
@@ -275,6 +318,39 @@ impl Inner {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Poisons the log after a failed fsync (logged at ERROR once) and returns the error.
+    fn poison(&self, e: StorageError) -> StorageError {
+        let (path, kind, msg) = match &e {
+            StorageError::Io { path, source, .. } => {
+                (path.clone(), source.kind(), source.to_string())
+            }
+            other => (
+                self.dir.clone(),
+                std::io::ErrorKind::Other,
+                other.to_string(),
+            ),
+        };
+        if self.poisoned.set((path, kind, msg)).is_ok() {
+            tracing::error!(dir = %self.dir.display(), error = %e, "fsync failed: the log reports nothing durable any more and refuses writes; this process must restart (and recover from what is on disk)");
+        }
+        e
+    }
+
+    /// The error every operation returns once the log is poisoned.
+    fn poisoned_err(&self) -> Option<StorageError> {
+        self.poisoned
+            .get()
+            .map(|(path, kind, msg)| StorageError::Io {
+                op: "fdatasync (failed earlier; the log is poisoned)",
+                path: path.clone(),
+                source: std::io::Error::new(*kind, msg.clone()),
+            })
+    }
+
+    fn check_poisoned(&self) -> Result<(), StorageError> {
+        self.poisoned_err().map_or(Ok(()), Err)
+    }
+
     fn mark_unsynced(&self, seg_file: &Arc<File>, path: &Path, last: u64) {
         let mut u = lock(&self.unsynced);
         if !u.files.iter().any(|(_, p)| p == path) {
@@ -307,32 +383,39 @@ impl Inner {
         result.map(|()| (last, epoch))
     }
 
-    /// fdatasync of each file; on failure the unsynced files go back for a later round.
+    /// fdatasync of each file. A failure poisons the log: it is never retried, because after
+    /// a failed fsync the kernel may have dropped the dirty pages and a retry would report
+    /// success for data that is not on disk.
     fn sync_files(&self, files: &[(Arc<File>, PathBuf)]) -> Result<(), StorageError> {
-        for (i, (file, path)) in files.iter().enumerate() {
+        for (file, path) in files {
+            #[cfg(test)]
+            if self.fail_next_sync.swap(false, Ordering::SeqCst) {
+                return Err(self.poison(StorageError::Io {
+                    op: "fdatasync",
+                    path: path.clone(),
+                    source: std::io::Error::other("injected fdatasync failure"),
+                }));
+            }
             if let Err(source) = file.sync_data() {
-                // Put the files back so a later round retries them.
-                let mut u = lock(&self.unsynced);
-                for (f, p) in files[i..].iter() {
-                    if !u.files.iter().any(|(_, q)| q == p) {
-                        u.files.push((Arc::clone(f), p.clone()));
-                    }
-                }
-                return Err(StorageError::Io {
+                return Err(self.poison(StorageError::Io {
                     op: "fdatasync",
                     path: path.clone(),
                     source,
-                });
+                }));
             }
         }
         Ok(())
     }
 
     fn sync(&self) -> Result<Option<u64>, StorageError> {
+        self.check_poisoned()?;
         let mut g = lock(&self.group);
         let target = g.started + 1;
         loop {
             if g.done >= target {
+                if let Some(e) = self.poisoned_err() {
+                    return Err(e);
+                }
                 return match &g.failed {
                     Some((path, kind, msg)) => Err(StorageError::Io {
                         op: "fdatasync",
@@ -391,7 +474,9 @@ impl Inner {
                 return;
             }
             let max = batch.iter().map(|(i, _)| *i).max();
-            let res = if max <= self.durable_index() {
+            let res = if let Some(e) = self.poisoned_err() {
+                Err(e)
+            } else if max <= self.durable_index() {
                 Ok(self.durable_index())
             } else {
                 self.sync()
@@ -446,7 +531,7 @@ impl SegmentLog {
                 opts.segment_bytes
             )));
         }
-        fs::create_dir_all(dir).map_err(io_err("create dir", dir))?;
+        create_dir_durably(dir)?;
         let purged_file = AtomicFile::open(dir, LAST_PURGED_FILE_NAME, LAST_PURGED_MAGIC)?;
         let last_purged = match purged_file.load()? {
             Some(body) => Some(decode_purged(&body, purged_file.path())?),
@@ -474,15 +559,35 @@ impl SegmentLog {
                 }
             }
         }
+        // Finish a truncation a crash interrupted, before anything is classified: its half-zeroed
+        // tail is no damage.
+        let truncation = TruncationIntent::open(dir)?;
+        if let Some(keep) = truncation.load()? {
+            tracing::warn!(keep_up_to = ?keep, "finishing a truncation interrupted by a crash");
+            while let Some((seg, _)) = opened.last() {
+                if keep.is_some_and(|k| seg.base <= k) {
+                    break;
+                }
+                let path = seg.path.clone();
+                opened.pop();
+                Segment::remove_file(&path)?;
+                fsync_dir(dir)?;
+            }
+            if let (Some(k), Some((seg, scan))) = (keep, opened.last_mut()) {
+                if let Some(end) = scan.frames.iter().find(|f| f.index == k).map(|f| f.end()) {
+                    if scan.written_end > end {
+                        seg.zero_range_durably(end, scan.written_end)?;
+                        *scan = scan_segment(&seg.map);
+                    }
+                }
+            }
+            truncation.clear()?;
+        }
         // Torn tails: only at the end of the newest segment; a newest segment left without any
         // entry is deleted and the one before becomes the newest.
         while let Some((seg, scan)) = opened.last_mut() {
             if let Some(bad) = scan.corrupt.first() {
-                return Err(corrupt(
-                    &seg.path,
-                    bad.pos,
-                    format!("{} (followed by valid frames)", bad.reason),
-                ));
+                return Err(damaged(&seg.path, bad.pos, bad.index, bad.reason.clone()));
             }
             if let Some(torn) = scan.torn_tail.take() {
                 tracing::warn!(file = %seg.path.display(), offset = torn.pos, bytes_dropped = torn.len, reason = %torn.reason, "truncating torn tail of the newest segment");
@@ -508,19 +613,24 @@ impl SegmentLog {
         // Everything else must be clean, and each segment's frames contiguous from its base.
         let mut segments: Vec<Segment> = Vec::with_capacity(opened.len());
         for (mut seg, scan) in opened {
-            if let Some(bad) = scan.corrupt.first().or(scan.torn_tail.as_ref()) {
-                return Err(corrupt(
+            if let Some(bad) = scan.corrupt.first() {
+                return Err(damaged(&seg.path, bad.pos, bad.index, bad.reason.clone()));
+            }
+            if let Some(bad) = scan.torn_tail.as_ref() {
+                return Err(damaged(
                     &seg.path,
                     bad.pos,
+                    bad.index,
                     format!("{} (not at the tail of the newest segment)", bad.reason),
                 ));
             }
             for (k, f) in scan.frames.iter().enumerate() {
                 let want = seg.base + k as u64;
                 if f.index != want {
-                    return Err(corrupt(
+                    return Err(damaged(
                         &seg.path,
                         f.pos,
+                        Some(f.index),
                         format!(
                             "frame has index {} but index {want} was expected here",
                             f.index
@@ -549,9 +659,10 @@ impl SegmentLog {
             segments = kept;
             if let Some(first) = segments.first() {
                 if first.base > p.index.saturating_add(1) {
-                    return Err(corrupt(
+                    return Err(damaged(
                         &first.path,
                         0,
+                        None,
                         format!(
                             "entries {}..{} are missing (last purged is {})",
                             p.index + 1,
@@ -566,9 +677,10 @@ impl SegmentLog {
         for w in segments.windows(2) {
             let exp = w[0].base + w[0].len();
             if w[1].base != exp {
-                return Err(corrupt(
+                return Err(damaged(
                     &w[1].path,
                     0,
+                    None,
                     format!(
                         "segment starts at index {} but the previous segment ends at {}",
                         w[1].base,
@@ -594,7 +706,11 @@ impl SegmentLog {
             dir: dir.to_path_buf(),
             opts,
             purged_file,
+            truncation,
             writer: Mutex::new(()),
+            poisoned: OnceLock::new(),
+            #[cfg(test)]
+            fail_next_sync: AtomicBool::new(false),
             state: RwLock::new(state),
             unsynced: Mutex::new(Unsynced {
                 last,
@@ -633,6 +749,7 @@ impl SegmentLog {
         };
         let inner = &*self.inner;
         let _w = lock(&inner.writer);
+        inner.check_poisoned()?;
         let expected = {
             let st = inner.read_state();
             match (st.last_index(), st.last_purged) {
@@ -687,6 +804,10 @@ impl SegmentLog {
                 }
             }
             let (seg_idx, capacity) = if seg_idx == usize::MAX {
+                // The old segment's data is durable before the new one gets its first byte: a
+                // crash after the roll can then never leave a torn tail in the old segment with
+                // valid frames after it in the new one (that would be corruption at open).
+                inner.sync()?;
                 let cap = inner.opts.segment_bytes.max(need);
                 let seg = Segment::create(&inner.dir, entries[i].index, cap)?;
                 let mut st = inner.write_state();
@@ -829,11 +950,24 @@ impl SegmentLog {
     }
 
     /// Removes every entry with index > `index` (`None`: all entries; `last_purged` stays).
-    /// Durable before return: later segments deleted (directory fsynced), the tail zeroed and
-    /// fdatasynced, and everything kept fdatasynced.
+    /// Durable before return, and safe against a crash at any point: the intent is persisted
+    /// first (recovery finishes it), later segments are deleted newest first with a directory
+    /// fsync after each, the tail is zeroed and fdatasynced, everything kept is fdatasynced, and
+    /// only then is the intent removed.
     pub fn truncate_after(&self, index: Option<u64>) -> Result<(), StorageError> {
         let inner = &*self.inner;
         let _w = lock(&inner.writer);
+        inner.check_poisoned()?;
+        inner.truncation.save(index)?;
+        // Once the intent is saved, a failure must stop every later write: an append after it
+        // would be cut by recovery finishing the intent. So any error here poisons the log.
+        self.truncate_with_intent(index)
+            .map_err(|e| inner.poison(e))
+    }
+
+    /// The body of `truncate_after`, run with the writer lock held and the intent saved.
+    fn truncate_with_intent(&self, index: Option<u64>) -> Result<(), StorageError> {
+        let inner = &*self.inner;
         // 1. Publish the shorter log to readers (no I/O under the state lock but a rescan).
         let (removed, zero, new_last) = {
             let mut st = inner.write_state();
@@ -883,8 +1017,6 @@ impl SegmentLog {
         // 3. Make it durable: delete later segments (newest first), then zero the tail.
         for p in removed.iter().rev() {
             Segment::remove_file(p)?;
-        }
-        if !removed.is_empty() {
             fsync_dir(&inner.dir)?;
         }
         if let Some((from, to)) = zero {
@@ -895,7 +1027,20 @@ impl SegmentLog {
         }
         // 4. Everything kept is durable too (waits for any in-flight round, then runs one).
         inner.sync()?;
-        Ok(())
+        // 5. Done: recovery need not finish anything.
+        inner.truncation.clear()
+    }
+
+    /// Whether an fdatasync/fsync has failed: the log then refuses every write and reports
+    /// nothing durable; the process must restart and recover from what is on disk.
+    pub fn failed(&self) -> bool {
+        self.inner.poisoned.get().is_some()
+    }
+
+    /// Test hook: makes the next fdatasync of a segment fail like a device error.
+    #[cfg(test)]
+    pub(crate) fn inject_sync_failure(&self) {
+        self.inner.fail_next_sync.store(true, Ordering::SeqCst);
     }
 
     /// Logically removes every entry <= `id.index`, persisting `last_purged = id` durably before
@@ -903,6 +1048,7 @@ impl SegmentLog {
     pub fn purge_upto(&self, id: EntryId) -> Result<(), StorageError> {
         let inner = &*self.inner;
         let _w = lock(&inner.writer);
+        inner.check_poisoned()?;
         if inner
             .read_state()
             .last_purged

@@ -28,6 +28,27 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
     f.sync_all().map_err(io_err("fsync dir", dir))
 }
 
+/// Creates `dir` and any missing ancestors durably: each new directory's parent is fsynced, so
+/// a power loss cannot take away a directory (and the files in it) that later writes counted
+/// as durable.
+pub(crate) fn create_dir_durably(dir: &Path) -> Result<(), StorageError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_durably(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(io_err("create dir", dir)(e)),
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => fsync_dir(parent),
+        None => Ok(()),
+    }
+}
+
 /// Encodes a small file: header then body.
 pub fn encode_meta(magic: u32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(META_HEADER_LEN + body.len());
@@ -101,7 +122,7 @@ pub(crate) struct AtomicFile {
 impl AtomicFile {
     /// Creates `dir` if needed and removes a leftover `<name>.tmp` from an interrupted save.
     pub(crate) fn open(dir: &Path, name: &str, magic: u32) -> Result<Self, StorageError> {
-        fs::create_dir_all(dir).map_err(io_err("create dir", dir))?;
+        create_dir_durably(dir)?;
         let f = Self {
             dir: dir.to_path_buf(),
             path: dir.join(name),
@@ -148,6 +169,15 @@ impl AtomicFile {
             })
     }
 
+    /// Deletes the file durably (directory fsynced); a missing file is not an error.
+    pub(crate) fn remove(&self) -> Result<(), StorageError> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => fsync_dir(&self.dir),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &self.path)(e)),
+        }
+    }
+
     /// Replaces the file durably: write tmp, fsync, rename, fsync dir.
     pub(crate) fn save(&self, body: &[u8]) -> Result<(), StorageError> {
         if body.len() > META_MAX_BODY {
@@ -176,6 +206,15 @@ impl AtomicFile {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn directories_are_created_with_their_ancestors() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let deep = d.path().join("a").join("b").join("c");
+        create_dir_durably(&deep).expect("create");
+        assert!(deep.is_dir());
+        create_dir_durably(&deep).expect("exists already");
+    }
 
     #[test]
     fn save_load_corrupt() {

@@ -16,6 +16,7 @@ mod segment;
 pub mod slot_file;
 pub mod snapshot;
 mod time_index;
+pub mod truncation;
 pub mod vote;
 
 #[cfg(test)]
@@ -31,5 +32,8 @@ pub use log::{
 };
 pub use meta_file::{decode_meta, META_HEADER_LEN};
 pub use segment::{parse_segment_file_name, segment_file_name};
-pub use snapshot::{decode_snapshot, SnapshotFile, SnapshotInfo, SnapshotStore};
+pub use snapshot::{
+    decode_snapshot, ChosenSnapshot, SnapshotFile, SnapshotInfo, SnapshotStore,
+    DEFAULT_KEEP_SNAPSHOTS,
+};
 pub use vote::VoteFile;

@@ -8,7 +8,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
-use super::meta_file::{fsync_dir, io_err};
+use super::meta_file::{create_dir_durably, fsync_dir, io_err};
 use super::StorageError;
 
 /// Magic of a snapshot file: `b"YKSN"` as a little-endian u32.
@@ -188,15 +188,62 @@ pub fn parse_snapshot_file_name(name: &str) -> Option<(u64, u64)> {
     Some((o.parse().ok()?, t.parse().ok()?))
 }
 
+/// Snapshot files kept by default: the newest and the one before, so that a newest snapshot
+/// that fails verification at start has a fallback the log still covers.
+pub const DEFAULT_KEEP_SNAPSHOTS: usize = 2;
+/// Fewest snapshot files kept, whatever is asked: one file alone has no fallback.
+pub const MIN_KEEP_SNAPSHOTS: usize = 2;
+
+/// The snapshot chosen at start by [`SnapshotStore::load_newest_verified`].
+pub struct ChosenSnapshot<T> {
+    /// The newest snapshot that verified, its contents and what the caller decoded from it.
+    pub loaded: Option<(SnapshotInfo, SnapshotFile, T)>,
+    /// Newer snapshot files that failed verification, with why (already logged at WARN).
+    pub skipped: Vec<(SnapshotInfo, String)>,
+}
+
+impl<T> ChosenSnapshot<T> {
+    /// Whether the chosen snapshot covers every purged log entry (`last_purged`: the log's
+    /// last purged index): if not, entries exist nowhere on this node and it must not start.
+    pub fn covers(&self, last_purged: Option<u64>) -> Result<(), StorageError> {
+        let Some(purged) = last_purged else {
+            return Ok(());
+        };
+        let newest = self
+            .loaded
+            .as_ref()
+            .map(|(i, _, _)| (i.path.clone(), i.offset));
+        if newest.as_ref().is_some_and(|(_, offset)| *offset >= purged) {
+            return Ok(());
+        }
+        Err(StorageError::SnapshotsDoNotCoverLog {
+            last_purged: purged,
+            newest_verified: newest,
+            skipped: self
+                .skipped
+                .iter()
+                .map(|(i, why)| (i.path.clone(), why.clone()))
+                .collect(),
+        })
+    }
+}
+
 /// The `snapshots/` directory.
 pub struct SnapshotStore {
     dir: PathBuf,
+    keep: usize,
 }
 
 impl SnapshotStore {
-    /// Opens `dir` (creating it) and removes temp files left by an interrupted `write`.
+    /// Opens `dir` keeping [`DEFAULT_KEEP_SNAPSHOTS`] snapshot files.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        fs::create_dir_all(dir).map_err(io_err("create dir", dir))?;
+        Self::open_keeping(dir, DEFAULT_KEEP_SNAPSHOTS)
+    }
+
+    /// Opens `dir` (creating it), removes temp files left by an interrupted `write`, and keeps
+    /// the newest `keep` snapshot files from now on (at least [`MIN_KEEP_SNAPSHOTS`]).
+    pub fn open_keeping(dir: &Path, keep: usize) -> Result<Self, StorageError> {
+        create_dir_durably(dir)?;
         let mut removed = false;
         for e in fs::read_dir(dir).map_err(io_err("read dir", dir))? {
             let e = e.map_err(io_err("read dir", dir))?;
@@ -210,7 +257,64 @@ impl SnapshotStore {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
+            keep: keep.max(MIN_KEEP_SNAPSHOTS),
         })
+    }
+
+    /// How many snapshot files this store keeps.
+    pub fn keep(&self) -> usize {
+        self.keep
+    }
+
+    /// The oldest snapshot file kept (by name, unverified): the log must not be purged past its
+    /// offset, or falling back to it would leave a hole between it and the log.
+    pub fn oldest_kept(&self) -> Result<Option<SnapshotInfo>, StorageError> {
+        Ok(self.list()?.pop())
+    }
+
+    /// Loads the newest snapshot that verifies: its CRC and header, and `decode` (the caller's
+    /// check that the contents decode, returning what it decoded). Each newer file that fails is
+    /// logged at WARN and reported in `skipped`.
+    pub fn load_newest_verified<T>(
+        &self,
+        decode: impl Fn(&SnapshotFile) -> Result<T, String>,
+    ) -> Result<ChosenSnapshot<T>, StorageError> {
+        let mut skipped = Vec::new();
+        for info in self.list()? {
+            let why = match Self::read_file(&info.path) {
+                Ok(f) if f.offset != info.offset || f.term != info.term => format!(
+                    "header says offset {} term {}, the file name says {} {}",
+                    f.offset, f.term, info.offset, info.term
+                ),
+                Ok(f) => match decode(&f) {
+                    Ok(t) => {
+                        return Ok(ChosenSnapshot {
+                            loaded: Some((info, f, t)),
+                            skipped,
+                        })
+                    }
+                    Err(e) => format!("contents do not decode: {e}"),
+                },
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(path = %info.path.display(), reason = %why, "snapshot fails verification; trying the one before it");
+            skipped.push((info, why));
+        }
+        Ok(ChosenSnapshot {
+            loaded: None,
+            skipped,
+        })
+    }
+
+    /// Renames a snapshot file that failed verification to `<name>.corrupt`: kept for
+    /// inspection, no longer listed, counted in retention or offered to followers.
+    pub fn quarantine(&self, info: &SnapshotInfo) -> Result<PathBuf, StorageError> {
+        let mut name = info.path.as_os_str().to_owned();
+        name.push(".corrupt");
+        let to = PathBuf::from(name);
+        fs::rename(&info.path, &to).map_err(io_err("rename", &info.path))?;
+        fsync_dir(&self.dir)?;
+        Ok(to)
     }
 
     /// Lists `.snap` files by name, highest `(offset, term)` first (unverified).
@@ -233,7 +337,8 @@ impl SnapshotStore {
         Ok(out)
     }
 
-    /// Writes a snapshot durably (tmp, fsync, rename, fsync dir), then deletes older ones.
+    /// Writes a snapshot durably (tmp, fsync, rename, fsync dir), then deletes the files beyond
+    /// the newest `keep` (directory fsynced).
     pub fn write(
         &self,
         offset: u64,
@@ -257,13 +362,11 @@ impl SnapshotStore {
         fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
         fsync_dir(&self.dir)?;
         let mut deleted = false;
-        for old in self.list()? {
-            if (old.offset, old.term) < (offset, term) {
-                match fs::remove_file(&old.path) {
-                    Ok(()) => deleted = true,
-                    Err(e) if e.kind() == ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_err("remove", &old.path)(e)),
-                }
+        for old in self.list()?.into_iter().skip(self.keep) {
+            match fs::remove_file(&old.path) {
+                Ok(()) => deleted = true,
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &old.path)(e)),
             }
         }
         if deleted {
@@ -345,8 +448,18 @@ mod tests {
             Some("00000000000000000010-2.snap".into())
         );
         let b = s.write(20, 3, b"meta-b", &[7u8; 1000]).expect("write");
-        assert!(!a.path.exists(), "older snapshot deleted");
-        assert_eq!(s.latest().expect("latest"), Some(b.clone()));
+        assert!(a.path.exists(), "the one before the newest is kept");
+        assert_eq!(s.oldest_kept().expect("list"), Some(a.clone()));
+        let c = s.write(30, 3, b"meta-c", b"c").expect("write");
+        assert!(!a.path.exists(), "beyond the newest two: deleted");
+        assert_eq!(s.oldest_kept().expect("list"), Some(b.clone()));
+        assert_eq!(s.latest().expect("latest"), Some(c));
+        // Asking for fewer than two still keeps two.
+        let s1 = SnapshotStore::open_keeping(d.path(), 1).expect("open");
+        assert_eq!(s1.keep(), MIN_KEEP_SNAPSHOTS);
+        let s3 = SnapshotStore::open_keeping(d.path(), 3).expect("open");
+        s3.write(40, 3, b"m", b"d").expect("write");
+        assert_eq!(s3.list().expect("list").len(), 3);
         let f = s.read(&b).expect("read");
         assert_eq!(
             (f.offset, f.term, f.meta.as_slice(), f.payload.len()),
@@ -377,6 +490,67 @@ mod tests {
             SnapshotStore::read_file(&bad_path),
             Err(StorageError::Corrupt { offset: 24, .. })
         ));
+    }
+
+    #[test]
+    fn a_corrupt_newest_snapshot_falls_back_and_coverage_is_checked() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = SnapshotStore::open(d.path()).expect("open");
+        let old = s.write(100, 2, b"m", b"image-100").expect("write");
+        let new = s.write(200, 2, b"m", b"image-200").expect("write");
+        let decode = |f: &SnapshotFile| {
+            std::str::from_utf8(&f.payload)
+                .map(str::to_owned)
+                .map_err(|e| e.to_string())
+        };
+        // Both verify: the newest is chosen; it covers a log purged up to 100 or 200.
+        let c = s.load_newest_verified(decode).expect("load");
+        assert_eq!(
+            c.loaded.as_ref().map(|(_, _, t)| t.as_str()),
+            Some("image-200")
+        );
+        assert!(c.skipped.is_empty());
+        assert!(c.covers(Some(200)).is_ok() && c.covers(None).is_ok());
+        // Four bytes flipped in the newest: the one before is chosen, the newest is reported.
+        let mut bytes = fs::read(&new.path).expect("read");
+        for b in &mut bytes[SNAPSHOT_HEADER_LEN + 2..SNAPSHOT_HEADER_LEN + 6] {
+            *b ^= 0xff;
+        }
+        fs::write(&new.path, &bytes).expect("write");
+        let c = s.load_newest_verified(decode).expect("load");
+        assert_eq!(
+            c.loaded.as_ref().map(|(i, _, _)| i.clone()),
+            Some(old.clone())
+        );
+        assert_eq!(c.skipped.len(), 1);
+        assert_eq!(c.skipped[0].0, new);
+        // The log purged up to the older snapshot (the purge bound): covered.
+        assert!(c.covers(Some(100)).is_ok());
+        // Purged past it: refuse, naming both files.
+        let err = c.covers(Some(150)).expect_err("not covered");
+        let text = err.to_string();
+        assert!(text.contains(&old.path.display().to_string()), "{text}");
+        assert!(text.contains(&new.path.display().to_string()), "{text}");
+        assert!(text.contains("yakt member remove"), "{text}");
+        // A snapshot whose contents do not decode is skipped too.
+        let c = s
+            .load_newest_verified(|f: &SnapshotFile| {
+                if f.offset == 100 {
+                    Err("bad image".to_string())
+                } else {
+                    Ok(())
+                }
+            })
+            .expect("load");
+        assert!(c.loaded.is_none());
+        assert_eq!(c.skipped.len(), 2);
+        // A purged log with no snapshot at all: refuse. Nothing purged: fine.
+        assert!(c.covers(Some(1)).is_err());
+        assert!(c.covers(None).is_ok());
+        // Setting the bad one aside: no longer listed, the good one is the newest again.
+        let moved = s.quarantine(&new).expect("quarantine");
+        assert!(moved.exists() && !new.path.exists());
+        assert_eq!(s.latest().expect("latest"), Some(old));
     }
 
     #[test]

@@ -354,10 +354,11 @@ fn flipped_byte_in_older_segment_refuses_to_open() {
         .expect("read");
     f.write_all_at(&[b[0] ^ 0x10], offset + 60).expect("flip");
     match SegmentLog::open(d.path(), small()) {
-        Err(StorageError::Corrupt {
+        Err(StorageError::DamagedLog {
             path,
             offset: at,
             reason,
+            ..
         }) => {
             assert_eq!(path, seg.path);
             assert_eq!(at, offset);
@@ -380,7 +381,7 @@ fn bad_frame_followed_by_valid_one_in_newest_is_corruption() {
         .expect("open");
     f.write_all_at(&[0xAA], 140 * 4 + 50).expect("flip");
     match SegmentLog::open(d.path(), small()) {
-        Err(StorageError::Corrupt { path, offset, .. }) => {
+        Err(StorageError::DamagedLog { path, offset, .. }) => {
             assert_eq!((path, offset), (seg.path, 140 * 4))
         }
         other => panic!("expected Corrupt, got {:?}", other.map(|_| ())),
@@ -397,7 +398,7 @@ fn index_discontinuity_is_corruption() {
     fs::remove_file(&segs[1].path).expect("remove");
     assert!(matches!(
         SegmentLog::open(d.path(), small()),
-        Err(StorageError::Corrupt { offset: 0, .. })
+        Err(StorageError::DamagedLog { offset: 0, .. })
     ));
 }
 
@@ -412,12 +413,13 @@ fn torn_first_frame_of_new_segment_and_empty_segment_removed() {
     let next = seg.last_index.expect("last") + 1;
     let p = d.path().join(format!("{next:020}.log"));
     let mut frame = Vec::new();
-    frame::encode_frame(next, 1, 5, &[1u8; 100], &mut frame).expect("encode");
-    frame.truncate(70);
+    // Its one frame crosses the first sector boundary; the second sector was never written.
+    frame::encode_frame(next, 1, 5, &[1u8; 700], &mut frame).expect("encode");
+    frame.truncate(512);
     frame.resize(4096, 0);
     fs::write(&p, &frame).expect("write");
     let (log, rep) = open(d.path());
-    assert_eq!(rep.truncated_bytes, 70);
+    assert_eq!(rep.truncated_bytes, 512);
     assert_eq!(rep.removed_empty_segments, vec![p.clone()]);
     assert!(!p.exists());
     assert_eq!(log.last_entry_id().map(|e| e.index), Some(40));
@@ -519,10 +521,11 @@ fn readers_run_concurrently_with_appends() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
-    /// Cutting the newest segment anywhere after the last whole frame reopens at the last
-    /// whole entry, and garbage in the cut region is zeroed.
+    /// What a torn write leaves in the last frame of the newest segment (zeros from a sector
+    /// boundary inside it, or the file cut short inside it) reopens at the last whole entry;
+    /// garbage over the end of a complete last frame is no torn write and refuses to open.
     #[test]
-    fn torn_tail_reopens_at_last_whole_entry(n in 1u64..40, sizes in proptest::collection::vec(0usize..300, 40), cut_frac in 0.0f64..1.0, garbage in any::<bool>()) {
+    fn torn_tail_reopens_at_last_whole_entry(n in 1u64..40, sizes in proptest::collection::vec(0usize..300, 40), cut_frac in 0.0f64..1.0, mode in 0u8..3) {
         let d = tempfile::tempdir().expect("tempdir");
         let (log, _) = open(d.path());
         let es: Vec<_> = (1..=n).map(|i| entry(i, 1, i, sizes[(i - 1) as usize])).collect();
@@ -538,18 +541,39 @@ proptest! {
             v
         };
         drop(log);
-        // Cut inside the last frame of the newest segment.
         let last_pos = *positions.last().expect("frame");
-        let cut = last_pos + ((seg.bytes - last_pos) as f64 * cut_frac) as u64;
+        let cut = last_pos + 1 + ((seg.bytes - last_pos - 1) as f64 * cut_frac) as u64;
         let f = fs::OpenOptions::new().write(true).open(&seg.path).expect("open");
-        let tail = (seg.bytes - cut) as usize;
-        let fill_byte = if garbage { 0x5A } else { 0 };
-        f.write_all_at(&vec![fill_byte; tail], cut).expect("cut");
+        match mode {
+            0 => {
+                // The sectors from a boundary inside the last frame were never written.
+                let boundary = cut.div_ceil(512) * 512;
+                prop_assume!(boundary < seg.bytes);
+                let before = fs::read(&seg.path).expect("read");
+                prop_assume!(before[boundary as usize..seg.bytes as usize].iter().any(|&b| b != 0));
+                f.write_all_at(&vec![0; (seg.bytes - boundary) as usize], boundary).expect("zero");
+            }
+            1 => f.set_len(cut).expect("cut the file"),
+            _ => {
+                // After the length field: a garbage length that runs past the end of the file
+                // reads as a frame cut short (see segments-format.md).
+                let cut = cut.max(last_pos + 12);
+                f.write_all_at(&vec![0x5A; (seg.bytes - cut) as usize], cut).expect("garbage");
+            }
+        }
         drop(f);
+        if mode == 2 {
+            let refused = matches!(
+                SegmentLog::open(d.path(), small()),
+                Err(StorageError::DamagedLog { offset, .. }) if offset == last_pos
+            );
+            prop_assert!(refused, "garbage over a complete last frame must refuse");
+            return Ok(());
+        }
         let (log, rep) = open(d.path());
         let want_last = n - 1;
         prop_assert_eq!(log.last_entry_id().map(|e| e.index).unwrap_or(0), want_last);
-        prop_assert!(rep.truncated_bytes > 0 || (cut == last_pos && !garbage));
+        prop_assert!(rep.truncated_bytes > 0);
         prop_assert_eq!(log.read_range(0, u64::MAX, None).expect("read"), es[..want_last as usize].to_vec());
         let again = es[want_last as usize].clone();
         log.append(std::slice::from_ref(&again)).expect("append again");
@@ -649,4 +673,260 @@ fn reads_proceed_while_syncs_run() {
     }
     stop.store(true, Ordering::Relaxed);
     syncer.join().expect("syncer");
+}
+
+/// Flips `n` bytes of a file at `at`.
+fn flip(path: &Path, at: u64, n: usize) {
+    let mut b = vec![0u8; n];
+    fs::File::open(path)
+        .expect("open")
+        .read_exact_at(&mut b, at)
+        .expect("read");
+    for x in &mut b {
+        *x ^= 0x5a;
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .write_all_at(&b, at)
+        .expect("write");
+}
+
+#[test]
+fn flipped_bytes_in_the_last_frame_refuse_to_open_naming_file_offset_and_index() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(d.path());
+    fill(&log, 1, 10, 100);
+    let seg = newest(&log);
+    drop(log);
+    // Three bytes in the middle of the payload of the last frame (index 10, at 9 * 140).
+    flip(&seg.path, 9 * 140 + 40 + 50, 3);
+    let err = SegmentLog::open(d.path(), small())
+        .map(|_| ())
+        .expect_err("must refuse");
+    match &err {
+        StorageError::DamagedLog {
+            path,
+            offset,
+            index,
+            ..
+        } => assert_eq!((path, *offset, *index), (&seg.path, 9 * 140, Some(10))),
+        other => panic!("expected DamagedLog, got {other:?}"),
+    }
+    let text = err.to_string();
+    for needle in [
+        seg.path.display().to_string(),
+        "at byte 1260".into(),
+        "entry index 10".into(),
+        "yakt member remove".into(),
+        "wipe its data directory".into(),
+    ] {
+        assert!(text.contains(&needle), "{needle:?} missing from: {text}");
+    }
+    // Nothing was cut: the bytes are still there for inspection.
+    let bytes = fs::read(&seg.path).expect("read");
+    assert!(bytes[9 * 140..10 * 140].iter().any(|&b| b != 0));
+}
+
+#[test]
+fn a_last_frame_zero_from_a_sector_boundary_is_cut_at_open() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(d.path());
+    fill(&log, 1, 10, 100);
+    // Frames 1..=10 fill 0..1400; entry 11 (300-byte payload) spans 1400..1740, across the
+    // sector boundary at 1536.
+    log.append(&[entry(11, 1, 5, 300)]).expect("append");
+    let seg = newest(&log);
+    drop(log);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(&seg.path)
+        .expect("open");
+    f.write_all_at(&[0u8; 1740 - 1536], 1536).expect("zero");
+    drop(f);
+    let (log, rep) = open(d.path());
+    assert_eq!(rep.truncated.len(), 1);
+    assert_eq!(rep.truncated[0].offset, 1400);
+    assert_eq!(log.last_entry_id().map(|e| e.index), Some(10));
+    // A flipped bit in that never-written last sector is no torn write: refuse.
+    log.append(&[entry(11, 1, 5, 300)]).expect("append");
+    drop(log);
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(&seg.path)
+        .expect("open");
+    f.write_all_at(&[0u8; 1740 - 1536], 1536).expect("zero");
+    f.write_all_at(&[0x08], 1600).expect("flip a bit");
+    drop(f);
+    assert!(matches!(
+        SegmentLog::open(d.path(), small()),
+        Err(StorageError::DamagedLog {
+            offset: 1400,
+            index: Some(11),
+            ..
+        })
+    ));
+}
+
+/// Writes the on-disk states a crash inside `truncate_after(Some(keep))` can leave, after the
+/// intent is saved: nothing done yet, later segments partly deleted, the tail's zeroing partly
+/// written back (a zeroed sector with frames after it that were not zeroed). Each must open as
+/// the prefix `..=keep`.
+#[test]
+fn truncation_interrupted_anywhere_reopens_as_a_prefix() {
+    let keep = 45u64;
+    for state in 0..4 {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(d.path());
+        let es = fill(&log, 1, 100, 100);
+        log.sync().expect("sync");
+        let segs = log.segments();
+        drop(log);
+        let seg_of_keep = segs
+            .iter()
+            .find(|s| s.first_index <= Some(keep) && s.last_index >= Some(keep))
+            .expect("segment of keep")
+            .clone();
+        // The intent, as truncate_after saves it first.
+        truncation::TruncationIntent::open(d.path())
+            .expect("intent")
+            .save(Some(keep))
+            .expect("save");
+        let later: Vec<_> = segs
+            .iter()
+            .filter(|s| s.base_index > keep)
+            .cloned()
+            .collect();
+        assert!(later.len() >= 2, "the test needs later segments");
+        match state {
+            0 => {}
+            1 => {
+                fs::remove_file(&later.last().expect("newest").path).expect("rm");
+            }
+            2 | 3 => {
+                for s in &later {
+                    fs::remove_file(&s.path).expect("rm");
+                }
+                // A zeroed sector in the middle of the cut range, frames intact after it.
+                let keep_end = (keep - seg_of_keep.base_index + 1) * 140;
+                let hole = keep_end.div_ceil(512) * 512 + if state == 3 { 512 } else { 0 };
+                assert!(hole + 512 < seg_of_keep.bytes, "frames after the hole");
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&seg_of_keep.path)
+                    .expect("open");
+                f.write_all_at(&[0u8; 512], hole).expect("zero");
+            }
+            _ => unreachable!(),
+        }
+        if state == 3 {
+            // Without the intent the same bytes are corruption (zeros followed by frames).
+            let intent = d.path().join("truncating");
+            let saved = fs::read(&intent).expect("intent bytes");
+            fs::remove_file(&intent).expect("rm intent");
+            assert!(matches!(
+                SegmentLog::open(d.path(), small()),
+                Err(StorageError::DamagedLog { .. })
+            ));
+            fs::write(&intent, saved).expect("restore intent");
+        }
+        let (log, _) = open(d.path());
+        assert_eq!(
+            log.read_range(0, u64::MAX, None).expect("read"),
+            es[..keep as usize].to_vec(),
+            "state {state}"
+        );
+        assert!(!d.path().join("truncating").exists(), "intent cleared");
+        log.append(&[entry(keep + 1, 9, 1, 10)])
+            .expect("append after");
+        drop(log);
+        let (log, rep) = open(d.path());
+        assert_eq!(rep.truncated_bytes, 0);
+        assert_eq!(log.last_entry_id().map(|e| e.index), Some(keep + 1));
+    }
+}
+
+#[test]
+fn truncate_after_leaves_no_intent_and_reopens() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(d.path());
+    let es = fill(&log, 1, 100, 100);
+    log.truncate_after(Some(33)).expect("truncate");
+    assert!(!d.path().join("truncating").exists());
+    drop(log);
+    let (log, _) = open(d.path());
+    assert_eq!(
+        log.read_range(0, u64::MAX, None).expect("read"),
+        es[..33].to_vec()
+    );
+}
+
+#[test]
+fn rolling_to_a_new_segment_syncs_the_old_one_first() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(d.path());
+    // 29 frames of 140 bytes fill 4060 of 4096 bytes; the 30th rolls.
+    fill(&log, 1, 29, 100);
+    assert_eq!(log.segments().len(), 1);
+    let before = log.sync_count();
+    assert_eq!(log.durable_index(), None, "nothing synced yet");
+    log.append(&[entry(30, 1, 1, 100)]).expect("append");
+    assert_eq!(log.segments().len(), 2, "rolled");
+    assert_eq!(log.sync_count(), before + 1, "one fdatasync at the roll");
+    assert_eq!(
+        log.durable_index(),
+        Some(29),
+        "the old segment is durable, the new entry not yet"
+    );
+}
+
+#[test]
+fn the_first_failed_fdatasync_poisons_the_log() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(d.path());
+    fill(&log, 1, 5, 100);
+    log.sync().expect("sync");
+    fill(&log, 6, 8, 100);
+    log.inject_sync_failure();
+    let (tx, rx) = mpsc::channel();
+    let tx2 = tx.clone();
+    log.on_durable(8, Box::new(move |r| tx.send(r.is_ok()).expect("send")));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Ok(false),
+        "the failing round's callback errs"
+    );
+    assert!(log.failed());
+    // No later call reports durability, even for indexes synced before the failure, and
+    // even though the device would now succeed (the hook fails only once).
+    assert!(log.sync().is_err());
+    log.on_durable(3, Box::new(move |r| tx2.send(r.is_ok()).expect("send")));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(false));
+    assert!(log.append(&[entry(9, 1, 1, 10)]).is_err(), "append refuses");
+    assert!(log.truncate_after(Some(4)).is_err(), "truncate refuses");
+    // Reopening (what a restarted process does) recovers from the disk.
+    drop(log);
+    let (log, _) = open(d.path());
+    assert!(!log.failed());
+    assert_eq!(log.last_entry_id().map(|e| e.index), Some(8));
+}
+
+#[test]
+fn a_truncation_that_fails_after_its_intent_poisons_and_recovery_finishes_it() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(d.path());
+    let es = fill(&log, 1, 20, 100);
+    log.inject_sync_failure();
+    assert!(log.truncate_after(Some(12)).is_err());
+    assert!(log.failed(), "a failed truncation stops every later write");
+    assert!(log.append(&[entry(13, 2, 1, 10)]).is_err());
+    assert!(d.path().join("truncating").exists(), "the intent stays");
+    drop(log);
+    let (log, _) = open(d.path());
+    assert_eq!(
+        log.read_range(0, u64::MAX, None).expect("read"),
+        es[..12].to_vec()
+    );
+    assert!(!d.path().join("truncating").exists());
 }

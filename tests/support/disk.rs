@@ -106,14 +106,17 @@ pub fn lose_last_frames(data_dir: &Path, n: usize) -> u64 {
     first.index
 }
 
-/// Writes a torn partial frame after the last whole frame of the newest segment: a complete
-/// header that announces `payload` bytes, and only the first third of them (the rest of the
-/// preallocated file is zeros), which is what a write cut by a power loss leaves.
+/// Writes a torn partial frame after the last whole frame of the newest segment, as a power
+/// loss leaves one (segments-format.md, "Torn tail versus corruption"): a frame that crosses the
+/// next 512-byte sector boundary, of which only the bytes before that boundary reached the disk
+/// (the sectors after it stay zero, as preallocated).
 pub fn append_torn_frame(data_dir: &Path) {
     let (seg, f) = newest_frames(data_dir);
     let last = *f.last().expect("a frame");
     let at = last.pos + FRAME_HEADER + last.len;
-    let payload = 120usize;
+    // The first sector boundary after the header; the frame runs 100 bytes past it.
+    let boundary = (at + FRAME_HEADER + 1).div_ceil(512) * 512;
+    let payload = boundary - at - FRAME_HEADER + 100;
     let mut bytes = Vec::new();
     bytes.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
     bytes.extend_from_slice(&0xdead_beefu32.to_le_bytes());
@@ -122,7 +125,7 @@ pub fn append_torn_frame(data_dir: &Path) {
     bytes.extend_from_slice(&(last.index + 1).to_le_bytes());
     bytes.extend_from_slice(&1u64.to_le_bytes());
     bytes.extend_from_slice(&1u64.to_le_bytes());
-    bytes.extend(std::iter::repeat_n(0x2a, payload / 3));
+    bytes.extend(std::iter::repeat_n(0x2a, boundary - at - FRAME_HEADER));
     write_at(&seg, at, &bytes);
 }
 

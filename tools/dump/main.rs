@@ -181,6 +181,19 @@ fn dump_log_dir(args: &Args, out: &mut Out, dir: &Path) -> Result<()> {
                 .and_then(decode_last_purged)
         })
         .map(|id| id.index);
+    let intent = dir.join(yakt::storage::truncation::TRUNCATING_FILE_NAME);
+    if intent.exists() {
+        // The node finishes this truncation at start, before classifying anything: zeros
+        // followed by frames past the kept index are its half-done work, not corruption.
+        let text = format!(
+            "WARNING {} exists: a truncation was interrupted; the node finishes it at start (errors past the index it keeps are what it repairs)",
+            intent.display()
+        );
+        out.line(
+            text,
+            json!({"type": "truncation_intent", "file": intent.display().to_string()}),
+        );
+    }
     let mut expected = None;
     for p in &segs {
         dump_segment(
