@@ -15,6 +15,7 @@ use super::error::ApiError;
 use crate::raft::codec::{decode_named, encode_named};
 use crate::raft::network::{decode_snapshot_body, MSGPACK};
 use crate::raft::proposer::ProposeError;
+use crate::raft::snapshot_check::check_snapshot_header;
 use crate::raft::{Node, TypeConfig};
 
 /// The `/raft` routes.
@@ -49,6 +50,7 @@ async fn vote(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response, Ap
 
 async fn snapshot(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response, ApiError> {
     let (header, data) = decode_snapshot_body(&body).map_err(ApiError::bad_request)?;
+    check_snapshot_header(&header).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let snapshot = openraft::storage::Snapshot {
         meta: header.meta,
         snapshot: std::io::Cursor::new(data),
