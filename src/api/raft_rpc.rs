@@ -8,7 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use serde::Serialize;
 
 use super::error::ApiError;
@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
+        .route("/raft/transfer_leader", post(transfer_leader))
         .route("/raft/join", post(join))
         .route("/raft/read_index", post(read_index))
 }
@@ -56,6 +57,16 @@ async fn snapshot(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response
         snapshot: std::io::Cursor::new(data),
     };
     let res = node.raft.install_full_snapshot(header.vote, snapshot).await;
+    Ok(msgpack(
+        &res.map_err(openraft::errors::RaftError::<TypeConfig>::Fatal),
+    ))
+}
+
+/// A leader that is stopping asks this node to take over (see `raft::handoff`).
+async fn transfer_leader(State(node): State<Arc<Node>>, body: Bytes) -> Result<Response, ApiError> {
+    let req: TransferLeaderRequest<TypeConfig> = decode_named("transfer leader request", &body)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let res = node.raft.handle_transfer_leader(req).await;
     Ok(msgpack(
         &res.map_err(openraft::errors::RaftError::<TypeConfig>::Fatal),
     ))

@@ -7,12 +7,13 @@
 //! happen under one short lock, so records reach the log in the order they were validated, and
 //! the speculative image equals what the real image will be once they apply.
 //!
-//! The speculative image is kept across a commit timeout: the record stays in this leader's log
-//! and commits if the leader keeps leading, so forgetting it would let the same name be validated
-//! again. When the image must be rebuilt (a new term, or an outcome that leaves it in doubt), it
-//! is rebuilt from the applied image only once *everything* in the leader's log has applied, so
-//! no earlier proposal of the term is missing from it. A record the image still refuses at apply
-//! is answered with that refusal, never `200`.
+//! When the speculative image is in doubt (a new term, or any write whose outcome is not a clean
+//! apply: a commit timeout included), it is dropped and rebuilt from the applied image, but only
+//! once *everything* in the leader's log has applied, so that no earlier proposal of the term
+//! (a timed-out write still in the log) is missing from it. Until then writes get a 503 that
+//! says nothing was proposed; a retry of a timed-out write is validated against an image that
+//! holds it once it committed (409), and is never a second record. A record the image still
+//! refuses at apply is answered with that refusal, never `200`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -194,12 +195,10 @@ fn resolve(outcome: Outcome, record: Record, timestamp_ms: u64) -> Resolution {
         keep_image: false,
     };
     match outcome {
-        // The entry is in this leader's log and commits while it leads (a new leader means a
-        // new term, and a rebuilt image): the speculative image stays right.
-        Err(_) => Resolution {
-            keep_image: true,
-            ..fail("no commit within the deadline (no quorum?); the write may still commit")
-        },
+        // The entry stays in the log and commits if this leader keeps leading, or is discarded
+        // by the next one. Validating later writes against an image that already holds it would
+        // answer "exists" for what may never exist: drop the image; the rebuild waits for it.
+        Err(_) => fail("no commit within the deadline (no quorum?); the write may still commit"),
         Ok(Err(())) => fail("the write was dropped before it committed"),
         // Leadership was lost after the entry was appended: the entry may already be on a
         // majority and be committed by the next leader, so this is *not* a definite failure
@@ -295,7 +294,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_commit_timeout_keeps_the_speculative_image_and_is_an_unknown_outcome() {
+    async fn a_commit_timeout_drops_the_speculative_image_and_is_an_unknown_outcome() {
         let elapsed = tokio::time::timeout(Duration::ZERO, std::future::pending::<()>())
             .await
             .unwrap_err();

@@ -47,7 +47,7 @@ mod tests {
             vote: Vote::new_committed(vote_term, 2),
             meta: SnapshotMeta {
                 last_log_id: last.map(|(t, i)| log_id(t, i)),
-                ..Default::default()
+                last_membership: Default::default(),
             },
         }
     }
