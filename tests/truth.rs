@@ -188,6 +188,107 @@ async fn a_create_retried_after_a_commit_timeout_gives_one_record_and_no_phantom
     assert_eq!(third.0, 409, "a third create of x: {third:?}");
 }
 
+/// POSTs `body` (or nothing) to `addr` + `path`: status and JSON body (status 0 when no answer).
+async fn post(http: &reqwest::Client, addr: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = http.post(format!("http://{addr}{path}"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    match req.send().await {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+/// The same interleaving for producer ids: a producer id registered for broker 1 times out, one
+/// for broker 2 is asked for, the quorum comes back. Before the fix the second was handed the
+/// same id as the first (allocated from an image that lacked the first), answered `200`, and
+/// refused at apply: two brokers believed they owned one producer id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: real processes, a 5 s commit timeout"]
+async fn a_producer_id_asked_for_after_a_commit_timeout_is_never_handed_out_twice() {
+    let timing = [
+        "--election-timeout-min-ms",
+        "20000",
+        "--election-timeout-max-ms",
+        "30000",
+        "--heartbeat-ms",
+        "150",
+    ];
+    let pc = ProxiedCluster::start_with_timing(3, &timing, &[]).await;
+    let c = &pc.c;
+    let leader = c.leader(SECS_30).await;
+    let addr = c.nodes[leader].addr.clone();
+    let http = client(SECS_30);
+    for b in [1, 2] {
+        let body = json!({"brokerId": b, "brokerHost": format!("kafka-{b}"), "brokerPort": 9092});
+        let (s, v) = post(&http, &addr, "/register_broker", Some(body)).await;
+        assert_eq!(s, 200, "{v}");
+    }
+
+    pc.isolate(leader);
+    let first = post(&http, &addr, "/register_producer/1", None).await;
+    assert_eq!(first.0, 503, "no quorum for the first: {first:?}");
+    let last_log_after_first = c.cluster_view(leader).await.expect("view")["last_log_offset"]
+        .as_u64()
+        .expect("last_log_offset");
+    let second = {
+        let (http, addr) = (http.clone(), addr.clone());
+        tokio::spawn(async move { post(&http, &addr, "/register_producer/2", None).await })
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the second registration to be proposed or answered",
+        || async {
+            if second.is_finished() {
+                return Some(());
+            }
+            let v = c.cluster_view(leader).await?;
+            (v["last_log_offset"].as_u64()? > last_log_after_first).then_some(())
+        },
+    )
+    .await;
+    pc.heal();
+    let second = second.await.expect("second registration task");
+    println!("first: {first:?}\nsecond: {second:?}");
+    let third = post(&http, &addr, "/register_producer/2", None).await;
+    assert_eq!(
+        third.0, 200,
+        "a registration once the quorum is back: {third:?}"
+    );
+
+    let (s, ids) = c.get(leader, "/get_producer_ids?consistent=true").await;
+    assert_eq!(s, 200, "{ids}");
+    let owner: BTreeMap<i64, i64> = ids["metadata"]
+        .as_array()
+        .expect("producer ids")
+        .iter()
+        .map(|p| {
+            (
+                p["producerId"].as_i64().expect("producerId"),
+                p["brokerId"].as_i64().expect("brokerId"),
+            )
+        })
+        .collect();
+    for (what, answer, broker) in [("second", &second, 2), ("third", &third, 2)] {
+        if answer.0 == 200 {
+            let id = answer.1["metadata"]["producerId"]
+                .as_i64()
+                .expect("producerId in the answer");
+            assert_eq!(
+                owner.get(&id),
+                Some(&broker),
+                "the {what} registration was answered 200 with producer id {id}, which the image \
+                 gives to {:?}",
+                owner.get(&id)
+            );
+        }
+    }
+}
+
 /// One SSE event as a reader received it.
 #[derive(Clone, Debug)]
 struct Event {
