@@ -45,7 +45,7 @@ async fn client_mgmt(
 }
 
 fn first_record_timestamp(node: &Node) -> Result<Option<u64>, ApiError> {
-    let Some(mut next) = node.log.first_index() else {
+    let Some(mut next) = super::log_read::log_start(node) else {
         return Ok(None);
     };
     let applied = node.state.applied().offset;
@@ -75,7 +75,10 @@ pub fn catch_up(
     let since = parse_timestamp(since_raw)?;
     let applied = node.state.applied();
     let newest = node.state.last_timestamp_ms();
-    let log_was_purged = node.log.last_purged().is_some();
+    // Below an installed snapshot's floor the log may still hold uncommitted entries: it counts
+    // as purged there.
+    let floor = node.state.log_floor();
+    let log_was_purged = node.log.last_purged().is_some() || floor > 0;
     let too_old_for_log =
         log_was_purged && first_record_timestamp(node)?.is_none_or(|first| since < first);
     let beyond_window = newest.saturating_sub(since) > window.as_millis() as u64;
@@ -96,7 +99,7 @@ pub fn catch_up(
         .log
         .find_index_by_timestamp(since)
         .map_err(|e| ApiError::unavailable(format!("reading the time index: {e}")))?;
-    if let Some(mut next) = start {
+    if let Some(mut next) = start.map(|s| s.max(floor)) {
         while next <= applied.offset {
             let batch = node
                 .log

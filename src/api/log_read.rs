@@ -113,13 +113,25 @@ impl ImageSnapshot {
     }
 }
 
-/// Whether `next` lies below the log start (purged after a snapshot) yet is applied.
+/// Whether `next` lies below the log start (purged after a snapshot), or below the floor of an
+/// installed snapshot whose log below it is not yet purged ([`MetaState::log_floor`]), yet is
+/// applied: the image answers it.
+///
+/// [`MetaState::log_floor`]: crate::raft::state_machine::MetaState::log_floor
 fn purged(node: &Node, next: u64, applied: u64) -> bool {
     let below_start = match node.log.first_index() {
         Some(first) => next < first,
         None => node.log.last_purged().is_some_and(|p| next <= p.index),
     };
-    below_start && next <= applied
+    (below_start || next < node.state.log_floor()) && next <= applied
+}
+
+/// The first offset readers can take from the log: the log start, or the floor of an installed
+/// snapshot when that is higher.
+pub fn log_start(node: &Node) -> Option<u64> {
+    node.log
+        .first_index()
+        .map(|first| first.max(node.state.log_floor()))
 }
 
 /// Reads committed entries from `next` up to the applied offset, at most `READ_BATCH_BYTES` of

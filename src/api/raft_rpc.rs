@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
 use serde::Serialize;
 
 use super::error::ApiError;
@@ -16,6 +16,7 @@ use crate::raft::codec::{decode_named, encode_named};
 use crate::raft::network::{decode_snapshot_body, MSGPACK};
 use crate::raft::node::JoinRequest;
 use crate::raft::proposer::ProposeError;
+use crate::raft::snapshot_check::check_snapshot_header;
 use crate::raft::{MembershipError, Node, TypeConfig, CLUSTER_ID_HEADER};
 
 /// The `/raft` routes.
@@ -24,6 +25,7 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
+        .route("/raft/transfer_leader", post(transfer_leader))
         .route("/raft/join", post(join))
         .route("/raft/read_index", post(read_index))
 }
@@ -109,12 +111,36 @@ async fn snapshot(
 ) -> Result<Response, ApiError> {
     check_cluster(&node, &headers)?;
     let (header, data) = decode_snapshot_body(&body).map_err(ApiError::bad_request)?;
+    check_snapshot_header(&header).map_err(|e| ApiError::bad_request(e.to_string()))?;
     node.recovery.admit(&header.vote).map_err(recovering)?;
     let snapshot = openraft::storage::Snapshot {
         meta: header.meta,
         snapshot: std::io::Cursor::new(data),
     };
     let res = node.raft.install_full_snapshot(header.vote, snapshot).await;
+    Ok(msgpack(
+        &res.map_err(openraft::errors::RaftError::<TypeConfig>::Fatal),
+    ))
+}
+
+/// A leader that is stopping asks this node to take over (see `raft::handoff`). A node that
+/// does not vote yet cannot lead either.
+async fn transfer_leader(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_cluster(&node, &headers)?;
+    let req: TransferLeaderRequest<TypeConfig> = decode_named("transfer leader request", &body)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !node.recovery.is_voting() {
+        return Err(recovering(format!(
+            "node {} cannot take over: it does not vote yet ({})",
+            node.id,
+            node.recovery.reason()
+        )));
+    }
+    let res = node.raft.handle_transfer_leader(req).await;
     Ok(msgpack(
         &res.map_err(openraft::errors::RaftError::<TypeConfig>::Fatal),
     ))

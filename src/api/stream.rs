@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::ApiError;
 use super::event_cache::{CachedEntry, EventCache};
-use super::log_read::{read_chunk, read_events, Chunk, NameFilter, Step};
+use super::log_read::{log_start, read_chunk, read_events, Chunk, NameFilter, Step};
 use super::sse::event as sse_event;
 use super::ApiOptions;
 use crate::metadata::LogRecord;
@@ -375,7 +375,7 @@ async fn fetch(
                 "records": records,
                 "next_offset": next,
                 "high_watermark": node.state.applied().offset + 1,
-                "log_start_offset": node.log.first_index().unwrap_or(next),
+                "log_start_offset": log_start(&node).unwrap_or(next),
             });
             if let Some(s) = snapshot {
                 body["snapshot"] = s;

@@ -11,6 +11,11 @@ use yakt::raft::{Node, NodeOptions};
 
 /// How long in-flight requests may take to finish after SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a stopping leader waits for another node to take over before it stops anyway.
+const HANDOFF_TIMEOUT: Duration = Duration::from_secs(2);
+/// The exit status when the Raft core stopped on its own (EX_SOFTWARE): the process must not
+/// outlive it, answering from an image that no longer moves.
+pub const CORE_STOPPED_EXIT_CODE: i32 = 70;
 
 /// Flags of `yakt node`.
 #[derive(Args, Debug)]
@@ -176,9 +181,11 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     // On SIGTERM/SIGINT: stop accepting connections, end the SSE streams (they never end by
     // themselves, and graceful shutdown waits for every open connection), let in-flight
     // requests (writes waiting for their commit) finish, then stop Raft and flush the log.
+    spawn_core_watch(node.clone());
     let stopping = node.clone();
     let server = tokio::spawn(serve(listener, app, async move {
         shutdown_signal().await;
+        hand_over(&stopping).await;
         tracing::info!(
             node = stopping.id,
             "shutdown requested: finishing in-flight requests"
@@ -211,6 +218,55 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     tracing::info!(node = args.id, "stopped");
     Ok(())
+}
+
+/// Exits the process when the Raft core stops on its own (a panic, a fatal storage error), with
+/// an ERROR line saying so; a stop that shutdown asked for is not watched.
+fn spawn_core_watch(node: std::sync::Arc<Node>) {
+    tokio::spawn(async move {
+        let why = yakt::raft::core_watch::core_stopped(&node.raft).await;
+        if *node.shutdown_signal().borrow() {
+            return;
+        }
+        tracing::error!(
+            node = node.id,
+            reason = %why,
+            exit_code = CORE_STOPPED_EXIT_CODE,
+            "the Raft core stopped; exiting instead of serving a state that no longer moves"
+        );
+        std::process::exit(CORE_STOPPED_EXIT_CODE);
+    });
+}
+
+/// Before a leader stops serving: hands leadership to the most caught-up voter and waits (up to
+/// `HANDOFF_TIMEOUT`) until another node leads, so that writes pause for a leader transfer
+/// rather than an election timeout. Still serving meanwhile: requests keep being answered (and
+/// forwarded to the new leader once it is known).
+async fn hand_over(node: &Node) {
+    use yakt::raft::handoff::{hand_over_leadership, Handoff};
+    let started = std::time::Instant::now();
+    let outcome = hand_over_leadership(&node.raft, node.id, HANDOFF_TIMEOUT).await;
+    let ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Handoff::NotLeader | Handoff::NoOtherVoter => {}
+        Handoff::HandedTo(to) => {
+            tracing::info!(
+                node = node.id,
+                to,
+                ms,
+                "leadership handed over before stopping"
+            )
+        }
+        Handoff::TimedOut { target } => tracing::warn!(
+            node = node.id,
+            target,
+            ms,
+            "no other node took over leadership in time; stopping anyway"
+        ),
+        Handoff::CoreStopped(e) => {
+            tracing::warn!(node = node.id, error = %e, "leadership hand-over failed")
+        }
+    }
 }
 
 /// How long a client may take to send a request's headers (and an idle keep-alive connection

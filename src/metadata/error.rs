@@ -1,7 +1,7 @@
 //! Why a request was refused, and why stored bytes could not be read.
 
 /// The class of a refusal; the API maps it to an HTTP status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     /// 400
     BadRequest,
@@ -31,8 +31,9 @@ impl ErrorKind {
     }
 }
 
-/// A refused request: its kind and a message for a person.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// A refused request: its kind and a message for a person. Serializable because the state
+/// machine hands a record's refusal at apply back to the writer waiting on it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{message}")]
 pub struct MetadataError {
     /// Which status the API answers with.

@@ -5,11 +5,14 @@
 //! its storage and network traits change between releases.
 
 pub mod codec;
+pub mod core_watch;
+pub mod handoff;
 pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod proposer;
 pub mod recovery;
+pub mod snapshot_check;
 pub mod snapshot_trigger;
 pub mod state_machine;
 
@@ -57,9 +60,10 @@ impl Member {
 pub struct ApplyOutcome {
     /// The record's offset (its Raft index).
     pub offset: u64,
-    /// False when the record did not apply to the image (it never should: validation runs
-    /// against the same image before proposing).
-    pub applied: bool,
+    /// Why the image refused the record at apply, when it did. It never should (validation
+    /// runs against the leader's speculative image before proposing), but if it does the record
+    /// changed nothing, and the writer must be told so rather than be answered `200`.
+    pub refused: Option<crate::metadata::MetadataError>,
 }
 
 openraft::declare_raft_types!(

@@ -5,9 +5,15 @@
 //! give one record, not two. The proposer keeps a *speculative image*: the applied image plus
 //! every record it has proposed and not yet seen applied. Validation and submission to Raft
 //! happen under one short lock, so records reach the log in the order they were validated, and
-//! the speculative image equals what the real image will be once they apply. Any failure drops
-//! the speculative image; the next write rebuilds it from the applied image once everything of
-//! the current term's start has applied.
+//! the speculative image equals what the real image will be once they apply.
+//!
+//! When the speculative image is in doubt (a new term, or any write whose outcome is not a clean
+//! apply: a commit timeout included), it is dropped and rebuilt from the applied image, but only
+//! once *everything* in the leader's log has applied, so that no earlier proposal of the term
+//! (a timed-out write still in the log) is missing from it. Until then writes get a 503 that
+//! says nothing was proposed; a retry of a timed-out write is validated against an image that
+//! holds it once it committed (409), and is never a second record. A record the image still
+//! refuses at apply is answered with that refusal, never `200`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -110,8 +116,7 @@ impl Proposer {
 
         if spec.term != term || spec.image.is_none() {
             spec.image = None;
-            wait_applied_in_term(state, term).await?;
-            spec.image = Some(state.read().image.clone());
+            spec.image = Some(applied_image_after_own_log(raft, state, term).await?);
             spec.term = term;
         }
         let last_ts = spec.last_timestamp_ms;
@@ -152,56 +157,199 @@ impl Proposer {
         }
         drop(spec);
 
-        let outcome = tokio::time::timeout(COMMIT_TIMEOUT, result_rx).await;
-        let fail = |message: String, maybe_committed: bool| ProposeError::Unavailable {
-            message,
-            maybe_committed,
-        };
-        let result = match outcome {
-            Err(_) => Err(fail(
-                "no commit within the deadline (no quorum?); the write may still commit".into(),
-                true,
-            )),
-            Ok(Err(_)) => Err(fail(
-                "the write was dropped before it committed".into(),
-                true,
-            )),
-            // Leadership was lost after the entry was appended: the entry may already be on a
-            // majority and be committed by the next leader, so this is *not* a definite failure
-            // (and must not be forwarded again, which could answer 409 for a committed write).
-            Ok(Ok(Err(e))) => Err(match e {
-                openraft::errors::ClientWriteError::ForwardToLeader(_) => fail(
-                    "leadership changed before the write committed; the write may still commit"
-                        .into(),
-                    true,
-                ),
-                other => fail(format!("write not committed: {other}"), true),
-            }),
-            Ok(Ok(Ok(resp))) => Ok(Committed {
-                offset: resp.log_id.index,
-                record,
-                timestamp_ms,
-            }),
-        };
-        if result.is_err() {
+        let outcome = tokio::time::timeout(COMMIT_TIMEOUT, result_rx)
+            .await
+            .map(|r| r.map_err(|_| ()));
+        let resolved = resolve(outcome, record, timestamp_ms);
+        if !resolved.keep_image {
+            // The next write rebuilds the image, after everything proposed so far has applied.
             self.spec.lock().await.image = None;
         }
-        result
+        resolved.result
     }
 }
 
-/// Waits until the state machine has applied an entry of `term` (the new leader's blank entry):
-/// from then on the image holds everything committed before this leader's first write.
-async fn wait_applied_in_term(state: &MetaState, term: u64) -> Result<(), ProposeError> {
-    let mut rx = state.subscribe_applied();
-    let reached = tokio::time::timeout(CATCH_UP_TIMEOUT, rx.wait_for(|a| a.term >= term))
+/// What a write's outcome means for its client, and whether the speculative image still equals
+/// the applied image plus the records proposed and not yet applied.
+struct Resolution {
+    result: Result<Committed, ProposeError>,
+    keep_image: bool,
+}
+
+/// What waiting for a write's result returned: the elapsed deadline, a dropped responder, or
+/// openraft's answer.
+type Outcome = Result<
+    Result<Result<openraft::raft::ClientWriteResponse<super::TypeConfig>, ClientWriteError>, ()>,
+    tokio::time::error::Elapsed,
+>;
+
+type ClientWriteError = openraft::errors::ClientWriteError<super::TypeConfig>;
+
+/// Turns a write's outcome into its answer. Pure, so the rules are unit-tested.
+fn resolve(outcome: Outcome, record: Record, timestamp_ms: u64) -> Resolution {
+    let fail = |message: &str| Resolution {
+        result: Err(ProposeError::Unavailable {
+            message: message.into(),
+            maybe_committed: true,
+        }),
+        keep_image: false,
+    };
+    match outcome {
+        // The entry stays in the log and commits if this leader keeps leading, or is discarded
+        // by the next one. Validating later writes against an image that already holds it would
+        // answer "exists" for what may never exist: drop the image; the rebuild waits for it.
+        Err(_) => fail("no commit within the deadline (no quorum?); the write may still commit"),
+        Ok(Err(())) => fail("the write was dropped before it committed"),
+        // Leadership was lost after the entry was appended: the entry may already be on a
+        // majority and be committed by the next leader, so this is *not* a definite failure
+        // (and must not be forwarded again, which could answer 409 for a committed write).
+        Ok(Ok(Err(ClientWriteError::ForwardToLeader(_)))) => {
+            fail("leadership changed before the write committed; the write may still commit")
+        }
+        Ok(Ok(Err(other))) => fail(&format!("write not committed: {other}")),
+        // Committed, but the image refused it: it changed nothing, and the client hears why.
+        Ok(Ok(Ok(resp))) => match resp.data.refused {
+            Some(refusal) => Resolution {
+                result: Err(ProposeError::Rejected(refusal)),
+                keep_image: false,
+            },
+            None => Resolution {
+                result: Ok(Committed {
+                    offset: resp.log_id.index,
+                    record,
+                    timestamp_ms,
+                }),
+                keep_image: true,
+            },
+        },
+    }
+}
+
+/// The image a new speculative image starts from: the applied image, once every entry in this
+/// leader's log (its blank entry and everything it has proposed in this term, timed-out writes
+/// included) has applied. Writes are submitted under the proposer's lock and this asks the Raft
+/// core through the same queue, so the last log index it answers covers every earlier proposal.
+async fn applied_image_after_own_log(
+    raft: &Raft,
+    state: &MetaState,
+    term: u64,
+) -> Result<Image, ProposeError> {
+    let last = raft
+        .with_raft_state(|st| st.log_ids.last().map(|l| l.index))
         .await
-        .map(|r| r.is_ok());
+        .map_err(|e| ProposeError::Unavailable {
+            message: format!("raft stopped: {e}"),
+            maybe_committed: false,
+        })?
+        .unwrap_or(0);
+    wait_applied(state, term, last).await?;
+    Ok(state.read().image.clone())
+}
+
+/// Waits until the state machine has applied an entry of `term` at or after `index`.
+async fn wait_applied(state: &MetaState, term: u64, index: u64) -> Result<(), ProposeError> {
+    let mut rx = state.subscribe_applied();
+    let reached = tokio::time::timeout(
+        CATCH_UP_TIMEOUT,
+        rx.wait_for(|a| a.term >= term && a.offset >= index),
+    )
+    .await
+    .map(|r| r.is_ok());
     match reached {
         Ok(true) => Ok(()),
         _ => Err(ProposeError::Unavailable {
-            message: "the new leader has not yet applied its log; retry shortly".into(),
+            message: "the leader has not yet applied its own log (no quorum?); retry shortly"
+                .into(),
             maybe_committed: false,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use openraft::raft::ClientWriteResponse;
+
+    use super::*;
+    use crate::metadata::TopicRecord;
+    use crate::raft::{log_id, ApplyOutcome};
+
+    fn topic() -> Record {
+        Record::Topic(TopicRecord {
+            name: "x".into(),
+            topic_uuid: uuid::Uuid::from_u128(7),
+        })
+    }
+
+    fn answered(refused: Option<MetadataError>) -> Outcome {
+        Ok(Ok(Ok(ClientWriteResponse {
+            log_id: log_id(3, 42),
+            data: ApplyOutcome {
+                offset: 42,
+                refused,
+            },
+            membership: None,
+        })))
+    }
+
+    #[tokio::test]
+    async fn a_commit_timeout_drops_the_speculative_image_and_is_an_unknown_outcome() {
+        let elapsed = tokio::time::timeout(Duration::ZERO, std::future::pending::<()>())
+            .await
+            .unwrap_err();
+        let r = resolve(Err(elapsed), topic(), 1);
+        assert!(
+            !r.keep_image,
+            "the timed-out record may yet be discarded: the image is rebuilt once it has applied"
+        );
+        assert!(matches!(
+            r.result,
+            Err(ProposeError::Unavailable {
+                maybe_committed: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_record_refused_at_apply_is_answered_with_the_refusal_not_200() {
+        let refusal = MetadataError::conflict("topic \"x\" already exists");
+        let r = resolve(answered(Some(refusal.clone())), topic(), 1);
+        assert!(
+            !r.keep_image,
+            "the speculative image disagrees with the applied one"
+        );
+        match r.result {
+            Err(ProposeError::Rejected(e)) => assert_eq!(e, refusal),
+            other => panic!("expected the refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_applied_record_is_committed_at_its_offset() {
+        let r = resolve(answered(None), topic(), 5);
+        assert!(r.keep_image);
+        let c = r.result.expect("committed");
+        assert_eq!((c.offset, c.timestamp_ms), (42, 5));
+        assert_eq!(c.record, topic());
+    }
+
+    #[test]
+    fn a_dropped_responder_or_lost_leadership_drops_the_image() {
+        let r = resolve(Ok(Err(())), topic(), 1);
+        assert!(!r.keep_image);
+        assert!(matches!(
+            r.result,
+            Err(ProposeError::Unavailable {
+                maybe_committed: true,
+                ..
+            })
+        ));
+        let lost = Ok(Ok(Err(ClientWriteError::ForwardToLeader(
+            openraft::errors::ForwardToLeader::empty(),
+        ))));
+        let r = resolve(lost, topic(), 1);
+        assert!(!r.keep_image);
     }
 }

@@ -56,6 +56,9 @@ pub struct MetaState {
     snapshot: watch::Sender<Option<SnapshotPoint>>,
     /// The newest record timestamp applied, so a new leader never stamps a smaller one.
     last_timestamp_ms: AtomicU64,
+    /// The lowest offset readers may take from the segment log; below it they get the image.
+    /// See [`MetaState::log_floor`].
+    log_floor: AtomicU64,
 }
 
 impl MetaState {
@@ -65,6 +68,7 @@ impl MetaState {
             applied: watch::channel(applied).0,
             snapshot: watch::channel(snapshot).0,
             last_timestamp_ms: AtomicU64::new(0),
+            log_floor: AtomicU64::new(0),
         }
     }
 
@@ -95,6 +99,26 @@ impl MetaState {
     /// The newest record timestamp applied.
     pub fn last_timestamp_ms(&self) -> u64 {
         self.last_timestamp_ms.load(Ordering::Relaxed)
+    }
+
+    /// The lowest offset whose bytes in the segment log are known to be the committed ones:
+    /// readers (`/stream`, `/fetch`, catch-up) read the log only from here on and answer the
+    /// image below it.
+    ///
+    /// It is above 0 only after a snapshot was installed from the leader. openraft installs it
+    /// (and this node publishes the new applied offset) *before* it purges the log below it, so
+    /// for a moment the log still holds whatever this node had there, such as the uncommitted
+    /// entries of a deposed leader, below an applied offset that says "committed". Entries at or
+    /// above the floor are only ever applied after openraft has made the log agree with the
+    /// leader's. A restart needs no floor: openraft purges below an installed snapshot before
+    /// the node serves.
+    pub fn log_floor(&self) -> u64 {
+        self.log_floor.load(Ordering::Acquire)
+    }
+
+    /// Raises the floor; called before the applied offset past it is published.
+    fn raise_log_floor(&self, floor: u64) {
+        self.log_floor.fetch_max(floor, Ordering::AcqRel);
     }
 }
 
@@ -270,7 +294,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let lid = entry.log_id();
             let mut outcome = ApplyOutcome {
                 offset: lid.index,
-                applied: true,
+                refused: None,
             };
             let position = to_applied(Some(lid));
             match entry.payload {
@@ -292,7 +316,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         // Validation ran against this same image before the record was proposed,
                         // so this is a bug, never a client error. The record stays in the log.
                         tracing::error!(offset = lid.index, error = %e, "record did not apply to the image");
-                        outcome.applied = false;
+                        outcome.refused = Some(e);
                     }
                 }
             }
@@ -345,6 +369,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .map_err(io_err)?;
         tracing::info!(offset, term, "snapshot installed from the leader");
         self.loaded = None;
+        // Before the applied offset moves to the snapshot: until openraft purges the log below
+        // it, those log positions may hold entries that were never committed.
+        self.shared.raise_log_floor(offset + 1);
         self.replace(image, meta, now_ms());
         Ok(())
     }

@@ -88,6 +88,12 @@ pub struct ProxiedCluster {
 impl ProxiedCluster {
     /// Starts `n` nodes (node 1 first, the others joining through the earlier ones' proxies).
     pub async fn start(n: usize, extra: &[&str]) -> ProxiedCluster {
+        Self::start_with_timing(n, FAST, extra).await
+    }
+
+    /// [`ProxiedCluster::start`] with other election and heartbeat flags than [`FAST`] (e.g.
+    /// an election timeout longer than a test's partition, so that no election happens).
+    pub async fn start_with_timing(n: usize, timing: &[&str], extra: &[&str]) -> ProxiedCluster {
         let mut c = Cluster::empty(extra);
         let mut proxies: Vec<Proxy> = Vec::new();
         for k in 0..n {
@@ -118,7 +124,7 @@ impl ProxiedCluster {
             }
             args.push("--data-dir".into());
             args.push(data_dir.display().to_string());
-            args.extend(FAST.iter().map(|s| s.to_string()));
+            args.extend(timing.iter().map(|s| s.to_string()));
             args.extend(c.extra.iter().cloned());
             let mut node = NodeProc {
                 id,
