@@ -176,7 +176,7 @@ impl Node {
             opts.id,
             identity.incarnation(),
             origin,
-            persisted_commit.map(|c| c.index),
+            persisted_commit.map(|c| c.index).max(log.acked_at_open()),
             log.last_entry_id()
                 .map(|e| e.index)
                 .or(log.last_purged().map(|p| p.index)),

@@ -63,21 +63,22 @@ pub struct Recovery {
 }
 
 impl Recovery {
-    /// Decides at start whether the node must recover: `committed` is the persisted commit
-    /// index, `last_log_index` where the log ends now.
+    /// Decides at start whether the node must recover: `acknowledged` is the durable watermark
+    /// of what it had acknowledged (the higher of the log's acknowledged watermark and the
+    /// persisted commit index), `last_log_index` where the log ends now.
     pub fn new(
         id: NodeId,
         incarnation: Uuid,
         origin: Origin,
-        committed: Option<u64>,
+        acknowledged: Option<u64>,
         last_log_index: Option<u64>,
     ) -> Self {
-        let watermark = committed.unwrap_or(0);
+        let watermark = acknowledged.unwrap_or(0);
         let end = last_log_index.unwrap_or(0);
         let reason = if origin == Origin::Fresh {
             "its data directory is new".to_string()
         } else if end < watermark {
-            format!("its log ends at {end}, before the persisted commit index {watermark}")
+            format!("its log ends at {end}, before entry {watermark} that it had acknowledged")
         } else {
             String::new()
         };
@@ -85,7 +86,7 @@ impl Recovery {
             tracing::warn!(
                 node = id,
                 log_end = end,
-                committed = watermark,
+                acknowledged = watermark,
                 "this node lost entries it had acknowledged; it will not vote until a leader has caught it up"
             );
         }
@@ -233,7 +234,7 @@ mod tests {
         let lost = Recovery::new(1, Uuid::new_v4(), Origin::Existing, Some(10), Some(7));
         assert!(lost
             .reason()
-            .contains("before the persisted commit index 10"));
+            .contains("before entry 10 that it had acknowledged"));
         let intact = Recovery::new(1, Uuid::new_v4(), Origin::Existing, Some(10), Some(12));
         assert!(intact.reason().is_empty());
     }

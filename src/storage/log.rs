@@ -25,6 +25,7 @@ use super::frame::scan_segment;
 use super::frame::{encode_frame, FRAME_HEADER_LEN};
 use super::meta_file::{create_dir_durably, fsync_dir, io_err, AtomicFile};
 use super::segment::{parse_segment_file_name, Segment};
+use super::slot_file::SlotFile;
 use super::truncation::TruncationIntent;
 use super::StorageError;
 
@@ -119,6 +120,11 @@ pub struct SegmentInfo {
     pub last_timestamp_ms: Option<u64>,
 }
 
+/// Name of the acknowledged-watermark file inside the log directory.
+pub const ACKED_FILE_NAME: &str = "acked";
+/// Slot magic of the acknowledged-watermark file: `b"YKAK"` as a little-endian u32.
+pub const ACKED_MAGIC: u32 = u32::from_le_bytes(*b"YKAK");
+
 /// Name of the last-purged file inside the log directory.
 pub const LAST_PURGED_FILE_NAME: &str = "last_purged";
 /// Magic of the last-purged file: `b"YKLP"` as a little-endian u32.
@@ -180,6 +186,11 @@ struct Inner {
     opts: LogOptions,
     purged_file: AtomicFile,
     truncation: TruncationIntent,
+    /// The acknowledged watermark (`log/acked`) and the index it last recorded: raised after
+    /// each sync round before anything is reported durable, lowered before a truncation.
+    acked: Mutex<(SlotFile, u64)>,
+    /// The watermark as found at open (see [`SegmentLog::acked_at_open`]).
+    acked_at_open: Option<u64>,
     writer: Mutex<()>,
     /// Set by the first failed fdatasync/fsync: (path, kind, message). After it nothing is
     /// reported durable again (a retried fsync can succeed for pages the kernel already
@@ -370,7 +381,9 @@ impl Inner {
             return Ok((last, epoch));
         }
         let started = std::time::Instant::now();
-        let result = self.sync_files(&files);
+        let result = self
+            .sync_files(&files)
+            .and_then(|()| self.raise_acked(last, epoch));
         let took = started.elapsed();
         self.sync_nanos
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
@@ -381,6 +394,36 @@ impl Inner {
         // Counted last, so a reader never sees a round in the count before its bucket.
         self.sync_count.fetch_add(1, Ordering::Relaxed);
         result.map(|()| (last, epoch))
+    }
+
+    /// Records durably that every entry up to `last` is on disk, before any of it is reported
+    /// durable (and so acknowledged). Skipped when a truncation started since the round began.
+    fn raise_acked(&self, last: Option<u64>, epoch: u64) -> Result<(), StorageError> {
+        let Some(last) = last else { return Ok(()) };
+        let mut acked = lock(&self.acked);
+        if last <= acked.1 || lock(&self.unsynced).epoch != epoch {
+            return Ok(());
+        }
+        acked
+            .0
+            .write(EntryId {
+                index: last,
+                term: 0,
+            })
+            .map_err(|e| self.poison(e))?;
+        acked.1 = last;
+        Ok(())
+    }
+
+    /// Brings the acknowledged watermark down to `index` durably (before a truncation).
+    fn lower_acked(&self, index: u64) -> Result<(), StorageError> {
+        let mut acked = lock(&self.acked);
+        if acked.1 <= index {
+            return Ok(());
+        }
+        acked.0.write(EntryId { index, term: 0 })?;
+        acked.1 = index;
+        Ok(())
     }
 
     /// fdatasync of each file. A failure poisons the log: it is never retried, because after
@@ -562,7 +605,23 @@ impl SegmentLog {
         // Finish a truncation a crash interrupted, before anything is classified: its half-zeroed
         // tail is no damage.
         let truncation = TruncationIntent::open(dir)?;
+        let (acked_file, mut acked_at_open) = SlotFile::open(dir, ACKED_FILE_NAME, ACKED_MAGIC)?;
+        let mut acked_at_open_index = acked_at_open.map(|a| a.index);
         if let Some(keep) = truncation.load()? {
+            // The entries the truncation removes were never committed (Raft truncates only a
+            // conflicting tail), so the watermark comes down with them.
+            let keep_index = keep.unwrap_or(0);
+            if acked_at_open_index.is_some_and(|a| a > keep_index) {
+                acked_file.write(EntryId {
+                    index: keep_index,
+                    term: 0,
+                })?;
+                acked_at_open = Some(EntryId {
+                    index: keep_index,
+                    term: 0,
+                });
+                acked_at_open_index = Some(keep_index);
+            }
             tracing::warn!(keep_up_to = ?keep, "finishing a truncation interrupted by a crash");
             while let Some((seg, _)) = opened.last() {
                 if keep.is_some_and(|k| seg.base <= k) {
@@ -707,6 +766,8 @@ impl SegmentLog {
             opts,
             purged_file,
             truncation,
+            acked: Mutex::new((acked_file, acked_at_open_index.unwrap_or(0))),
+            acked_at_open: acked_at_open.map(|a| a.index),
             writer: Mutex::new(()),
             poisoned: OnceLock::new(),
             #[cfg(test)]
@@ -1003,13 +1064,15 @@ impl SegmentLog {
                 st.last_index().or(st.last_purged.map(|p| p.index)),
             )
         };
-        // 2. Stop in-flight sync rounds from claiming truncated indexes.
+        // 2. Stop in-flight sync rounds from claiming truncated indexes, and bring the
+        //    acknowledged watermark down with the log (the removed entries were never committed).
         {
             let mut u = lock(&inner.unsynced);
             u.epoch += 1;
             u.last = new_last;
             u.files.retain(|(_, p)| !removed.contains(p));
         }
+        inner.lower_acked(new_last.unwrap_or(0))?;
         {
             let mut g = lock(&inner.group);
             g.durable = g.durable.min(new_last);
@@ -1029,6 +1092,13 @@ impl SegmentLog {
         inner.sync()?;
         // 5. Done: recovery need not finish anything.
         inner.truncation.clear()
+    }
+
+    /// The acknowledged watermark found at open: the highest index this log had made durable
+    /// (and so could have acknowledged) before the process stopped. A log that now ends before
+    /// it lost entries it had acknowledged (a disk that lied, or bytes cut by hand).
+    pub fn acked_at_open(&self) -> Option<u64> {
+        self.inner.acked_at_open
     }
 
     /// Whether an fdatasync/fsync has failed: the log then refuses every write and reports

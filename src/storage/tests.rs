@@ -930,3 +930,34 @@ fn a_truncation_that_fails_after_its_intent_poisons_and_recovery_finishes_it() {
     );
     assert!(!d.path().join("truncating").exists());
 }
+
+#[test]
+fn the_acknowledged_watermark_follows_syncs_and_truncations() {
+    let d = tempfile::tempdir().expect("tempdir");
+    {
+        let (log, _) = open(d.path());
+        assert_eq!(log.acked_at_open(), None);
+        fill(&log, 1, 20, 30);
+        log.sync().expect("sync");
+    }
+    let (log, _) = open(d.path());
+    assert_eq!(log.acked_at_open(), Some(20), "every synced entry counts");
+    log.truncate_after(Some(12)).expect("truncate");
+    drop(log);
+    let (log, _) = open(d.path());
+    assert_eq!(
+        log.acked_at_open(),
+        Some(12),
+        "a truncation brings the watermark down first"
+    );
+    drop(log);
+    // A log that lost synced entries (a disk that lied) ends before its watermark.
+    let seg = d.path().join(segment_file_name(1));
+    let len = fs::metadata(&seg).expect("stat").len();
+    let f = fs::OpenOptions::new().write(true).open(&seg).expect("open");
+    f.write_all_at(&vec![0u8; len as usize], 0).expect("zero");
+    drop(f);
+    let (log, _) = open(d.path());
+    assert_eq!(log.acked_at_open(), Some(12));
+    assert!(log.last_entry_id().is_none_or(|e| e.index < 12));
+}
