@@ -514,6 +514,8 @@ async fn a_crafted_snapshot_is_refused_or_the_node_exits_never_a_zombie() {
     let term = view["term"].as_u64().expect("term");
     let committed = view["commit_offset"].as_u64().expect("commit");
     assert!(committed >= 3);
+    // A peer of this cluster would name it; without that the node refuses before reading.
+    let cluster_id = view["cluster_id"].as_str().expect("cluster id").to_string();
     let http = client(SECS_30);
     let image = yakt::metadata::Image::default().encode();
     let url = format!("http://{}/raft/snapshot", c.nodes[0].addr);
@@ -521,10 +523,12 @@ async fn a_crafted_snapshot_is_refused_or_the_node_exits_never_a_zombie() {
         let body = encode_snapshot_body(&header, &image).expect("body");
         let http = http.clone();
         let url = url.clone();
+        let cluster_id = cluster_id.clone();
         async move {
             match http
                 .post(url)
                 .header("content-type", "application/msgpack")
+                .header("x-yakt-cluster-id", cluster_id)
                 .body(body)
                 .send()
                 .await
