@@ -51,24 +51,6 @@ async fn commit_of(c: &Cluster, i: usize) -> u64 {
     v["commit_offset"].as_u64().unwrap_or(0)
 }
 
-/// Waits until node `i`'s process has exited; returns its status.
-fn wait_exit(c: &mut Cluster, i: usize, timeout: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let child = c.nodes[i].child.as_mut().expect("a started process");
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            c.nodes[i].child = None;
-            return st;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node {} still runs after {timeout:?}",
-            c.nodes[i].id
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: five leader kills under load, about 1 min"]
 async fn sigkill_the_leader_five_times_under_32_writers() {
@@ -414,7 +396,7 @@ async fn a_flipped_byte_in_an_old_segment_stops_the_node_and_the_others_go_on() 
     // The node refuses to start, naming the file and the byte offset of the bad frame.
     let log_len = c.nodes[f].log().len();
     c.nodes[f].spawn();
-    let status = wait_exit(&mut c, f, SECS_30);
+    let status = c.wait_exit(f, SECS_30);
     assert!(!status.success(), "the node started on a corrupt log");
     let stderr = c.nodes[f].log()[log_len..].to_string();
     let name = seg.display().to_string();

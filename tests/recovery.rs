@@ -110,40 +110,32 @@ async fn assert_no_leader_among(c: &Cluster, nodes: &[usize], window: Duration) 
     }
 }
 
-/// Waits until node `i`'s process has exited; returns its status and its log.
-fn wait_exit(c: &mut Cluster, i: usize, timeout: Duration) -> (std::process::ExitStatus, String) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let child = c.nodes[i].child.as_mut().expect("a started process");
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            c.nodes[i].child = None;
-            return (st, c.nodes[i].log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node {} still runs on a corrupt log",
-            c.nodes[i].id
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The opening of the scenarios: three nodes, follower F2 down, five topics acknowledged by the
+/// leader and F1 (so F1 and the leader are the only holders), F1 has applied them.
+async fn only_leader_and_f1_hold(
+    prefix: &str,
+) -> (Cluster, usize, usize, usize, BTreeMap<String, u64>) {
+    let mut c = Cluster::start(3, &[]).await;
+    let (l, f1, f2) = roles(&c).await;
+    c.nodes[f2].kill();
+    let acked = acked_topics(&c, l, prefix, 5).await;
+    let last = *acked.values().max().expect("acked");
+    c.wait_applied(f1, last, SECS_60).await;
+    (c, l, f1, f2, acked)
 }
 
 /// Scenario 1 of the issue: a flipped byte in a follower's last frame.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: several real-process restarts"]
 async fn a_flipped_byte_in_the_last_frame_refuses_to_start_and_loses_nothing() {
-    let mut c = Cluster::start(3, &[]).await;
-    let (l, f1, f2) = roles(&c).await;
-    c.nodes[f2].kill();
-    let acked = acked_topics(&c, l, "flip", 5).await;
-    let last = *acked.values().max().expect("acked");
-    c.wait_applied(f1, last, SECS_60).await;
+    let (mut c, l, f1, f2, acked) = only_leader_and_f1_hold("flip").await;
     c.nodes[f1].kill();
     let (seg, index) = disk::flip_last_frame(c.data_dir(f1));
     c.nodes[l].kill();
 
     c.nodes[f1].spawn();
-    let (status, log) = wait_exit(&mut c, f1, Duration::from_secs(20));
+    let status = c.wait_exit(f1, Duration::from_secs(20));
+    let log = c.nodes[f1].log();
     assert!(!status.success(), "a corrupt log must not start");
     let file = seg.file_name().expect("name").to_string_lossy().to_string();
     assert!(
@@ -185,12 +177,7 @@ async fn wait_voting(c: &Cluster, i: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: several real-process restarts"]
 async fn a_wiped_node_does_not_vote_until_caught_up() {
-    let mut c = Cluster::start(3, &[]).await;
-    let (l, f1, f2) = roles(&c).await;
-    c.nodes[f2].kill();
-    let acked = acked_topics(&c, l, "wipe", 5).await;
-    let last = *acked.values().max().expect("acked");
-    c.wait_applied(f1, last, SECS_60).await;
+    let (mut c, l, f1, f2, acked) = only_leader_and_f1_hold("wipe").await;
     let before: Value = c.cluster_view(f1).await.expect("view");
     c.nodes[f1].kill();
     std::fs::remove_dir_all(c.data_dir(f1)).expect("wipe");
@@ -241,13 +228,8 @@ async fn a_wiped_node_does_not_vote_until_caught_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: several real-process restarts"]
 async fn a_follower_that_lost_acknowledged_entries_waits_for_the_leader() {
-    let mut c = Cluster::start(3, &[]).await;
-    let (l, f1, f2) = roles(&c).await;
-    c.nodes[f2].kill();
-    let acked = acked_topics(&c, l, "lost", 5).await;
+    let (mut c, l, f1, f2, acked) = only_leader_and_f1_hold("lost").await;
     let last = *acked.values().max().expect("acked");
-    // No waiting: the leader committed each write with this follower's acknowledgement, and the
-    // follower records its watermark durably before it acknowledges.
     c.nodes[f1].kill();
     let first_lost = disk::lose_last_frames(c.data_dir(f1), 2);
     assert!(first_lost <= last);

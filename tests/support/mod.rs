@@ -363,6 +363,24 @@ impl Cluster {
         }
     }
 
+    /// Waits until node `i`'s process has exited (panics after `timeout`); returns its status.
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.nodes[i].child.as_mut().expect("a started process");
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                self.nodes[i].child = None;
+                return st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} still runs after {timeout:?}",
+                self.nodes[i].id
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Path of a node's data directory.
     pub fn data_dir(&self, i: usize) -> &Path {
         &self.nodes[i].data_dir
