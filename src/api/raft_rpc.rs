@@ -92,7 +92,7 @@ async fn vote(
     check_cluster(&node, &headers)?;
     let req: VoteRequest<TypeConfig> =
         decode_named("vote request", &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if !node.recovery.is_voting() {
+    if !node.recovery.may_grant(req.last_log_id.as_ref()) {
         return Err(recovering(format!(
             "node {} grants no vote: it may have lost entries it had acknowledged ({}) and has not been caught up yet",
             node.id,

@@ -172,7 +172,7 @@ impl Node {
             opts.id,
             identity.incarnation(),
             origin,
-            persisted_commit.map(|c| c.index),
+            persisted_commit,
             log.last_entry_id()
                 .map(|e| e.index)
                 .or(log.last_purged().map(|p| p.index)),
