@@ -37,7 +37,8 @@ fn msgpack<T: Serialize>(value: &T) -> Response {
 }
 
 /// Refuses Raft traffic from another cluster. A directory from before cluster ids (not a new
-/// one) takes the id of the first leader that writes to it.
+/// one, and one that was part of a cluster) takes the id of the first leader that writes to it;
+/// a node that never joined learns its cluster id only from the leader that admits it.
 fn check_cluster(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
     let theirs = headers
         .get(CLUSTER_ID_HEADER)
@@ -45,7 +46,7 @@ fn check_cluster(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.parse::<uuid::Uuid>().ok());
     match (node.identity.cluster_id(), theirs) {
         (Some(ours), Some(theirs)) if ours == theirs => Ok(()),
-        (None, Some(theirs)) if !node.recovery.needs_rejoin() => {
+        (None, Some(theirs)) if !node.recovery.needs_rejoin() && !node.never_joined() => {
             node.identity.set_cluster_id(theirs).map_err(|e| {
                 ApiError::new(StatusCode::CONFLICT, "cluster_mismatch", e.to_string())
             })?;

@@ -201,18 +201,21 @@ impl Node {
     }
 
     /// Node side: announces this node to the leader until it votes. A node that started
-    /// intact only does so when a leader it has not announced itself to knocks.
+    /// intact announces itself when a leader it has not announced itself to knocks, and now and
+    /// then while it waits for a seat that no leader would knock about (see
+    /// [`Node::awaits_seat`]).
     pub(super) async fn join_loop(self: Arc<Self>, seeds: Vec<(NodeId, String)>) {
-        let recovering = self.recovery.needs_rejoin();
-        let mut due = recovering;
+        let mut due = self.recovery.needs_rejoin() || self.never_joined();
         let mut delay = Duration::from_millis(100);
         loop {
             if !due {
-                // Re-announce now and then while recovering (an admission can fail behind the
-                // leader's answer); an intact node only when a leader knocks.
+                // Re-announce now and then while recovering or waiting for a seat (an admission
+                // can fail behind the leader's answer); otherwise only when a leader knocks.
                 let knocked = tokio::select! {
                     _ = self.recovery.knocked() => true,
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => recovering,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                        self.recovery.needs_rejoin() || self.awaits_seat()
+                    }
                 };
                 due = knocked;
             }
@@ -240,6 +243,29 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// True when this node has never been part of a cluster: its log holds no membership. A
+    /// first start cut before any leader heard of it (the directory is no longer new at the
+    /// next start) is such a node: it must announce itself, nobody knows to knock.
+    pub fn never_joined(&self) -> bool {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let none = m.membership_config.membership().nodes().next().is_none();
+        none
+    }
+
+    /// True when this node does not vote but should come to: it never joined, or the
+    /// membership lists its id (a learner whose promotion failed behind the leader's answer, or
+    /// a seat still held by another incarnation) while the leader it announced itself to keeps
+    /// replicating without knocking. A node the membership left out (removed) waits to be
+    /// invited.
+    fn awaits_seat(&self) -> bool {
+        if self.recovery.is_voting() {
+            return false;
+        }
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        membership.nodes().next().is_none() || membership.get_node(&self.id).is_some()
     }
 
     /// Every address worth asking for the leader: the known leader, the members, the seeds.
