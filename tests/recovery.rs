@@ -574,7 +574,7 @@ async fn a_new_node_whose_first_start_was_cut_before_it_joined_joins_at_the_next
     for i in 0..3 {
         c.nodes[i].signal(libc::SIGCONT);
     }
-    c.leader(SECS_60).await;
+    c.leader_among(&[0, 1, 2], SECS_60).await;
     c.nodes[n].spawn();
     c.wait_voters(4, SECS_60).await;
     wait_voting(&c, n).await;
@@ -636,7 +636,7 @@ async fn view_at(c: &Cluster, addr: &str) -> Option<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: real processes stopped and restarted"]
 async fn a_seat_handed_to_a_new_incarnation_while_the_old_one_runs_loses_no_write() {
-    let mut c = Cluster::start(3, &[]).await;
+    let c = Cluster::start(3, &[]).await;
     let l = c.leader(SECS_60).await;
     let rest: Vec<usize> = (0..3).filter(|&i| i != l).collect();
     let (a, cc) = (rest[0], rest[1]);
@@ -734,4 +734,47 @@ async fn a_seat_handed_to_a_new_incarnation_while_the_old_one_runs_loses_no_writ
         wait_all_present(&c, i, &acked).await;
     }
     b.kill();
+}
+
+/// Adversary: a node whose disk died is replaced on a new host (same id, new directory, new
+/// address, `-e` naming the leader), the old process dead for good. The leader hands the seat
+/// to the new incarnation at its new address; the new node must catch up and vote, and the
+/// cluster must then survive the loss of another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: real processes killed and replaced"]
+async fn a_node_replaced_at_a_new_address_catches_up_and_votes() {
+    let mut c = Cluster::start(3, &[]).await;
+    let l = c.leader(SECS_60).await;
+    let rest: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+    let (a, cc) = (rest[0], rest[1]);
+    let acked = acked_topics(&c, l, "before", 3).await;
+    c.nodes[a].kill();
+
+    let b_addr = format!("127.0.0.1:{}", support::free_port());
+    let mut args = c.nodes[a].args.clone();
+    let mut k = 0;
+    while k + 1 < args.len() {
+        match args[k].as_str() {
+            "-a" => args[k + 1] = b_addr.clone(),
+            "--data-dir" => args[k + 1] = c.dir.path().join("node-b").display().to_string(),
+            "-e" => args[k + 1] = format!("{}/{}", c.nodes[l].id, c.nodes[l].addr),
+            _ => {}
+        }
+        k += 1;
+    }
+    if !args.iter().any(|x| x == "-e") {
+        args.push("-e".into());
+        args.push(format!("{}/{}", c.nodes[l].id, c.nodes[l].addr));
+    }
+    // B takes A's place in the harness: same id, new address and directory.
+    c.nodes[a].addr = b_addr;
+    c.nodes[a].data_dir = c.dir.path().join("node-b");
+    c.nodes[a].args = args;
+    c.nodes[a].spawn();
+    wait_voting(&c, a).await;
+    wait_all_present(&c, a, &acked).await;
+    // The new incarnation is a full voter: the cluster survives losing the third node.
+    c.nodes[cc].kill();
+    let more = acked_topics(&c, l, "after", 2).await;
+    wait_all_present(&c, a, &more).await;
 }
