@@ -6,8 +6,9 @@
 //! leader with its id, address and incarnation. The leader answers at once with its term and the
 //! cluster id, having reset its replication progress for that id (its log may have gone
 //! backwards), and in the background makes the membership give that id's seat to this
-//! incarnation: a new node is added as a learner and promoted once caught up; a known id with a
-//! new incarnation has its seat handed over. The node then accepts replication from that
+//! incarnation: a new node is added as a learner and promoted once caught up; a voter's id with
+//! a new incarnation first loses its seat (a joint change, so that the old incarnation cannot
+//! form a quorum any more) and then rises the same way. The node then accepts replication from that
 //! leader, catches up, and votes once its own incarnation holds the seat.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -176,6 +177,21 @@ impl Node {
         kind: Admission,
     ) -> Result<(), ProposeError> {
         let _one_at_a_time = self.membership_change.lock().await;
+        if kind == Admission::NewIncarnation {
+            // The old incarnation may still run (replaced while it was only cut off). Handing
+            // its seat over with one SetNodes is no joint change: {leader, new} would be a
+            // quorum of the new configuration while {old, another voter} still is one of the
+            // old, and a split between them loses acknowledged writes. Take the seat away first
+            // (joint consensus: a majority that does not count it must hold that), then let the
+            // new incarnation rise as a learner does. Only while every other voter keeps up, so
+            // that the joint configuration does not stall the cluster waiting for one that is
+            // down; the node asks again.
+            self.others_keep_up(id)?;
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+                .await
+                .map_err(|e| unavailable("taking the seat from the old incarnation", e))?;
+        }
         if kind != Admission::New {
             self.raft
                 .change_membership(
@@ -184,9 +200,6 @@ impl Node {
                 )
                 .await
                 .map_err(|e| unavailable("recording the node's incarnation", e))?;
-        }
-        if kind == Admission::NewIncarnation {
-            return Ok(());
         }
         // Blocks until the learner has caught up with the leader.
         self.raft
@@ -198,6 +211,46 @@ impl Node {
             .await
             .map_err(|e| unavailable("making the node a voter", e))?;
         Ok(())
+    }
+
+    /// Refuses to start a change that needs every other voter unless each has acknowledged the
+    /// leader's commit index and answered a heartbeat lately: a joint configuration waiting for
+    /// a voter that is down would stop every write until it returns.
+    fn others_keep_up(&self, id: NodeId) -> Result<(), ProposeError> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let committed = m.local_committed.as_ref().map_or(0, |c| c.index);
+        let matching = m.replication.clone().unwrap_or_default();
+        let acked = m.heartbeat.clone().unwrap_or_default();
+        let lately = Duration::from_millis(3 * self.raft.config().heartbeat_interval);
+        let silent = |v: &NodeId| {
+            acked
+                .get(v)
+                .and_then(|t| t.as_ref())
+                .is_none_or(|t| openraft::Instant::elapsed(&**t) > lately)
+        };
+        let behind: Vec<NodeId> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|v| *v != id && *v != self.id)
+            .filter(|v| {
+                silent(v)
+                    || matching
+                        .get(v)
+                        .and_then(|l| l.as_ref())
+                        .map_or(0, |l| l.index)
+                        < committed
+            })
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        Err(ProposeError::Unavailable {
+            message: format!(
+                "handing node {id}'s seat to a new incarnation needs every other voter, and {behind:?} lag behind the commit index {committed} or have not answered lately"
+            ),
+            maybe_committed: false,
+        })
     }
 
     /// Node side: announces this node to the leader until it votes. A node that started
