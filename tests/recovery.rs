@@ -124,6 +124,23 @@ async fn only_leader_and_f1_hold(
     (c, l, f1, f2, acked)
 }
 
+/// Waits until node `i`'s persisted commit index covers `offset`.
+async fn wait_persisted_commit(c: &Cluster, i: usize, offset: u64) {
+    let dir = c.data_dir(i).to_path_buf();
+    eventually(
+        Duration::from_secs(20),
+        &format!(
+            "node {}'s persisted commit index reaches {offset}",
+            c.nodes[i].id
+        ),
+        || {
+            let dir = dir.clone();
+            async move { (disk::persisted_commit(&dir)? >= offset).then_some(()) }
+        },
+    )
+    .await;
+}
+
 /// Scenario 1 of the issue: a flipped byte in a follower's last frame.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: several real-process restarts"]
@@ -584,4 +601,291 @@ async fn a_crash_in_the_middle_of_a_truncation_is_finished_at_start() {
         !names.iter().any(|n| n.starts_with("doomed-")),
         "a never-committed write survived: {names:?}"
     );
+}
+
+/// Adversary: the watermark a follower keeps is the commit index it *learned*, and it learns that
+/// an entry is committed only after it acknowledged it (one more round trip, then the write-behind
+/// of `committed`). A disk that lies about fsync loses exactly the newest writes, which are the
+/// ones the watermark does not cover yet. Here the follower that acknowledged the last writes is
+/// SIGKILLed right after the client's `200`, loses every frame above its persisted commit index
+/// (at least one acknowledged entry), the leader crashes, and the survivors must not elect a
+/// leader without those writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: several real-process restarts"]
+async fn a_follower_that_lost_acknowledged_entries_above_its_persisted_commit_does_not_vote() {
+    let mut c = Cluster::start(3, &[]).await;
+    let (l, f1, f2) = roles(&c).await;
+    c.nodes[f2].kill();
+    let mut acked = BTreeMap::new();
+    let mut window = None;
+    for attempt in 0..10 {
+        let batch = acked_topics(&c, l, &format!("lag{attempt}"), 3).await;
+        let last = *batch.values().max().expect("acked");
+        acked.extend(batch);
+        // As soon as the client has its answer: the follower may not have learned yet that its
+        // newest entries are committed.
+        c.nodes[f1].kill();
+        let persisted = disk::persisted_commit(c.data_dir(f1)).unwrap_or(0);
+        if persisted < last {
+            window = Some((persisted, last));
+            break;
+        }
+        c.nodes[f1].spawn();
+        c.wait_applied(f1, last, SECS_60).await;
+    }
+    let (persisted, last) = window.expect("in 10 tries the follower's watermark never lagged");
+    let (_, frames) = disk::newest_frames(c.data_dir(f1));
+    let above = frames.iter().filter(|f| f.index > persisted).count();
+    assert!(
+        frames.iter().any(|f| f.index >= last),
+        "the follower holds the acknowledged entry {last}: the leader counted its ack"
+    );
+    let first_lost = disk::lose_last_frames(c.data_dir(f1), above);
+    assert!(first_lost <= last, "an acknowledged entry is lost on f1");
+    c.nodes[l].kill();
+
+    c.nodes[f1].spawn();
+    c.nodes[f2].spawn();
+    // Neither survivor holds the acknowledged entries above `persisted`: electing one of them
+    // loses them.
+    assert_no_leader_among(&c, &[f1, f2], Duration::from_secs(6)).await;
+
+    c.nodes[l].spawn();
+    c.leader(SECS_60).await;
+    for i in [l, f1, f2] {
+        wait_all_present(&c, i, &acked).await;
+    }
+}
+
+/// Adversary: a new node whose first start ended before any leader heard of it (no leader
+/// reachable, then a crash or a Ctrl-C) keeps its identity file. At the next start its directory
+/// is no longer new, so it does not count as recovering: it only announces itself when a leader
+/// knocks, and no leader knows it to knock. It must still join by itself, as its first start
+/// would have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: real processes stopped and restarted"]
+async fn a_new_node_whose_first_start_was_cut_before_it_joined_joins_at_the_next() {
+    let mut c = Cluster::start(3, &[]).await;
+    for i in 0..3 {
+        c.nodes[i].signal(libc::SIGSTOP);
+    }
+    let n = c.add_node();
+    eventually(
+        SECS_60,
+        "the new node answers and has its identity",
+        || async {
+            let v = c.cluster_view(n).await?;
+            c.data_dir(n).join("identity").exists().then_some(v)
+        },
+    )
+    .await;
+    c.nodes[n].kill();
+    for i in 0..3 {
+        c.nodes[i].signal(libc::SIGCONT);
+    }
+    c.leader_among(&[0, 1, 2], SECS_60).await;
+    c.nodes[n].spawn();
+    c.wait_voters(4, SECS_60).await;
+    wait_voting(&c, n).await;
+}
+
+/// Adversary: two followers lost acknowledged tails (both below their persisted commit index, so
+/// both recover and refuse votes); the third node lost nothing and holds every acknowledged
+/// write. No acknowledged write is missing from the cluster, yet nobody can be elected: the
+/// intact node needs one vote, both others refuse every vote, and neither campaigns. The
+/// cluster must come back by itself under the intact node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: several real-process restarts"]
+async fn two_followers_that_lost_tails_elect_the_node_that_kept_everything() {
+    let mut c = Cluster::start(3, &[]).await;
+    let (l, f1, f2) = roles(&c).await;
+    let acked = acked_topics(&c, l, "both", 5).await;
+    let last = *acked.values().max().expect("acked");
+    for i in [l, f1, f2] {
+        wait_persisted_commit(&c, i, last).await;
+    }
+    for i in [f1, f2, l] {
+        c.nodes[i].kill();
+    }
+    for i in [f1, f2] {
+        let first_lost = disk::lose_last_frames(c.data_dir(i), 2);
+        assert!(first_lost <= last);
+    }
+    for i in [l, f1, f2] {
+        c.nodes[i].spawn();
+    }
+    let leader = c.leader_among(&[l, f1, f2], SECS_60).await;
+    assert_eq!(leader, l, "only the intact node may lead");
+    for i in [l, f1, f2] {
+        wait_all_present(&c, i, &acked).await;
+    }
+    wait_voting(&c, f1).await;
+    wait_voting(&c, f2).await;
+}
+
+/// GET `/cluster` from an address outside `c.nodes`.
+async fn view_at(c: &Cluster, addr: &str) -> Option<Value> {
+    c.http
+        .get(format!("http://{addr}/cluster"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+/// Adversary: a seat handed to a new incarnation while the old one still runs. Node A looks
+/// dead to the operator (it is only cut off), who starts its replacement B (same id, new
+/// directory and address, `-e` naming the leader). The leader hands A's seat to B with one
+/// `SetNodes`, which is no joint change: from then on {leader, B} is a quorum of the new
+/// configuration while {A, C} is still one of the old. The network then splits {leader, B} |
+/// {A, C}: both sides acknowledge writes, and when it heals the side with the higher term
+/// truncates the other's acknowledged writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: real processes stopped and restarted"]
+async fn a_seat_handed_to_a_new_incarnation_while_the_old_one_runs_loses_no_write() {
+    let c = Cluster::start(3, &[]).await;
+    let l = c.leader(SECS_60).await;
+    let rest: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+    let (a, cc) = (rest[0], rest[1]);
+    let mut acked = acked_topics(&c, l, "before", 3).await;
+    for i in [a, cc] {
+        c.wait_applied(i, *acked.values().max().expect("acked"), SECS_60)
+            .await;
+    }
+    c.nodes[cc].signal(libc::SIGSTOP);
+    // The cluster goes on without C for a while before anyone replaces A.
+    acked.extend(acked_topics(&c, l, "c-down", 2).await);
+
+    // B: node A's id on a new directory and address, joining through the leader.
+    let b_addr = format!("127.0.0.1:{}", support::free_port());
+    let b_dir = c.dir.path().join("node-b");
+    let mut args = c.nodes[a].args.clone();
+    let mut k = 0;
+    while k < args.len() {
+        match args[k].as_str() {
+            "-a" => args[k + 1] = b_addr.clone(),
+            "--data-dir" => args[k + 1] = b_dir.display().to_string(),
+            "-e" => args[k + 1] = format!("{}/{}", c.nodes[l].id, c.nodes[l].addr),
+            _ => {}
+        }
+        k += 1;
+    }
+    if !args.iter().any(|x| x == "-e") {
+        args.push("-e".into());
+        args.push(format!("{}/{}", c.nodes[l].id, c.nodes[l].addr));
+    }
+    let mut b = support::NodeProc {
+        id: c.nodes[a].id,
+        addr: b_addr.clone(),
+        data_dir: b_dir,
+        args,
+        child: None,
+        log_path: c.dir.path().join("node-b.log"),
+    };
+    b.spawn();
+    let b_view = eventually(SECS_60, "B answers", || view_at(&c, &b_addr)).await;
+    let b_inc = b_view["incarnation"].clone();
+    // Today the seat moves at once. A leader that may not move it while a voter of the old
+    // configuration is missing (C) leaves it with A: either is fine for what follows.
+    let moved = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(v) = c.cluster_view(l).await {
+                let seat_is_b = v["members"].as_array().is_some_and(|ms| {
+                    ms.iter()
+                        .any(|m| m["id"] == c.nodes[a].id && m["incarnation"] == b_inc)
+                });
+                if seat_is_b {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .is_ok();
+    eprintln!("the seat moved to B: {moved}");
+    // Acknowledged by the leader and whoever holds the seat now (C is stopped).
+    acked.extend(acked_topics(&c, l, "new-seat", 3).await);
+
+    // The network splits {leader, B} | {A, C}.
+    c.nodes[l].signal(libc::SIGSTOP);
+    b.signal(libc::SIGSTOP);
+    c.nodes[cc].signal(libc::SIGCONT);
+    // A and C are a quorum of the configuration they know: if they elect, they must not have
+    // been able to while {leader, B} acknowledged writes. Give them the time to try.
+    let other_side = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            for i in [a, cc] {
+                if let Some(v) = c.cluster_view(i).await {
+                    if v["role"] == "leader" {
+                        return i;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    if let Ok(i) = other_side {
+        // Write on that side too, as a client would.
+        let (s, v) = c
+            .post(i, "/create_topic", json!({"name": "other-side"}))
+            .await;
+        eprintln!("write on the {{A, C}} side: {s} {v}");
+        if s == 200 {
+            acked.insert("other-side".into(), v["offset"].as_u64().expect("offset"));
+        }
+    }
+    c.nodes[l].signal(libc::SIGCONT);
+    b.signal(libc::SIGCONT);
+    c.leader_among(&[l, cc], SECS_60).await;
+    for i in [l, cc] {
+        wait_all_present(&c, i, &acked).await;
+    }
+    b.kill();
+}
+
+/// Adversary: a node whose disk died is replaced on a new host (same id, new directory, new
+/// address, `-e` naming the leader), the old process dead for good. The leader hands the seat
+/// to the new incarnation at its new address; the new node must catch up and vote, and the
+/// cluster must then survive the loss of another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: real processes killed and replaced"]
+async fn a_node_replaced_at_a_new_address_catches_up_and_votes() {
+    let mut c = Cluster::start(3, &[]).await;
+    let l = c.leader(SECS_60).await;
+    let rest: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+    let (a, cc) = (rest[0], rest[1]);
+    let acked = acked_topics(&c, l, "before", 3).await;
+    c.nodes[a].kill();
+
+    let b_addr = format!("127.0.0.1:{}", support::free_port());
+    let mut args = c.nodes[a].args.clone();
+    let mut k = 0;
+    while k + 1 < args.len() {
+        match args[k].as_str() {
+            "-a" => args[k + 1] = b_addr.clone(),
+            "--data-dir" => args[k + 1] = c.dir.path().join("node-b").display().to_string(),
+            "-e" => args[k + 1] = format!("{}/{}", c.nodes[l].id, c.nodes[l].addr),
+            _ => {}
+        }
+        k += 1;
+    }
+    if !args.iter().any(|x| x == "-e") {
+        args.push("-e".into());
+        args.push(format!("{}/{}", c.nodes[l].id, c.nodes[l].addr));
+    }
+    // B takes A's place in the harness: same id, new address and directory.
+    c.nodes[a].addr = b_addr;
+    c.nodes[a].data_dir = c.dir.path().join("node-b");
+    c.nodes[a].args = args;
+    c.nodes[a].spawn();
+    wait_voting(&c, a).await;
+    wait_all_present(&c, a, &acked).await;
+    // The new incarnation is a full voter: the cluster survives losing the third node.
+    c.nodes[cc].kill();
+    let more = acked_topics(&c, l, "after", 2).await;
+    wait_all_present(&c, a, &more).await;
 }

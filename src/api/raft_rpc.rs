@@ -39,7 +39,8 @@ fn msgpack<T: Serialize>(value: &T) -> Response {
 }
 
 /// Refuses Raft traffic from another cluster. A directory from before cluster ids (not a new
-/// one) takes the id of the first leader that writes to it.
+/// one, and one that was part of a cluster) takes the id of the first leader that writes to it;
+/// a node that never joined learns its cluster id only from the leader that admits it.
 fn check_cluster(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
     let theirs = headers
         .get(CLUSTER_ID_HEADER)
@@ -47,7 +48,7 @@ fn check_cluster(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|v| v.parse::<uuid::Uuid>().ok());
     match (node.identity.cluster_id(), theirs) {
         (Some(ours), Some(theirs)) if ours == theirs => Ok(()),
-        (None, Some(theirs)) if !node.recovery.needs_rejoin() => {
+        (None, Some(theirs)) if !node.recovery.needs_rejoin() && !node.never_joined() => {
             node.identity.set_cluster_id(theirs).map_err(|e| {
                 ApiError::new(StatusCode::CONFLICT, "cluster_mismatch", e.to_string())
             })?;
@@ -94,7 +95,7 @@ async fn vote(
     check_cluster(&node, &headers)?;
     let req: VoteRequest<TypeConfig> =
         decode_named("vote request", &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if !node.recovery.is_voting() {
+    if !node.recovery.may_grant(req.last_log_id.as_ref()) {
         return Err(recovering(format!(
             "node {} grants no vote: it may have lost entries it had acknowledged ({}) and has not been caught up yet",
             node.id,

@@ -5,9 +5,10 @@
 //! `Result<response, RaftError>` in the same encoding. A snapshot body is framed as
 //! `u32 big-endian header length, header (vote and snapshot meta), snapshot bytes`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::Cursor;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use openraft::errors::{
@@ -30,12 +31,41 @@ use crate::storage::Identity;
 /// The content type of every Raft RPC body.
 pub const MSGPACK: &str = "application/msgpack";
 
+/// Where each peer is reached now, as the newest membership this node holds says.
+///
+/// openraft keeps a replication stream, and the client made for it, across a membership change
+/// that only moves a member's address (a seat handed to a new incarnation on another host): a
+/// client that kept the address it was made with would go on replicating to the old host, and
+/// the new incarnation would never catch up under that leader. Clients look the address up
+/// here on every request instead.
+#[derive(Clone, Default)]
+pub struct AddressBook(Arc<RwLock<BTreeMap<NodeId, String>>>);
+
+impl AddressBook {
+    /// The address of `id`, if the membership lists it.
+    pub fn get(&self, id: NodeId) -> Option<String> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Replaces every address with those of `members`.
+    pub fn replace<'a>(&self, members: impl Iterator<Item = (&'a NodeId, &'a super::Member)>) {
+        let fresh: BTreeMap<NodeId, String> =
+            members.map(|(id, m)| (*id, m.addr.clone())).collect();
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+}
+
 /// Makes one [`PeerClient`] per peer, all sharing one connection pool.
 #[derive(Clone)]
 pub struct Network {
     http: reqwest::Client,
     token: Option<String>,
     identity: Arc<Identity>,
+    addresses: AddressBook,
 }
 
 impl Network {
@@ -61,15 +91,23 @@ impl Network {
             http,
             token,
             identity,
+            addresses: AddressBook::default(),
         }
+    }
+
+    /// The address book its clients read; the node keeps it current (see `Node::start`).
+    pub fn addresses(&self) -> AddressBook {
+        self.addresses.clone()
     }
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, _target: NodeId, node: &super::Member) -> Self::Network {
+    async fn new_client(&mut self, target: NodeId, node: &super::Member) -> Self::Network {
         PeerClient {
+            target,
+            addresses: self.addresses.clone(),
             addr: node.addr.clone(),
             http: self.http.clone(),
             token: self.token.clone(),
@@ -80,6 +118,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 /// The RPC client for one peer.
 pub struct PeerClient {
+    target: NodeId,
+    addresses: AddressBook,
+    /// The address the client was made with, used while the book does not list the target.
     addr: String,
     http: reqwest::Client,
     token: Option<String>,
@@ -133,7 +174,11 @@ impl PeerClient {
     where
         Result<Resp, RaftError<TypeConfig>>: DeserializeOwned,
     {
-        let url = format!("http://{}/raft/{}", self.addr, path);
+        let addr = self
+            .addresses
+            .get(self.target)
+            .unwrap_or_else(|| self.addr.clone());
+        let url = format!("http://{addr}/raft/{path}");
         let mut req = self
             .http
             .post(&url)

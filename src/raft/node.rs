@@ -176,7 +176,10 @@ impl Node {
             opts.id,
             identity.incarnation(),
             origin,
-            persisted_commit.map(|c| c.index).max(log.acked_at_open()),
+            [persisted_commit, log.acked_at_open()]
+                .into_iter()
+                .flatten()
+                .max_by_key(|id| (id.index, id.term)),
             log.last_entry_id()
                 .map(|e| e.index)
                 .or(log.last_purged().map(|p| p.index)),
@@ -231,6 +234,7 @@ impl Node {
                 .map_err(|e| NodeError::Raft(e.to_string()))?,
         );
         let network = Network::new(opts.token.clone(), opts.bind_ip, identity.clone());
+        let addresses = network.addresses();
         let raft = Raft::new(
             opts.id,
             config,
@@ -250,6 +254,7 @@ impl Node {
             .build()
             .map_err(|e| NodeError::Raft(format!("http client: {e}")))?;
         recovery.spawn_watch(raft.clone());
+        spawn_address_watch(raft.clone(), addresses);
         spawn_leader_watch(opts.id, raft.clone());
         snapshot_trigger::spawn(raft.clone(), state.clone(), opts.snapshot_every);
         Ok(Arc::new(Node {
@@ -447,6 +452,27 @@ impl Node {
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }
+}
+
+/// Keeps the peers' address book equal to the newest membership this node holds.
+fn spawn_address_watch(raft: Raft, addresses: super::network::AddressBook) {
+    let mut rx = raft.metrics();
+    tokio::spawn(async move {
+        let mut seen = None;
+        loop {
+            {
+                let m = rx.borrow_watched();
+                let config = &m.membership_config;
+                if seen.as_ref() != Some(config.log_id()) {
+                    addresses.replace(config.membership().nodes());
+                    seen = Some(config.log_id().clone());
+                }
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Logs one INFO line each time the leader this node sees changes (with the term).

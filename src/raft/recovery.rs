@@ -22,8 +22,8 @@ use std::sync::Mutex;
 use openraft::type_config::async_runtime::WatchReceiver;
 use uuid::Uuid;
 
-use super::{NodeId, Raft, Vote};
-use crate::storage::Origin;
+use super::{LogId, NodeId, Raft, Vote};
+use crate::storage::{EntryId, Origin};
 
 /// The leader a recovering node has announced itself to: replication from it is accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +55,9 @@ pub struct Recovery {
     origin: Origin,
     /// The log must reach this index before the node votes.
     watermark: u64,
+    /// The persisted commit id, when the log now ends before it (a lost tail, not a new
+    /// directory): the last entry this node is known to have held.
+    lost_above: Option<EntryId>,
     reason: String,
     voting: AtomicBool,
     permit: Mutex<Option<Permit>>,
@@ -65,15 +68,15 @@ pub struct Recovery {
 impl Recovery {
     /// Decides at start whether the node must recover: `acknowledged` is the durable watermark
     /// of what it had acknowledged (the higher of the log's acknowledged watermark and the
-    /// persisted commit index), `last_log_index` where the log ends now.
+    /// persisted commit id), `last_log_index` where the log ends now.
     pub fn new(
         id: NodeId,
         incarnation: Uuid,
         origin: Origin,
-        acknowledged: Option<u64>,
+        acknowledged: Option<EntryId>,
         last_log_index: Option<u64>,
     ) -> Self {
-        let watermark = acknowledged.unwrap_or(0);
+        let watermark = acknowledged.map_or(0, |c| c.index);
         let end = last_log_index.unwrap_or(0);
         let reason = if origin == Origin::Fresh {
             "its data directory is new".to_string()
@@ -90,11 +93,13 @@ impl Recovery {
                 "this node lost entries it had acknowledged; it will not vote until a leader has caught it up"
             );
         }
+        let lost_above = acknowledged.filter(|_| origin != Origin::Fresh && end < watermark);
         Self {
             id,
             incarnation,
             origin,
             watermark,
+            lost_above,
             reason,
             voting: AtomicBool::new(false),
             permit: Mutex::new(None),
@@ -121,6 +126,24 @@ impl Recovery {
     /// Why the node is recovering (empty when it started intact).
     pub fn reason(&self) -> &str {
         &self.reason
+    }
+
+    /// Whether this node may grant its vote to a candidate whose log ends at `candidate_last`.
+    ///
+    /// A voting node leaves that to openraft. A node that lost its log's tail still knows the
+    /// last entry it held that it knew committed (the persisted commit id); a candidate whose
+    /// log is at least as up to date as that entry would also have won its vote before the loss,
+    /// so granting it asks nothing of the entries that are gone. Without this, two followers
+    /// that lost tails keep a third node that lost nothing from ever being elected. A new
+    /// directory knows nothing it held and never grants.
+    pub fn may_grant(&self, candidate_last: Option<&LogId>) -> bool {
+        if self.is_voting() {
+            return true;
+        }
+        let (Some(held), Some(c)) = (self.lost_above, candidate_last) else {
+            return false;
+        };
+        (c.leader_id.term, c.index) >= (held.term, held.index)
     }
 
     /// Whether replication from the leader of `vote` may be accepted now.
@@ -219,6 +242,7 @@ mod tests {
     #[test]
     fn a_recovering_node_accepts_only_the_leader_it_announced_itself_to() {
         let r = Recovery::new(2, Uuid::new_v4(), Origin::Fresh, None, None);
+        assert!(!r.may_grant(Some(&crate::raft::log_id(9, 100))));
         assert!(!r.is_voting());
         assert!(r.admit(&vote(3, 1)).is_err());
         r.grant(Permit { term: 3, leader: 1 });
@@ -231,11 +255,33 @@ mod tests {
 
     #[test]
     fn a_log_that_ends_before_the_commit_index_is_a_loss_but_a_full_one_is_not() {
-        let lost = Recovery::new(1, Uuid::new_v4(), Origin::Existing, Some(10), Some(7));
+        let at = |index, term| Some(EntryId { index, term });
+        let lost = Recovery::new(1, Uuid::new_v4(), Origin::Existing, at(10, 3), Some(7));
         assert!(lost
             .reason()
             .contains("before entry 10 that it had acknowledged"));
-        let intact = Recovery::new(1, Uuid::new_v4(), Origin::Existing, Some(10), Some(12));
+        let intact = Recovery::new(1, Uuid::new_v4(), Origin::Existing, at(10, 3), Some(12));
         assert!(intact.reason().is_empty());
+    }
+
+    #[test]
+    fn a_node_that_lost_its_tail_votes_only_for_a_candidate_holding_what_it_held() {
+        let held = Some(EntryId { index: 10, term: 3 });
+        let lost = Recovery::new(1, Uuid::new_v4(), Origin::Existing, held, Some(7));
+        let log = crate::raft::log_id;
+        assert!(lost.may_grant(Some(&log(3, 10))));
+        assert!(
+            lost.may_grant(Some(&log(4, 8))),
+            "a later term is more up to date"
+        );
+        assert!(
+            !lost.may_grant(Some(&log(3, 9))),
+            "this candidate lacks entry 10"
+        );
+        assert!(
+            !lost.may_grant(Some(&log(2, 40))),
+            "an older term is less up to date"
+        );
+        assert!(!lost.may_grant(None));
     }
 }

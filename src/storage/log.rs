@@ -161,6 +161,8 @@ impl State {
 struct Unsynced {
     files: Vec<(Arc<File>, PathBuf)>,
     last: Option<u64>,
+    /// The term of entry `last` (recorded with the acknowledged watermark).
+    last_term: u64,
     /// Bumped by truncation so an in-flight sync round does not claim truncated indexes.
     epoch: u64,
 }
@@ -190,7 +192,7 @@ struct Inner {
     /// each sync round before anything is reported durable, lowered before a truncation.
     acked: Mutex<(SlotFile, u64)>,
     /// The watermark as found at open (see [`SegmentLog::acked_at_open`]).
-    acked_at_open: Option<u64>,
+    acked_at_open: Option<EntryId>,
     writer: Mutex<()>,
     /// Set by the first failed fdatasync/fsync: (path, kind, message). After it nothing is
     /// reported durable again (a retried fsync can succeed for pages the kernel already
@@ -362,12 +364,13 @@ impl Inner {
         self.poisoned_err().map_or(Ok(()), Err)
     }
 
-    fn mark_unsynced(&self, seg_file: &Arc<File>, path: &Path, last: u64) {
+    fn mark_unsynced(&self, seg_file: &Arc<File>, path: &Path, last: EntryId) {
         let mut u = lock(&self.unsynced);
         if !u.files.iter().any(|(_, p)| p == path) {
             u.files.push((Arc::clone(seg_file), path.to_path_buf()));
         }
-        u.last = Some(last);
+        u.last = Some(last.index);
+        u.last_term = last.term;
     }
 
     /// One fdatasync round over every file with unsynced writes. Returns the index it covers
@@ -375,15 +378,21 @@ impl Inner {
     fn sync_round(&self) -> Result<(Option<u64>, u64), StorageError> {
         let (files, last, epoch) = {
             let mut u = lock(&self.unsynced);
-            (std::mem::take(&mut u.files), u.last, u.epoch)
+            let last_id = u.last.map(|index| EntryId {
+                index,
+                term: u.last_term,
+            });
+            (std::mem::take(&mut u.files), last_id, u.epoch)
         };
+        let last_id = last;
+        let last = last_id.map(|l| l.index);
         if files.is_empty() {
             return Ok((last, epoch));
         }
         let started = std::time::Instant::now();
         let result = self
             .sync_files(&files)
-            .and_then(|()| self.raise_acked(last, epoch));
+            .and_then(|()| self.raise_acked(last_id, epoch));
         let took = started.elapsed();
         self.sync_nanos
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
@@ -398,31 +407,25 @@ impl Inner {
 
     /// Records durably that every entry up to `last` is on disk, before any of it is reported
     /// durable (and so acknowledged). Skipped when a truncation started since the round began.
-    fn raise_acked(&self, last: Option<u64>, epoch: u64) -> Result<(), StorageError> {
+    fn raise_acked(&self, last: Option<EntryId>, epoch: u64) -> Result<(), StorageError> {
         let Some(last) = last else { return Ok(()) };
         let mut acked = lock(&self.acked);
-        if last <= acked.1 || lock(&self.unsynced).epoch != epoch {
+        if last.index <= acked.1 || lock(&self.unsynced).epoch != epoch {
             return Ok(());
         }
-        acked
-            .0
-            .write(EntryId {
-                index: last,
-                term: 0,
-            })
-            .map_err(|e| self.poison(e))?;
-        acked.1 = last;
+        acked.0.write(last).map_err(|e| self.poison(e))?;
+        acked.1 = last.index;
         Ok(())
     }
 
-    /// Brings the acknowledged watermark down to `index` durably (before a truncation).
-    fn lower_acked(&self, index: u64) -> Result<(), StorageError> {
+    /// Brings the acknowledged watermark down to `to` durably (before a truncation).
+    fn lower_acked(&self, to: EntryId) -> Result<(), StorageError> {
         let mut acked = lock(&self.acked);
-        if acked.1 <= index {
+        if acked.1 <= to.index {
             return Ok(());
         }
-        acked.0.write(EntryId { index, term: 0 })?;
-        acked.1 = index;
+        acked.0.write(to)?;
+        acked.1 = to.index;
         Ok(())
     }
 
@@ -612,14 +615,18 @@ impl SegmentLog {
             // conflicting tail), so the watermark comes down with them.
             let keep_index = keep.unwrap_or(0);
             if acked_at_open_index.is_some_and(|a| a > keep_index) {
-                acked_file.write(EntryId {
+                let keep_term = opened
+                    .iter()
+                    .rev()
+                    .flat_map(|(_, scan)| scan.frames.iter().rev())
+                    .find(|f| f.index == keep_index)
+                    .map_or(0, |f| f.term);
+                let kept = EntryId {
                     index: keep_index,
-                    term: 0,
-                })?;
-                acked_at_open = Some(EntryId {
-                    index: keep_index,
-                    term: 0,
-                });
+                    term: keep_term,
+                };
+                acked_file.write(kept)?;
+                acked_at_open = Some(kept);
                 acked_at_open_index = Some(keep_index);
             }
             tracing::warn!(keep_up_to = ?keep, "finishing a truncation interrupted by a crash");
@@ -767,7 +774,7 @@ impl SegmentLog {
             purged_file,
             truncation,
             acked: Mutex::new((acked_file, acked_at_open_index.unwrap_or(0))),
-            acked_at_open: acked_at_open.map(|a| a.index),
+            acked_at_open,
             writer: Mutex::new(()),
             poisoned: OnceLock::new(),
             #[cfg(test)]
@@ -910,8 +917,16 @@ impl SegmentLog {
                 seg.write_pos = pos;
                 seg.last_index()
             };
+            let last_term = entries[i - 1].term;
             if let Some(last) = last {
-                inner.mark_unsynced(&file, &path, last);
+                inner.mark_unsynced(
+                    &file,
+                    &path,
+                    EntryId {
+                        index: last,
+                        term: last_term,
+                    },
+                );
             }
         }
         // Wake the flusher in case callbacks wait for these indexes.
@@ -1072,7 +1087,18 @@ impl SegmentLog {
             u.last = new_last;
             u.files.retain(|(_, p)| !removed.contains(p));
         }
-        inner.lower_acked(new_last.unwrap_or(0))?;
+        let new_last_id = self
+            .last_entry_id()
+            .or(self.last_purged())
+            .unwrap_or(EntryId {
+                index: new_last.unwrap_or(0),
+                term: 0,
+            });
+        {
+            let mut u = lock(&inner.unsynced);
+            u.last_term = new_last_id.term;
+        }
+        inner.lower_acked(new_last_id)?;
         {
             let mut g = lock(&inner.group);
             g.durable = g.durable.min(new_last);
@@ -1097,7 +1123,7 @@ impl SegmentLog {
     /// The acknowledged watermark found at open: the highest index this log had made durable
     /// (and so could have acknowledged) before the process stopped. A log that now ends before
     /// it lost entries it had acknowledged (a disk that lied, or bytes cut by hand).
-    pub fn acked_at_open(&self) -> Option<u64> {
+    pub fn acked_at_open(&self) -> Option<EntryId> {
         self.inner.acked_at_open
     }
 

@@ -128,3 +128,24 @@ pub fn append_torn_frame(data_dir: &Path) {
     bytes.extend(std::iter::repeat_n(0x2a, boundary - at - FRAME_HEADER));
     write_at(&seg, at, &bytes);
 }
+
+/// The persisted commit index of a data directory (`committed`: two 32-byte slots, the valid
+/// one with the higher sequence wins), if any.
+pub fn persisted_commit(data_dir: &Path) -> Option<u64> {
+    let bytes = std::fs::read(data_dir.join("committed")).ok()?;
+    let mut best: Option<(u64, u64)> = None;
+    for k in 0..2 {
+        let s = bytes.get(k * 32..k * 32 + 32)?;
+        if u32_at(s, 0) != u32::from_le_bytes(*b"YKCM") {
+            continue;
+        }
+        if crc32fast::hash(&s[8..32]) != u32_at(s, 4) {
+            continue;
+        }
+        let (seq, index) = (u64_at(s, 8), u64_at(s, 16));
+        if best.is_none_or(|(bs, _)| seq > bs) {
+            best = Some((seq, index));
+        }
+    }
+    best.map(|(_, index)| index)
+}

@@ -6,8 +6,9 @@
 //! leader with its id, address and incarnation. The leader answers at once with its term and the
 //! cluster id, having reset its replication progress for that id (its log may have gone
 //! backwards), and in the background makes the membership give that id's seat to this
-//! incarnation: a new node is added as a learner and promoted once caught up; a known id with a
-//! new incarnation has its seat handed over. The node then accepts replication from that
+//! incarnation: a new node is added as a learner and promoted once caught up; a voter's id with
+//! a new incarnation first loses its seat (a joint change, so that the old incarnation cannot
+//! form a quorum any more) and then rises the same way. The node then accepts replication from that
 //! leader, catches up, and votes once its own incarnation holds the seat.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -176,6 +177,21 @@ impl Node {
         kind: Admission,
     ) -> Result<(), ProposeError> {
         let _one_at_a_time = self.membership_change.lock().await;
+        if kind == Admission::NewIncarnation {
+            // The old incarnation may still run (replaced while it was only cut off). Handing
+            // its seat over with one SetNodes is no joint change: {leader, new} would be a
+            // quorum of the new configuration while {old, another voter} still is one of the
+            // old, and a split between them loses acknowledged writes. Take the seat away first
+            // (joint consensus: a majority that does not count it must hold that), then let the
+            // new incarnation rise as a learner does. Only while every other voter keeps up, so
+            // that the joint configuration does not stall the cluster waiting for one that is
+            // down; the node asks again.
+            self.others_keep_up(id)?;
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
+                .await
+                .map_err(|e| unavailable("taking the seat from the old incarnation", e))?;
+        }
         if kind != Admission::New {
             self.raft
                 .change_membership(
@@ -184,9 +200,6 @@ impl Node {
                 )
                 .await
                 .map_err(|e| unavailable("recording the node's incarnation", e))?;
-        }
-        if kind == Admission::NewIncarnation {
-            return Ok(());
         }
         // Blocks until the learner has caught up with the leader.
         self.raft
@@ -200,19 +213,62 @@ impl Node {
         Ok(())
     }
 
+    /// Refuses to start a change that needs every other voter unless each has acknowledged the
+    /// leader's commit index and answered a heartbeat lately: a joint configuration waiting for
+    /// a voter that is down would stop every write until it returns.
+    fn others_keep_up(&self, id: NodeId) -> Result<(), ProposeError> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let committed = m.local_committed.as_ref().map_or(0, |c| c.index);
+        let matching = m.replication.clone().unwrap_or_default();
+        let acked = m.heartbeat.clone().unwrap_or_default();
+        let lately = Duration::from_millis(3 * self.raft.config().heartbeat_interval);
+        let silent = |v: &NodeId| {
+            acked
+                .get(v)
+                .and_then(|t| t.as_ref())
+                .is_none_or(|t| openraft::Instant::elapsed(&**t) > lately)
+        };
+        let behind: Vec<NodeId> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|v| *v != id && *v != self.id)
+            .filter(|v| {
+                silent(v)
+                    || matching
+                        .get(v)
+                        .and_then(|l| l.as_ref())
+                        .map_or(0, |l| l.index)
+                        < committed
+            })
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        Err(ProposeError::Unavailable {
+            message: format!(
+                "handing node {id}'s seat to a new incarnation needs every other voter, and {behind:?} lag behind the commit index {committed} or have not answered lately"
+            ),
+            maybe_committed: false,
+        })
+    }
+
     /// Node side: announces this node to the leader until it votes. A node that started
-    /// intact only does so when a leader it has not announced itself to knocks.
+    /// intact announces itself when a leader it has not announced itself to knocks, and now and
+    /// then while it waits for a seat that no leader would knock about (see
+    /// [`Node::awaits_seat`]).
     pub(super) async fn join_loop(self: Arc<Self>, seeds: Vec<(NodeId, String)>) {
-        let recovering = self.recovery.needs_rejoin();
-        let mut due = recovering;
+        let mut due = self.recovery.needs_rejoin() || self.never_joined();
         let mut delay = Duration::from_millis(100);
         loop {
             if !due {
-                // Re-announce now and then while recovering (an admission can fail behind the
-                // leader's answer); an intact node only when a leader knocks.
+                // Re-announce now and then while recovering or waiting for a seat (an admission
+                // can fail behind the leader's answer); otherwise only when a leader knocks.
                 let knocked = tokio::select! {
                     _ = self.recovery.knocked() => true,
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => recovering,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                        self.recovery.needs_rejoin() || self.awaits_seat()
+                    }
                 };
                 due = knocked;
             }
@@ -240,6 +296,29 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// True when this node has never been part of a cluster: its log holds no membership. A
+    /// first start cut before any leader heard of it (the directory is no longer new at the
+    /// next start) is such a node: it must announce itself, nobody knows to knock.
+    pub fn never_joined(&self) -> bool {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let none = m.membership_config.membership().nodes().next().is_none();
+        none
+    }
+
+    /// True when this node does not vote but should come to: it never joined, or the
+    /// membership lists its id (a learner whose promotion failed behind the leader's answer, or
+    /// a seat still held by another incarnation) while the leader it announced itself to keeps
+    /// replicating without knocking. A node the membership left out (removed) waits to be
+    /// invited.
+    fn awaits_seat(&self) -> bool {
+        if self.recovery.is_voting() {
+            return false;
+        }
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        membership.nodes().next().is_none() || membership.get_node(&self.id).is_some()
     }
 
     /// Every address worth asking for the leader: the known leader, the members, the seeds.
