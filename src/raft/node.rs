@@ -172,7 +172,15 @@ impl Node {
             );
         }
         let log = Arc::new(log);
-        let recovery = Arc::new(Recovery::new(
+        // An entry of a term above 0 was written after a vote of that term was saved (openraft
+        // saves the vote before it appends a leader's entries); only the entry that initializes a
+        // cluster (term 0) can precede the first vote.
+        let voted_before = [log.last_entry_id(), log.last_purged()]
+            .into_iter()
+            .flatten()
+            .any(|e| e.term > 0);
+        let vote_missing = voted_before && !dir.join(crate::storage::vote::VOTE_FILE_NAME).exists();
+        let recovery = Recovery::new(
             opts.id,
             identity.incarnation(),
             origin,
@@ -183,7 +191,12 @@ impl Node {
             log.last_entry_id()
                 .map(|e| e.index)
                 .or(log.last_purged().map(|p| p.index)),
-        ));
+        );
+        let recovery = Arc::new(if vote_missing {
+            recovery.vote_missing()
+        } else {
+            recovery
+        });
         let vote = Arc::new(VoteFile::open(&dir).map_err(storage_err)?);
         let snapshots = Arc::new(
             SnapshotStore::open_keeping(&dir.join("snapshots"), opts.keep_snapshots)

@@ -107,6 +107,20 @@ impl Recovery {
         }
     }
 
+    /// Marks a node whose log holds entries but whose vote file is gone: it may have voted in a
+    /// term and lost the record of it, so it could vote twice in that term. It recovers like a
+    /// node that lost entries (never granting a vote until it is caught up).
+    pub fn vote_missing(mut self) -> Self {
+        if self.reason.is_empty() && self.origin != Origin::Fresh {
+            self.reason = "its vote file is missing although its log holds entries".into();
+            tracing::warn!(
+                node = self.id,
+                "the vote file is missing; this node will not vote until a leader has caught it up"
+            );
+        }
+        self
+    }
+
     /// This node's incarnation.
     pub fn incarnation(&self) -> Uuid {
         self.incarnation
@@ -251,6 +265,13 @@ mod tests {
             r.admit(&vote(4, 3)).is_err(),
             "a new leader must be announced to again"
         );
+    }
+
+    #[test]
+    fn a_missing_vote_file_beside_a_log_is_a_loss() {
+        let r = Recovery::new(1, Uuid::new_v4(), Origin::Existing, None, Some(5)).vote_missing();
+        assert!(r.needs_rejoin());
+        assert!(!r.may_grant(Some(&crate::raft::log_id(9, 100))));
     }
 
     #[test]

@@ -177,6 +177,20 @@ impl Node {
         kind: Admission,
     ) -> Result<(), ProposeError> {
         let _one_at_a_time = self.membership_change.lock().await;
+        // Queued behind another change (a removal, say): act only on the membership as it is
+        // now, so that a node removed meanwhile is not added back.
+        let still_known = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some();
+        if kind != Admission::New && !still_known {
+            tracing::info!(node = id, "not admitting a node that was removed meanwhile");
+            return Ok(());
+        }
         if kind == Admission::NewIncarnation {
             // The old incarnation may still run (replaced while it was only cut off). Handing
             // its seat over with one SetNodes is no joint change: {leader, new} would be a
