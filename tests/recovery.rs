@@ -530,22 +530,7 @@ async fn a_crash_in_the_middle_of_a_truncation_is_finished_at_start() {
     })
     .await;
     let rest: Vec<usize> = (0..3).filter(|&i| i != old).collect();
-    let new = eventually(SECS_60, "a leader among the majority", || async {
-        let mut leader = None;
-        for &i in &rest {
-            let id = pc.c.cluster_view(i).await?["leader_id"].as_u64()?;
-            if leader.is_some_and(|l| l != id) {
-                return None;
-            }
-            leader = Some(id);
-        }
-        let idx = rest
-            .iter()
-            .copied()
-            .find(|&i| Some(pc.c.nodes[i].id) == leader)?;
-        (pc.c.cluster_view(idx).await?["role"] == "leader").then_some(idx)
-    })
-    .await;
+    let new = pc.c.leader_among(&rest, SECS_60).await;
     acked.extend(acked_topics(&pc.c, new, "after", 5).await);
     pc.c.nodes[old].kill();
     for d in doomed {

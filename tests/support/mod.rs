@@ -280,7 +280,11 @@ impl Cluster {
                     }
                     leader = Some(l);
                 }
-                let idx = self.nodes.iter().position(|n| Some(n.id) == leader)?;
+                // One of them: right after a partition the others may still name the old leader.
+                let idx = among
+                    .iter()
+                    .copied()
+                    .find(|&i| Some(self.nodes[i].id) == leader)?;
                 let v = self.cluster_view(idx).await?;
                 (v["role"] == "leader").then_some(idx)
             },
