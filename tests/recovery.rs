@@ -825,7 +825,13 @@ async fn a_seat_handed_to_a_new_incarnation_while_the_old_one_runs_loses_no_writ
     }
     c.nodes[l].signal(libc::SIGCONT);
     b.signal(libc::SIGCONT);
-    c.leader_among(&[l, cc], SECS_60).await;
+    // The two agree on a leader (any node, B included).
+    eventually(SECS_60, "nodes l and C agree on a leader", || async {
+        let x = c.cluster_view(l).await?["leader_id"].as_u64()?;
+        let y = c.cluster_view(cc).await?["leader_id"].as_u64()?;
+        (x == y).then_some(())
+    })
+    .await;
     for i in [l, cc] {
         wait_all_present(&c, i, &acked).await;
     }

@@ -55,6 +55,19 @@ fn check_cluster(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
             tracing::info!(cluster_id = %theirs, "adopted the cluster id of the leader");
             Ok(())
         }
+        (None, Some(_)) => {
+            // A node that has not joined yet: it learns its cluster from the leader that admits
+            // it (`/raft/join`), not from whoever writes to it first. Not a mismatch, and not
+            // worth a warning on every heartbeat until the join completes.
+            tracing::debug!(
+                node = node.id,
+                "refusing Raft traffic before joining a cluster"
+            );
+            Err(recovering(format!(
+                "node {} has not joined a cluster yet",
+                node.id
+            )))
+        }
         (ours, theirs) => {
             let message = format!(
                 "refusing Raft traffic from cluster {}: this node belongs to {}",
