@@ -141,6 +141,36 @@ async fn wait_persisted_commit(c: &Cluster, i: usize, offset: u64) {
     .await;
 }
 
+/// The second half of the lost-data scenarios: the damaged F1 and the empty F2 start first and
+/// must not elect (F1 says it is recovering, for a reason containing `why`); then the old
+/// leader returns and every acknowledged topic ends up on all three.
+async fn restart_damaged_before_leader(
+    c: &mut Cluster,
+    (l, f1, f2): (usize, usize, usize),
+    acked: &BTreeMap<String, u64>,
+    why: &str,
+) {
+    c.nodes[f1].spawn();
+    c.nodes[f2].spawn();
+    eventually(
+        SECS_60,
+        "the damaged node says it is recovering",
+        || async {
+            let v = c.cluster_view(f1).await?;
+            (v["voting"] == false && v["recovering"].as_str().is_some_and(|r| r.contains(why)))
+                .then_some(())
+        },
+    )
+    .await;
+    assert_no_leader_among(c, &[f1, f2], Duration::from_secs(4)).await;
+    c.nodes[l].spawn();
+    let c = &*c;
+    c.leader(SECS_60).await;
+    for i in [l, f1, f2] {
+        wait_all_present(c, i, acked).await;
+    }
+}
+
 /// Scenario 1 of the issue: a flipped byte in a follower's last frame.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: several real-process restarts"]
@@ -200,24 +230,7 @@ async fn a_wiped_node_does_not_vote_until_caught_up() {
     std::fs::remove_dir_all(c.data_dir(f1)).expect("wipe");
     c.nodes[l].kill();
 
-    c.nodes[f1].spawn();
-    c.nodes[f2].spawn();
-    eventually(
-        SECS_60,
-        "the wiped node answers and says it is recovering",
-        || async {
-            let v = c.cluster_view(f1).await?;
-            (v["voting"] == false && v["recovering"].is_string()).then_some(())
-        },
-    )
-    .await;
-    assert_no_leader_among(&c, &[f1, f2], Duration::from_secs(4)).await;
-
-    c.nodes[l].spawn();
-    c.leader(SECS_60).await;
-    for i in [l, f1, f2] {
-        wait_all_present(&c, i, &acked).await;
-    }
+    restart_damaged_before_leader(&mut c, (l, f1, f2), &acked, "").await;
     wait_voting(&c, f1).await;
     let after = c.cluster_view(f1).await.expect("view");
     assert_ne!(
@@ -252,28 +265,7 @@ async fn a_follower_that_lost_acknowledged_entries_waits_for_the_leader() {
     assert!(first_lost <= last);
     c.nodes[l].kill();
 
-    c.nodes[f1].spawn();
-    c.nodes[f2].spawn();
-    eventually(
-        SECS_60,
-        "the damaged node says it is recovering",
-        || async {
-            let v = c.cluster_view(f1).await?;
-            (v["voting"] == false
-                && v["recovering"]
-                    .as_str()
-                    .is_some_and(|r| r.contains("that it had acknowledged")))
-            .then_some(())
-        },
-    )
-    .await;
-    assert_no_leader_among(&c, &[f1, f2], Duration::from_secs(4)).await;
-
-    c.nodes[l].spawn();
-    c.leader(SECS_60).await;
-    for i in [l, f1, f2] {
-        wait_all_present(&c, i, &acked).await;
-    }
+    restart_damaged_before_leader(&mut c, (l, f1, f2), &acked, "that it had acknowledged").await;
     wait_voting(&c, f1).await;
 }
 
