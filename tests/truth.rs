@@ -86,6 +86,29 @@ async fn topic_records(c: &Cluster, i: usize, name: &str) -> Vec<Value> {
 /// the second create was validated against an image rebuilt without the first (still in the
 /// log), both committed, the second did not apply, and its client got `200` with a topicUUID
 /// that exists nowhere.
+/// Waits until the retried write is in the leader's log (past `after`) or already answered
+/// without being proposed: the moment to heal the partition.
+async fn wait_proposed_or_answered<T>(
+    c: &Cluster,
+    leader: usize,
+    task: &tokio::task::JoinHandle<T>,
+    after: u64,
+    what: &str,
+) {
+    eventually(
+        Duration::from_secs(10),
+        &format!("{what} to be proposed or answered"),
+        || async {
+            if task.is_finished() {
+                return Some(());
+            }
+            let v = c.cluster_view(leader).await?;
+            (v["last_log_offset"].as_u64()? > after).then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: real processes, a 5 s commit timeout"]
 async fn a_create_retried_after_a_commit_timeout_gives_one_record_and_no_phantom_200() {
@@ -121,16 +144,12 @@ async fn a_create_retried_after_a_commit_timeout_gives_one_record_and_no_phantom
         tokio::spawn(async move { create_topic(&http, &addr, "x").await })
     };
     // Heal once the second create is in the log, or answered without being proposed.
-    eventually(
-        Duration::from_secs(10),
-        "the second create to be proposed or answered",
-        || async {
-            if second.is_finished() {
-                return Some(());
-            }
-            let v = c.cluster_view(leader).await?;
-            (v["last_log_offset"].as_u64()? > last_log_after_first).then_some(())
-        },
+    wait_proposed_or_answered(
+        c,
+        leader,
+        &second,
+        last_log_after_first,
+        "the second create",
     )
     .await;
     pc.heal();
@@ -239,16 +258,12 @@ async fn a_producer_id_asked_for_after_a_commit_timeout_is_never_handed_out_twic
         let (http, addr) = (http.clone(), addr.clone());
         tokio::spawn(async move { post(&http, &addr, "/register_producer/2", None).await })
     };
-    eventually(
-        Duration::from_secs(10),
-        "the second registration to be proposed or answered",
-        || async {
-            if second.is_finished() {
-                return Some(());
-            }
-            let v = c.cluster_view(leader).await?;
-            (v["last_log_offset"].as_u64()? > last_log_after_first).then_some(())
-        },
+    wait_proposed_or_answered(
+        c,
+        leader,
+        &second,
+        last_log_after_first,
+        "the second registration",
     )
     .await;
     pc.heal();
