@@ -641,6 +641,21 @@ async fn console_asks_for_the_token_when_reads_are_protected() {
         |v| (v == &json!(["guarded"])).then_some(()),
     )
     .await;
+    // A phone-width window: the page itself does not scroll sideways (the members table
+    // scrolls in its own box, long identifiers are dropped).
+    b.c()
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone-sized window");
+    b.until(
+        "no sideways scrolling at phone width",
+        "return [document.documentElement.scrollWidth, window.innerWidth]",
+        |v| {
+            let (w, inner) = (v[0].as_u64()?, v[1].as_u64()?);
+            (inner < 760 && w <= inner).then_some(())
+        },
+    )
+    .await;
     let stored = b
         .js("return [sessionStorage.getItem('yakt.console.token'), localStorage.length, document.cookie]")
         .await;
