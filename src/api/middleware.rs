@@ -39,7 +39,9 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// With a token configured: writes and `/raft/` always need `Authorization: Bearer <token>`;
-/// reads need it only with `--protect-reads`.
+/// reads need it only with `--protect-reads`. `/stream` and `/fetch` also take it as
+/// `?access_token=`, because a browser's `EventSource` cannot send headers; the header wins
+/// when both are given. The web console's own files are open (the page asks for the token).
 pub async fn auth(State(opts): State<ApiOptions>, req: Request, next: Next) -> Response {
     let Some(token) = opts.token.as_deref() else {
         return next.run(req).await;
@@ -47,16 +49,24 @@ pub async fn auth(State(opts): State<ApiOptions>, req: Request, next: Next) -> R
     let is_read = req.method() == Method::GET || req.method() == Method::HEAD;
     let is_raft = req.uri().path().starts_with("/raft/");
     let needs = is_raft || !is_read || opts.protect_reads;
-    if !needs {
+    if !needs || super::ui::is_open(req.method(), req.uri().path()) {
         return next.run(req).await;
     }
-    let presented = req
+    let from_header = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
+        .map(|v| v.trim().to_string());
+    let in_query = is_read && matches!(req.uri().path(), "/stream" | "/fetch");
+    let presented = from_header.or_else(|| {
+        let query = axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri;
+        in_query
+            .then(|| query(req.uri()).ok())
+            .flatten()
+            .and_then(|axum::extract::Query(mut q)| q.remove("access_token"))
+    });
+    match presented.as_deref() {
         Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => next.run(req).await,
         Some(_) => ApiError::new(
             StatusCode::UNAUTHORIZED,

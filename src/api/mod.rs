@@ -12,6 +12,7 @@ pub mod ops;
 pub mod raft_rpc;
 pub mod sse;
 pub mod stream;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +67,7 @@ pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
         .merge(ops::routes())
         .merge(members::routes())
         .merge(stream::routes())
+        .merge(ui::routes())
         .layer(DefaultBodyLimit::max(opts.body_limit))
         .merge(raft_rpc::routes().layer(DefaultBodyLimit::max(512 * 1024 * 1024)))
         .fallback(unknown_path)
