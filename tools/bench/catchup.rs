@@ -30,7 +30,7 @@ pub async fn prepare(
         Ok(a) if !fresh => a.trim().to_string(),
         _ => {
             std::fs::create_dir_all(root)?;
-            let a = format!("127.0.0.1:{}", common::free_port()?);
+            let a = format!("127.0.0.1:{}", yakt::client::loopback::free_port()?);
             std::fs::write(&addr_file, &a)?;
             a
         }
