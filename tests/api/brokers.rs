@@ -113,11 +113,9 @@ pub async fn register_errors(cx: &Ctx, b: &Brokers) {
     let (l, f, g) = (cx.l, cx.f, cx.g);
     let uuid1 = &b.uuid1;
     let json_ct = Some("application/json");
-    expect_error(
-        &c,
-        l,
-        "POST",
-        "/register_broker",
+    expect_body_error(
+        c,
+        (l, "POST", "/register_broker"),
         json_ct,
         Some(br#"{"brokerId": 4, "brokerHost": "#),
         400,
@@ -125,11 +123,9 @@ pub async fn register_errors(cx: &Ctx, b: &Brokers) {
         "not valid JSON",
     )
     .await;
-    expect_error(
-        &c,
-        f,
-        "POST",
-        "/register_broker",
+    expect_body_error(
+        c,
+        (f, "POST", "/register_broker"),
         json_ct,
         Some(b""),
         400,
@@ -220,10 +216,8 @@ pub async fn register_errors(cx: &Ctx, b: &Brokers) {
         ),
     ] {
         expect_json_error(
-            &c,
-            f,
-            "POST",
-            "/register_broker",
+            c,
+            (f, "POST", "/register_broker"),
             body,
             400,
             "bad_request",
@@ -234,10 +228,8 @@ pub async fn register_errors(cx: &Ctx, b: &Brokers) {
     // 409: broker 1 is registered and not CLOSED (through the leader and a follower).
     for node in [l, g] {
         expect_json_error(
-            &c,
-            node,
-            "POST",
-            "/register_broker",
+            c,
+            (node, "POST", "/register_broker"),
             json!({"brokerId": 1, "brokerHost": "other", "brokerPort": 1}),
             409,
             "conflict",
@@ -257,44 +249,11 @@ pub async fn lookup_errors(cx: &Ctx) {
         "/get_broker/-1",
         "/get_broker/99999999999",
     ] {
-        expect_error(&c, f, "GET", path, None, None, 400, "bad_request", "").await;
+        expect_error(c, (f, "GET", path), 400, "bad_request", "").await;
     }
-    expect_error(
-        &c,
-        f,
-        "GET",
-        "/get_broker/42",
-        None,
-        None,
-        404,
-        "not_found",
-        "42",
-    )
-    .await;
-    expect_error(
-        &c,
-        l,
-        "PUT",
-        "/delete_broker/x1",
-        None,
-        None,
-        400,
-        "bad_request",
-        "",
-    )
-    .await;
-    expect_error(
-        &c,
-        g,
-        "PUT",
-        "/delete_broker/42",
-        None,
-        None,
-        404,
-        "not_found",
-        "42",
-    )
-    .await;
+    expect_error(c, (f, "GET", "/get_broker/42"), 404, "not_found", "42").await;
+    expect_error(c, (l, "PUT", "/delete_broker/x1"), 400, "bad_request", "").await;
+    expect_error(c, (g, "PUT", "/delete_broker/42"), 404, "not_found", "42").await;
 }
 
 /// Deleting broker 3 closes it: it is still readable, CLOSED, and no longer listed.
@@ -332,12 +291,8 @@ pub async fn closed_errors(cx: &Ctx) {
     let (l, f, g) = (cx.l, cx.f, cx.g);
     for node in [l, f] {
         expect_error(
-            &c,
-            node,
-            "PUT",
-            "/delete_broker/3",
-            None,
-            None,
+            c,
+            (node, "PUT", "/delete_broker/3"),
             409,
             "conflict",
             "CLOSED",
@@ -345,10 +300,8 @@ pub async fn closed_errors(cx: &Ctx) {
         .await;
     }
     expect_json_error(
-        &c,
-        l,
-        "PUT",
-        "/broker_registration_change",
+        c,
+        (l, "PUT", "/broker_registration_change"),
         json!({"brokerId": 3, "brokerHost": "x"}),
         409,
         "conflict",
@@ -356,12 +309,8 @@ pub async fn closed_errors(cx: &Ctx) {
     )
     .await;
     expect_error(
-        &c,
-        g,
-        "POST",
-        "/register_producer/3",
-        None,
-        None,
+        c,
+        (g, "POST", "/register_producer/3"),
         409,
         "conflict",
         "CLOSED",
@@ -484,10 +433,8 @@ pub async fn change_errors(cx: &Ctx) {
         ),
     ] {
         expect_json_error(
-            &c,
-            f,
-            "PUT",
-            "/broker_registration_change",
+            c,
+            (f, "PUT", "/broker_registration_change"),
             body,
             400,
             "bad_request",
@@ -496,10 +443,8 @@ pub async fn change_errors(cx: &Ctx) {
         .await;
     }
     expect_json_error(
-        &c,
-        l,
-        "PUT",
-        "/broker_registration_change",
+        c,
+        (l, "PUT", "/broker_registration_change"),
         json!({"brokerId": 42, "brokerHost": "x"}),
         404,
         "not_found",

@@ -37,27 +37,7 @@ async fn catch_up_switches_to_snapshot_beyond_a_small_window() {
     let mut n = 0;
     eventually(SECS_30, "a record more than the window after t0", || {
         n += 1;
-        let c = &c;
-        async move {
-            let v = ok(
-                c,
-                f,
-                "POST",
-                "/create_topic",
-                Some(json!({"name": format!("t{n}")})),
-            )
-            .await;
-            let off = v["offset"].as_u64().unwrap();
-            let r = ok(
-                c,
-                f,
-                "GET",
-                &format!("/fetch?offset={off}&max_records=1"),
-                None,
-            )
-            .await;
-            (r["records"][0]["timestamp"].as_u64()? > t0 + 1000).then_some(())
-        }
+        topic_written_after(&c, f, format!("t{n}"), t0 + 1001)
     })
     .await;
     idle_log_end(&c).await;

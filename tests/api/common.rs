@@ -179,13 +179,14 @@ pub fn assert_error(r: &Raw, status: u16, kind: &str, needle: &str, what: &str) 
     );
 }
 
-/// Sends a request that must fail with `status`/`kind`, and checks the log did not grow.
-#[allow(clippy::too_many_arguments)]
-pub async fn expect_error(
+/// Where a request goes: the node's index, the method and the path.
+pub type At<'a> = (usize, &'a str, &'a str);
+
+/// Sends a request with `body` of `content_type` that must fail with `status`/`kind` and a
+/// message mentioning `needle`, and checks the log did not grow.
+pub async fn expect_body_error(
     c: &Cluster,
-    i: usize,
-    method: &str,
-    path: &str,
+    (i, method, path): At<'_>,
     content_type: Option<&str>,
     body: Option<&[u8]>,
     status: u16,
@@ -205,31 +206,23 @@ pub async fn expect_error(
     );
 }
 
-/// [`expect_error`] for a JSON body.
-#[allow(clippy::too_many_arguments)]
+/// [`expect_body_error`] without a body.
+pub async fn expect_error(c: &Cluster, at: At<'_>, status: u16, kind: &str, needle: &str) {
+    expect_body_error(c, at, None, None, status, kind, needle).await;
+}
+
+/// [`expect_body_error`] for a JSON body.
 pub async fn expect_json_error(
     c: &Cluster,
-    i: usize,
-    method: &str,
-    path: &str,
+    at: At<'_>,
     body: Value,
     status: u16,
     kind: &str,
     needle: &str,
 ) {
     let b = body.to_string().into_bytes();
-    expect_error(
-        c,
-        i,
-        method,
-        path,
-        Some("application/json"),
-        Some(&b),
-        status,
-        kind,
-        needle,
-    )
-    .await;
+    let json = Some("application/json");
+    expect_body_error(c, at, json, Some(&b), status, kind, needle).await;
 }
 
 pub fn envelope(name: &str, fields: Value) -> Value {
@@ -248,6 +241,16 @@ pub fn assert_write(v: &Value, fields: &[&str], what: &str) -> (u64, Value) {
         .unwrap_or_else(|| panic!("{what}: offset in {v}"));
     assert_keys(&v["metadata"], fields, what);
     (offset, v["metadata"].clone())
+}
+
+/// Creates topic `name` through node `i`; `Some` once its record's timestamp is at or after
+/// `at_ms` (for polling until the leader's clock has passed a time).
+pub async fn topic_written_after(c: &Cluster, i: usize, name: String, at_ms: u64) -> Option<()> {
+    let v = ok(c, i, "POST", "/create_topic", Some(json!({ "name": name }))).await;
+    let off = v["offset"].as_u64().unwrap();
+    let path = format!("/fetch?offset={off}&max_records=1");
+    let r = ok(c, i, "GET", &path, None).await;
+    (r["records"][0]["timestamp"].as_u64()? >= at_ms).then_some(())
 }
 
 /// Every record in node `i`'s log (from offset 1).

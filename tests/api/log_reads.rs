@@ -126,24 +126,16 @@ pub async fn fetch_and_stream(cx: &Ctx) -> Vec<Value> {
         "fetch ?names= filters: {v}"
     );
     expect_error(
-        &c,
-        f,
-        "GET",
-        "/fetch?offset=minus",
-        None,
-        None,
+        c,
+        (f, "GET", "/fetch?offset=minus"),
         400,
         "bad_request",
         "offset",
     )
     .await;
     expect_error(
-        &c,
-        f,
-        "GET",
-        "/fetch?names=Nope",
-        None,
-        None,
+        c,
+        (f, "GET", "/fetch?names=Nope"),
         400,
         "bad_request",
         "Nope",
@@ -173,21 +165,7 @@ pub async fn catch_up(cx: &Ctx, records: &[Value], t: &Topics) {
     let mut n = 0;
     eventually(SECS_30, "a record in a later second", || {
         n += 1;
-        let name = format!("later-{n}");
-        let c = &c;
-        async move {
-            let v = ok(c, f, "POST", "/create_topic", Some(json!({"name": name}))).await;
-            let off = v["offset"].as_u64().unwrap();
-            let r = ok(
-                c,
-                f,
-                "GET",
-                &format!("/fetch?offset={off}&max_records=1"),
-                None,
-            )
-            .await;
-            (r["records"][0]["timestamp"].as_u64()? >= boundary_s * 1000).then_some(())
-        }
+        topic_written_after(c, f, format!("later-{n}"), boundary_s * 1000)
     })
     .await;
     ok(&c, l, "POST", "/register_producer/2", None).await;
@@ -299,12 +277,8 @@ pub async fn catch_up(cx: &Ctx, records: &[Value], t: &Topics) {
     ] {
         for path in ["broker_mgmt", "client_mgmt"] {
             expect_error(
-                &c,
-                g,
-                "GET",
-                &format!("/{path}/{}", bad.replace(' ', "%20")),
-                None,
-                None,
+                c,
+                (g, "GET", &format!("/{path}/{}", bad.replace(' ', "%20"))),
                 400,
                 "bad_request",
                 "timestamp",

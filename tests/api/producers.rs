@@ -74,10 +74,8 @@ pub async fn errors_and_reads(cx: &Ctx, p: &Producers) {
     let (l, f, g) = (cx.l, cx.f, cx.g);
     let Producers { pr0, pr1, pr2 } = p;
     expect_json_error(
-        &c,
-        f,
-        "POST",
-        "/register_producer/2",
+        c,
+        (f, "POST", "/register_producer/2"),
         json!({"producerId": 1000}),
         409,
         "conflict",
@@ -85,24 +83,16 @@ pub async fn errors_and_reads(cx: &Ctx, p: &Producers) {
     )
     .await;
     expect_error(
-        &c,
-        l,
-        "POST",
-        "/register_producer/42",
-        None,
-        None,
+        c,
+        (l, "POST", "/register_producer/42"),
         404,
         "not_found",
         "42",
     )
     .await;
     expect_error(
-        &c,
-        l,
-        "POST",
-        "/register_producer/one",
-        None,
-        None,
+        c,
+        (l, "POST", "/register_producer/one"),
         400,
         "bad_request",
         "",
@@ -116,10 +106,8 @@ pub async fn errors_and_reads(cx: &Ctx, p: &Producers) {
         (envelope("TopicRecord", json!({})), "ProducerIdsRecord"),
     ] {
         expect_json_error(
-            &c,
-            g,
-            "POST",
-            "/register_producer/2",
+            c,
+            (g, "POST", "/register_producer/2"),
             body,
             400,
             "bad_request",

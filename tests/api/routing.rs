@@ -19,11 +19,9 @@ pub async fn bodies(cx: &Ctx) {
     let (l, f) = (cx.l, cx.f);
     let json_ct = Some("application/json");
     // 415: not JSON.
-    expect_error(
-        &c,
-        l,
-        "POST",
-        "/register_broker",
+    expect_body_error(
+        c,
+        (l, "POST", "/register_broker"),
         Some("text/plain"),
         Some(br#"{"brokerId": 4, "brokerHost": "h", "brokerPort": 1}"#),
         415,
@@ -31,11 +29,9 @@ pub async fn bodies(cx: &Ctx) {
         "JSON",
     )
     .await;
-    expect_error(
-        &c,
-        f,
-        "POST",
-        "/create_topic",
+    expect_body_error(
+        c,
+        (f, "POST", "/create_topic"),
         Some("application/x-www-form-urlencoded"),
         Some(b"name=t"),
         415,
@@ -46,11 +42,9 @@ pub async fn bodies(cx: &Ctx) {
     // 413: a body over --max-body (4096), on the leader and on a follower.
     let big = json!({"name": "x".repeat(5000)}).to_string().into_bytes();
     for node in [l, f] {
-        expect_error(
-            &c,
-            node,
-            "POST",
-            "/create_topic",
+        expect_body_error(
+            c,
+            (node, "POST", "/create_topic"),
             json_ct,
             Some(&big),
             413,
@@ -67,22 +61,16 @@ pub async fn paths_and_extractors(cx: &Ctx) {
     let (l, f, g) = (cx.l, cx.f, cx.g);
     let json_ct = Some("application/json");
     expect_error(
-        &c,
-        f,
-        "GET",
-        "/no/such/path",
-        None,
-        None,
+        c,
+        (f, "GET", "/no/such/path"),
         404,
         "not_found",
         "/no/such/path",
     )
     .await;
     expect_json_error(
-        &c,
-        l,
-        "POST",
-        "/topics",
+        c,
+        (l, "POST", "/topics"),
         json!({"name": "t"}),
         404,
         "not_found",
@@ -97,26 +85,11 @@ pub async fn paths_and_extractors(cx: &Ctx) {
         ("PUT", "/create_topic"),
         ("POST", "/broker_mgmt/0"),
     ] {
-        expect_error(
-            &c,
-            g,
-            method,
-            path,
-            None,
-            None,
-            405,
-            "method_not_allowed",
-            path,
-        )
-        .await;
+        expect_error(c, (g, method, path), 405, "method_not_allowed", path).await;
     }
     expect_error(
-        &c,
-        f,
-        "GET",
-        "/get_metadata?consistent=maybe",
-        None,
-        None,
+        c,
+        (f, "GET", "/get_metadata?consistent=maybe"),
         400,
         "bad_request",
         "consistent",
@@ -124,36 +97,19 @@ pub async fn paths_and_extractors(cx: &Ctx) {
     .await;
 
     // ---- inputs that reach axum's extractors or edge cases, never a 500 ----
+    expect_error(c, (f, "GET", "/get_topic/%FF"), 400, "bad_request", "").await;
     expect_error(
-        &c,
-        f,
-        "GET",
-        "/get_topic/%FF",
-        None,
-        None,
-        400,
-        "bad_request",
-        "",
-    )
-    .await;
-    expect_error(
-        &c,
-        g,
-        "GET",
-        "/get_metadata?consistent=true&consistent=true",
-        None,
-        None,
+        c,
+        (g, "GET", "/get_metadata?consistent=true&consistent=true"),
         400,
         "bad_request",
         "",
     )
     .await;
     let deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000)).into_bytes();
-    expect_error(
-        &c,
-        l,
-        "POST",
-        "/create_topic",
+    expect_body_error(
+        c,
+        (l, "POST", "/create_topic"),
         json_ct,
         Some(&deep),
         400,

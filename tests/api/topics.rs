@@ -101,10 +101,8 @@ pub async fn errors(cx: &Ctx, t: &Topics) {
         (json!("orders"), "object"),
     ] {
         expect_json_error(
-            &c,
-            f,
-            "POST",
-            "/create_topic",
+            c,
+            (f, "POST", "/create_topic"),
             body,
             400,
             "bad_request",
@@ -114,10 +112,8 @@ pub async fn errors(cx: &Ctx, t: &Topics) {
     }
     for node in [l, f] {
         expect_json_error(
-            &c,
-            node,
-            "POST",
-            "/create_topic",
+            c,
+            (node, "POST", "/create_topic"),
             envelope("TopicRecord", json!({"name": "orders"})),
             409,
             "conflict",
@@ -125,18 +121,7 @@ pub async fn errors(cx: &Ctx, t: &Topics) {
         )
         .await;
     }
-    expect_error(
-        &c,
-        g,
-        "GET",
-        "/get_topic/nope",
-        None,
-        None,
-        404,
-        "not_found",
-        "nope",
-    )
-    .await;
+    expect_error(c, (g, "GET", "/get_topic/nope"), 404, "not_found", "nope").await;
 }
 
 /// Three partitions: leader as an id, leader as the broker's `internalUUID`, a second topic.
@@ -242,10 +227,8 @@ pub async fn partition_errors_and_reads(cx: &Ctx, t: &Topics, p: &Partitions) {
         (envelope("TopicRecord", part(json!({}))), "PartitionRecord"),
     ] {
         expect_json_error(
-            &c,
-            l,
-            "POST",
-            "/create_partition",
+            c,
+            (l, "POST", "/create_partition"),
             body,
             400,
             "bad_request",
@@ -260,10 +243,8 @@ pub async fn partition_errors_and_reads(cx: &Ctx, t: &Topics, p: &Partitions) {
         (part(json!({"leader": unknown_topic})), unknown_topic),
     ] {
         expect_json_error(
-            &c,
-            f,
-            "POST",
-            "/create_partition",
+            c,
+            (f, "POST", "/create_partition"),
             body,
             404,
             "not_found",
@@ -272,10 +253,8 @@ pub async fn partition_errors_and_reads(cx: &Ctx, t: &Topics, p: &Partitions) {
         .await;
     }
     expect_json_error(
-        &c,
-        g,
-        "POST",
-        "/create_partition",
+        c,
+        (g, "POST", "/create_partition"),
         json!({"partitionId": 0, "topicUUID": tu1, "replicas": [1], "leader": 1}),
         409,
         "conflict",
@@ -316,12 +295,8 @@ pub async fn partition_errors_and_reads(cx: &Ctx, t: &Topics, p: &Partitions) {
         "get_partitions?topicUUID= filters"
     );
     expect_error(
-        &c,
-        g,
-        "GET",
-        "/get_partitions?topicUUID=xyz",
-        None,
-        None,
+        c,
+        (g, "GET", "/get_partitions?topicUUID=xyz"),
         400,
         "bad_request",
         "",
