@@ -234,6 +234,16 @@ fn fixture() -> Fixture {
     }
 }
 
+impl Fixture {
+    /// The first call whose request `which` picks, to change its timing or answer.
+    fn call(&mut self, which: impl Fn(&Req) -> bool) -> &mut Call {
+        self.calls
+            .iter_mut()
+            .find(|c| which(&c.req))
+            .expect("the fixture has such a call")
+    }
+}
+
 fn check(f: &Fixture) -> Vec<support::history::Violation> {
     let logs: Vec<NodeLog> = (1..=3)
         .map(|n| NodeLog {
@@ -302,11 +312,7 @@ fn a_consistent_read_that_misses_an_earlier_write_is_caught() {
     let mut f = fixture();
     // get_topic "a" was sent at 30 ms, after create_topic "a" was acknowledged at 20 ms: a 404
     // is a stale read.
-    let read = f
-        .calls
-        .iter_mut()
-        .find(|c| matches!(&c.req, Req::GetTopic { .. }))
-        .unwrap();
+    let read = f.call(|r| matches!(r, Req::GetTopic { .. }));
     let body = json!({"error": "not_found"});
     read.answer = Answer::Read(404, body.clone());
     read.body = body;
@@ -336,11 +342,7 @@ fn a_metadata_read_at_an_offset_before_an_earlier_write_is_caught() {
         }
         img.metadata_json()
     };
-    let read = f
-        .calls
-        .iter_mut()
-        .find(|c| c.req == Req::GetMetadata)
-        .unwrap();
+    let read = f.call(|r| *r == Req::GetMetadata);
     let body = json!({"offset": 3, "epoch": 1, "metadata": at3});
     read.answer = Answer::Read(200, body.clone());
     read.body = body;
@@ -352,11 +354,7 @@ fn a_metadata_read_at_an_offset_before_an_earlier_write_is_caught() {
 #[test]
 fn a_metadata_read_whose_image_is_not_the_log_at_its_offset_is_caught() {
     let mut f = fixture();
-    let read = f
-        .calls
-        .iter_mut()
-        .find(|c| c.req == Req::GetMetadata)
-        .unwrap();
+    let read = f.call(|r| *r == Req::GetMetadata);
     let mut body = read.body.clone();
     body["metadata"]["TopicRecord"] = json!([]);
     read.answer = Answer::Read(200, body.clone());
@@ -431,11 +429,7 @@ fn offsets_against_real_time_are_caught() {
     let mut f = fixture();
     // The broker change (acknowledged at 40 ms with offset 4) claims it was sent after the
     // delete (offset 6) was acknowledged at 60 ms.
-    let change = f
-        .calls
-        .iter_mut()
-        .find(|c| matches!(c.req, Req::ChangeBroker { .. }))
-        .unwrap();
+    let change = f.call(|r| matches!(r, Req::ChangeBroker { .. }));
     change.sent += Duration::from_millis(70);
     change.answered += Duration::from_millis(70);
     let v = check(&f);
