@@ -58,6 +58,13 @@ pub const PARTITION_KEYS: &[&str] = &[
     "partitionEpoch",
 ];
 pub const PRODUCER_KEYS: &[&str] = &["brokerId", "brokerEpoch", "producerId"];
+/// A `/fetch` page's keys (a page below the log start adds `snapshot`).
+pub const FETCH_KEYS: &[&str] = &[
+    "records",
+    "next_offset",
+    "high_watermark",
+    "log_start_offset",
+];
 
 /// A raw answer: status, content type and body text.
 pub struct Raw {
