@@ -242,6 +242,16 @@ impl Fixture {
             .find(|c| which(&c.req))
             .expect("the fixture has such a call")
     }
+
+    /// Commits a second record of topic "a" (with `topic_uuid`) at offset 7; returns it.
+    fn second_topic_a_at_7(&mut self, topic_uuid: &str) -> Value {
+        let mut rec = self.log[1].clone();
+        rec["offset"] = json!(7);
+        rec["fields"]["topicUUID"] = json!(topic_uuid);
+        self.log.push(rec.clone());
+        self.applied = 7;
+        rec
+    }
 }
 
 fn check(f: &Fixture) -> Vec<support::history::Violation> {
@@ -393,11 +403,7 @@ fn a_phantom_200_for_a_record_the_image_refused_is_caught() {
     let mut f = fixture();
     // A second create of "a" committed at offset 7 (validated against an image that had lost
     // the first) and answered 200: the image refuses it at apply.
-    let mut rec = f.log[1].clone();
-    rec["offset"] = json!(7);
-    rec["fields"]["topicUUID"] = json!("11111111-1111-4111-8111-111111111111");
-    f.log.push(rec.clone());
-    f.applied = 7;
+    let rec = f.second_topic_a_at_7("11111111-1111-4111-8111-111111111111");
     let body = json!({"message": "topic created", "offset": 7, "metadata": rec["fields"]});
     let mut c = f.calls[1].clone();
     c.client = "c9".into();
@@ -415,11 +421,7 @@ fn a_definitely_failed_write_in_the_log_is_caught() {
     let mut f = fixture();
     // The 409 create of "a" is in the log after all: two records of "a", one acknowledged and
     // no unknown request to explain the second.
-    let mut rec = f.log[1].clone();
-    rec["offset"] = json!(7);
-    rec["fields"]["topicUUID"] = json!("22222222-2222-4222-8222-222222222222");
-    f.log.push(rec);
-    f.applied = 7;
+    f.second_topic_a_at_7("22222222-2222-4222-8222-222222222222");
     let v = check(&f);
     caught(&v, Kind::FailedInLog, "topic a");
 }

@@ -536,21 +536,11 @@ pub async fn leader_of(c: &Cluster, among: &[usize], timeout: Duration) -> usize
         Err(_) => {
             let mut state = String::new();
             for &i in among {
-                let l = c.nodes[i].log();
-                // The first panic or error, if any, else the tail.
-                let first = ["panicked at", "ERROR"]
-                    .iter()
-                    .find_map(|m| l.find(m))
-                    .map(|p| p.saturating_sub(1500));
-                let mut k = first.unwrap_or(l.len().saturating_sub(4000));
-                while !l.is_char_boundary(k) {
-                    k += 1;
-                }
                 state.push_str(&format!(
                     "\n--- node {}: {:?}\n{}",
                     c.nodes[i].id,
                     c.cluster_view(i).await,
-                    &l[k..(k + 4000).min(l.len())]
+                    log_excerpt(&c.nodes[i].log())
                 ));
             }
             panic!("no leader among {among:?} after {timeout:?}:{state}");
@@ -579,29 +569,33 @@ pub async fn start_cluster(n: usize, extra: &[&str]) -> Cluster {
     c
 }
 
+/// 4000 bytes of a node's log from a little before its first panic or error, else its tail.
+fn log_excerpt(l: &str) -> &str {
+    let first = ["panicked at", "ERROR", "yakt:"]
+        .iter()
+        .find_map(|m| l.find(m))
+        .map(|p| p.saturating_sub(1500));
+    let mut k = first.unwrap_or(l.len().saturating_sub(4000));
+    while !l.is_char_boundary(k) {
+        k += 1;
+    }
+    let mut e = (k + 4000).min(l.len());
+    while !l.is_char_boundary(e) {
+        e += 1;
+    }
+    &l[k..e]
+}
+
 /// Each node's view, whether it runs, and its first panic or error (else its log's tail).
 pub async fn describe(c: &mut Cluster, nodes: &[usize]) -> String {
     let mut state = String::new();
     for &i in nodes {
         let running = c.nodes[i].running();
-        let l = c.nodes[i].log();
-        let first = ["panicked at", "ERROR", "yakt:"]
-            .iter()
-            .find_map(|m| l.find(m))
-            .map(|p| p.saturating_sub(1500));
-        let mut k = first.unwrap_or(l.len().saturating_sub(4000));
-        while !l.is_char_boundary(k) {
-            k += 1;
-        }
-        let mut e = (k + 4000).min(l.len());
-        while !l.is_char_boundary(e) {
-            e += 1;
-        }
         state.push_str(&format!(
             "\n--- node {} (running: {running}): {:?}\n{}",
             c.nodes[i].id,
             c.cluster_view(i).await,
-            &l[k..e]
+            log_excerpt(&c.nodes[i].log())
         ));
     }
     state
