@@ -234,6 +234,26 @@ fn fixture() -> Fixture {
     }
 }
 
+impl Fixture {
+    /// The first call whose request `which` picks, to change its timing or answer.
+    fn call(&mut self, which: impl Fn(&Req) -> bool) -> &mut Call {
+        self.calls
+            .iter_mut()
+            .find(|c| which(&c.req))
+            .expect("the fixture has such a call")
+    }
+
+    /// Commits a second record of topic "a" (with `topic_uuid`) at offset 7; returns it.
+    fn second_topic_a_at_7(&mut self, topic_uuid: &str) -> Value {
+        let mut rec = self.log[1].clone();
+        rec["offset"] = json!(7);
+        rec["fields"]["topicUUID"] = json!(topic_uuid);
+        self.log.push(rec.clone());
+        self.applied = 7;
+        rec
+    }
+}
+
 fn check(f: &Fixture) -> Vec<support::history::Violation> {
     let logs: Vec<NodeLog> = (1..=3)
         .map(|n| NodeLog {
@@ -302,11 +322,7 @@ fn a_consistent_read_that_misses_an_earlier_write_is_caught() {
     let mut f = fixture();
     // get_topic "a" was sent at 30 ms, after create_topic "a" was acknowledged at 20 ms: a 404
     // is a stale read.
-    let read = f
-        .calls
-        .iter_mut()
-        .find(|c| matches!(&c.req, Req::GetTopic { .. }))
-        .unwrap();
+    let read = f.call(|r| matches!(r, Req::GetTopic { .. }));
     let body = json!({"error": "not_found"});
     read.answer = Answer::Read(404, body.clone());
     read.body = body;
@@ -336,11 +352,7 @@ fn a_metadata_read_at_an_offset_before_an_earlier_write_is_caught() {
         }
         img.metadata_json()
     };
-    let read = f
-        .calls
-        .iter_mut()
-        .find(|c| c.req == Req::GetMetadata)
-        .unwrap();
+    let read = f.call(|r| *r == Req::GetMetadata);
     let body = json!({"offset": 3, "epoch": 1, "metadata": at3});
     read.answer = Answer::Read(200, body.clone());
     read.body = body;
@@ -352,11 +364,7 @@ fn a_metadata_read_at_an_offset_before_an_earlier_write_is_caught() {
 #[test]
 fn a_metadata_read_whose_image_is_not_the_log_at_its_offset_is_caught() {
     let mut f = fixture();
-    let read = f
-        .calls
-        .iter_mut()
-        .find(|c| c.req == Req::GetMetadata)
-        .unwrap();
+    let read = f.call(|r| *r == Req::GetMetadata);
     let mut body = read.body.clone();
     body["metadata"]["TopicRecord"] = json!([]);
     read.answer = Answer::Read(200, body.clone());
@@ -395,11 +403,7 @@ fn a_phantom_200_for_a_record_the_image_refused_is_caught() {
     let mut f = fixture();
     // A second create of "a" committed at offset 7 (validated against an image that had lost
     // the first) and answered 200: the image refuses it at apply.
-    let mut rec = f.log[1].clone();
-    rec["offset"] = json!(7);
-    rec["fields"]["topicUUID"] = json!("11111111-1111-4111-8111-111111111111");
-    f.log.push(rec.clone());
-    f.applied = 7;
+    let rec = f.second_topic_a_at_7("11111111-1111-4111-8111-111111111111");
     let body = json!({"message": "topic created", "offset": 7, "metadata": rec["fields"]});
     let mut c = f.calls[1].clone();
     c.client = "c9".into();
@@ -417,11 +421,7 @@ fn a_definitely_failed_write_in_the_log_is_caught() {
     let mut f = fixture();
     // The 409 create of "a" is in the log after all: two records of "a", one acknowledged and
     // no unknown request to explain the second.
-    let mut rec = f.log[1].clone();
-    rec["offset"] = json!(7);
-    rec["fields"]["topicUUID"] = json!("22222222-2222-4222-8222-222222222222");
-    f.log.push(rec);
-    f.applied = 7;
+    f.second_topic_a_at_7("22222222-2222-4222-8222-222222222222");
     let v = check(&f);
     caught(&v, Kind::FailedInLog, "topic a");
 }
@@ -431,11 +431,7 @@ fn offsets_against_real_time_are_caught() {
     let mut f = fixture();
     // The broker change (acknowledged at 40 ms with offset 4) claims it was sent after the
     // delete (offset 6) was acknowledged at 60 ms.
-    let change = f
-        .calls
-        .iter_mut()
-        .find(|c| matches!(c.req, Req::ChangeBroker { .. }))
-        .unwrap();
+    let change = f.call(|r| matches!(r, Req::ChangeBroker { .. }));
     change.sent += Duration::from_millis(70);
     change.answered += Duration::from_millis(70);
     let v = check(&f);

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{
-    eventually, free_base_port, free_port, port_open, spawn_yakt, terminate_child, Cluster, FAST,
+    eventually, free_base_port, free_port, leaders_voters, port_open, spawn_yakt, terminate_child,
+    Cluster, FAST,
 };
 
 const SECS_30: Duration = Duration::from_secs(30);
@@ -83,12 +84,7 @@ async fn wait_formed(http: &reqwest::Client, addrs: &[String]) {
                     None,
                 )
                 .await;
-                if v["role"] == "leader" {
-                    let voters = v["members"]
-                        .as_array()?
-                        .iter()
-                        .filter(|m| m["voter"] == true)
-                        .count();
+                if let Some(voters) = leaders_voters(&v) {
                     return (voters == addrs.len()).then_some(());
                 }
             }
@@ -317,74 +313,90 @@ async fn token_guards_writes_raft_and_protected_reads_and_nodes_use_it_among_the
     assert_eq!(s, 401, "{v}");
     assert_eq!(v["error"], "unauthorized", "{v}");
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
-    let (s, v) = call(
-        &http,
-        post.clone(),
-        &url(leader, "/create_topic"),
-        Some("wrong"),
-        Some(json!({"name": "a"})),
-    )
-    .await;
-    assert_eq!(s, 401, "{v}");
-    assert_eq!(v["error"], "unauthorized", "{v}");
-    let (s, v) = call(
-        &http,
-        post.clone(),
-        &url(leader, "/create_topic"),
-        Some("s3cret"),
-        Some(json!({"name": "a"})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    // Through a follower: forwarded to the leader with the client's token.
-    let (s, v) = call(
-        &http,
-        post.clone(),
-        &url(follower, "/create_topic"),
-        Some("s3cret"),
-        Some(json!({"name": "b"})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let (s, v) = call(
-        &http,
-        post.clone(),
-        &url(follower, "/create_topic"),
-        None,
-        Some(json!({"name": "c"})),
-    )
-    .await;
-    assert_eq!(s, 401, "{v}");
-
-    // Reads are open without --protect-reads.
-    let (s, v) = call(
-        &http,
-        get.clone(),
-        &url(follower, "/get_topic/a?consistent=true"),
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    // Node-to-node routes are not.
-    let (s, v) = call(
-        &http,
-        post.clone(),
-        &url(follower, "/raft/vote"),
-        None,
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(s, 401, "{v}");
-    let (s, v) = call(
-        &http,
-        post.clone(),
-        &url(follower, "/raft/join"),
-        Some("wrong"),
-        Some(json!({"id": 9, "addr": "127.0.0.1:1"})),
-    )
-    .await;
-    assert_eq!(s, 401, "{v}");
+    // In order: each row's status, given the rows before it.
+    let rows: [(
+        &reqwest::Method,
+        usize,
+        &str,
+        Option<&str>,
+        Option<Value>,
+        u16,
+        &str,
+    ); 7] = [
+        (
+            &post,
+            leader,
+            "/create_topic",
+            Some("wrong"),
+            Some(json!({"name": "a"})),
+            401,
+            "a wrong token is refused",
+        ),
+        (
+            &post,
+            leader,
+            "/create_topic",
+            Some("s3cret"),
+            Some(json!({"name": "a"})),
+            200,
+            "the token opens writes",
+        ),
+        // Through a follower: forwarded to the leader with the client's token.
+        (
+            &post,
+            follower,
+            "/create_topic",
+            Some("s3cret"),
+            Some(json!({"name": "b"})),
+            200,
+            "a follower forwards with the token",
+        ),
+        (
+            &post,
+            follower,
+            "/create_topic",
+            None,
+            Some(json!({"name": "c"})),
+            401,
+            "a follower refuses a write without one",
+        ),
+        // Reads are open without --protect-reads.
+        (
+            &get,
+            follower,
+            "/get_topic/a?consistent=true",
+            None,
+            None,
+            200,
+            "reads are open",
+        ),
+        // Node-to-node routes are not.
+        (
+            &post,
+            follower,
+            "/raft/vote",
+            None,
+            Some(json!({})),
+            401,
+            "Raft RPC needs the token",
+        ),
+        (
+            &post,
+            follower,
+            "/raft/join",
+            Some("wrong"),
+            Some(json!({"id": 9, "addr": "127.0.0.1:1"})),
+            401,
+            "a join with a wrong token is refused",
+        ),
+    ];
+    for (method, node, path, token, body, status, what) in rows {
+        let (s, v) = call(&http, method.clone(), &url(node, path), token, body).await;
+        assert_eq!(s, status, "{what}: {} {path} on node {node}: {v}", method);
+        if status == 401 {
+            assert_eq!(v["error"], "unauthorized", "{what}: {v}");
+        }
+    }
 
     // Restart the follower with --protect-reads: reads need the token there now.
     c.nodes[follower].kill();

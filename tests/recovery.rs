@@ -669,21 +669,7 @@ async fn a_seat_handed_to_a_new_incarnation_while_the_old_one_runs_loses_no_writ
     // B: node A's id on a new directory and address, joining through the leader.
     let b_addr = format!("127.0.0.1:{}", support::free_port());
     let b_dir = c.dir.path().join("node-b");
-    let mut args = c.nodes[a].args.clone();
-    let mut k = 0;
-    while k < args.len() {
-        match args[k].as_str() {
-            "-a" => args[k + 1] = b_addr.clone(),
-            "--data-dir" => args[k + 1] = b_dir.display().to_string(),
-            "-e" => args[k + 1] = format!("{}/{}", c.nodes[l].id, c.nodes[l].addr),
-            _ => {}
-        }
-        k += 1;
-    }
-    if !args.iter().any(|x| x == "-e") {
-        args.push("-e".into());
-        args.push(format!("{}/{}", c.nodes[l].id, c.nodes[l].addr));
-    }
+    let args = replacement_args(&c, a, l, &b_addr, &b_dir);
     let mut b = support::NodeProc {
         id: c.nodes[a].id,
         addr: b_addr.clone(),
@@ -776,21 +762,7 @@ async fn a_node_replaced_at_a_new_address_catches_up_and_votes() {
     c.nodes[a].kill();
 
     let b_addr = format!("127.0.0.1:{}", support::free_port());
-    let mut args = c.nodes[a].args.clone();
-    let mut k = 0;
-    while k + 1 < args.len() {
-        match args[k].as_str() {
-            "-a" => args[k + 1] = b_addr.clone(),
-            "--data-dir" => args[k + 1] = c.dir.path().join("node-b").display().to_string(),
-            "-e" => args[k + 1] = format!("{}/{}", c.nodes[l].id, c.nodes[l].addr),
-            _ => {}
-        }
-        k += 1;
-    }
-    if !args.iter().any(|x| x == "-e") {
-        args.push("-e".into());
-        args.push(format!("{}/{}", c.nodes[l].id, c.nodes[l].addr));
-    }
+    let args = replacement_args(&c, a, l, &b_addr, &c.dir.path().join("node-b"));
     // B takes A's place in the harness: same id, new address and directory.
     c.nodes[a].addr = b_addr;
     c.nodes[a].data_dir = c.dir.path().join("node-b");
@@ -802,4 +774,30 @@ async fn a_node_replaced_at_a_new_address_catches_up_and_votes() {
     c.nodes[cc].kill();
     let more = acked_topics(&c, l, "after", 2).await;
     wait_all_present(&c, a, &more).await;
+}
+
+/// Node `a`'s arguments for a replacement of it: the same id on `addr` and `dir`, joining through
+/// node `seed` (`-e`).
+fn replacement_args(
+    c: &Cluster,
+    a: usize,
+    seed: usize,
+    addr: &str,
+    dir: &std::path::Path,
+) -> Vec<String> {
+    let seed = format!("{}/{}", c.nodes[seed].id, c.nodes[seed].addr);
+    let mut args = c.nodes[a].args.clone();
+    for k in 1..args.len() {
+        match args[k - 1].as_str() {
+            "-a" => args[k] = addr.to_string(),
+            "--data-dir" => args[k] = dir.display().to_string(),
+            "-e" => args[k] = seed.clone(),
+            _ => {}
+        }
+    }
+    if !args.iter().any(|x| x == "-e") {
+        args.push("-e".into());
+        args.push(seed);
+    }
+    args
 }

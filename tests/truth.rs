@@ -21,6 +21,18 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use support::netfault::ProxiedCluster;
 use support::{eventually, Cluster, FAST};
+use yakt::client::sse;
+
+/// Election timeouts far longer than a partition: the followers must not elect a leader of their
+/// own (which would discard the leader's uncommitted entries and hide the bug under test).
+const LONG_ELECTIONS: [&str; 6] = [
+    "--election-timeout-min-ms",
+    "20000",
+    "--election-timeout-max-ms",
+    "30000",
+    "--heartbeat-ms",
+    "150",
+];
 
 const SECS_30: Duration = Duration::from_secs(30);
 const SECS_60: Duration = Duration::from_secs(60);
@@ -112,17 +124,7 @@ async fn wait_proposed_or_answered<T>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: real processes, a 5 s commit timeout"]
 async fn a_create_retried_after_a_commit_timeout_gives_one_record_and_no_phantom_200() {
-    // Election timeouts far longer than the partition: the followers must not elect a leader
-    // of their own (which would discard the leader's uncommitted entries and hide the bug).
-    let timing = [
-        "--election-timeout-min-ms",
-        "20000",
-        "--election-timeout-max-ms",
-        "30000",
-        "--heartbeat-ms",
-        "150",
-    ];
-    let pc = ProxiedCluster::start_with_timing(3, &timing, &[]).await;
+    let pc = ProxiedCluster::start_with_timing(3, &LONG_ELECTIONS, &[]).await;
     let c = &pc.c;
     let leader = c.leader(SECS_30).await;
     let addr = c.nodes[leader].addr.clone();
@@ -229,15 +231,7 @@ async fn post(http: &reqwest::Client, addr: &str, path: &str, body: Option<Value
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "slow: real processes, a 5 s commit timeout"]
 async fn a_producer_id_asked_for_after_a_commit_timeout_is_never_handed_out_twice() {
-    let timing = [
-        "--election-timeout-min-ms",
-        "20000",
-        "--election-timeout-max-ms",
-        "30000",
-        "--heartbeat-ms",
-        "150",
-    ];
-    let pc = ProxiedCluster::start_with_timing(3, &timing, &[]).await;
+    let pc = ProxiedCluster::start_with_timing(3, &LONG_ELECTIONS, &[]).await;
     let c = &pc.c;
     let leader = c.leader(SECS_30).await;
     let addr = c.nodes[leader].addr.clone();
@@ -325,27 +319,23 @@ fn read_stream(url: String) -> (Arc<Mutex<Vec<Event>>>, tokio::task::JoinHandle<
             return;
         };
         let mut body = resp.bytes_stream();
-        let mut buf = String::new();
+        let mut parser = sse::Parser::new(1 << 24);
         while let Some(Ok(chunk)) = body.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let block: String = buf.drain(..end + 2).collect();
-                let mut ev = Event {
-                    id: None,
-                    kind: String::new(),
-                    data: Value::Null,
+            if parser.feed(&chunk).is_err() {
+                return;
+            }
+            // A stream that is not SSE ends the reader, as a closed connection does.
+            loop {
+                let Ok(next) = parser.next_event() else {
+                    return;
                 };
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id: ") {
-                        ev.id = v.trim().parse().ok();
-                    } else if let Some(v) = line.strip_prefix("event: ") {
-                        ev.kind = v.trim().to_string();
-                    } else if let Some(v) = line.strip_prefix("data: ") {
-                        ev.data = serde_json::from_str(v).unwrap_or(Value::Null);
-                    }
-                }
-                if !ev.kind.is_empty() {
-                    out.lock().expect("events").push(ev);
+                let Some(ev) = next else { break };
+                if !ev.event.is_empty() {
+                    out.lock().expect("events").push(Event {
+                        id: ev.id.and_then(|id| id.parse().ok()),
+                        kind: ev.event,
+                        data: serde_json::from_str(&ev.data).unwrap_or(Value::Null),
+                    });
                 }
             }
         }

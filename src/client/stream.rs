@@ -1,7 +1,8 @@
 //! Tailing the metadata log over `GET /stream` (server-sent events).
 //!
-//! [`StreamClient`] connects to one node of a list, reads the SSE frames itself (`id:`, `event:`,
-//! `data:` lines; a blank line ends an event; `:` lines are keep-alives), and after **any**
+//! [`StreamClient`] connects to one node of a list, reads the SSE frames with
+//! [`sse::Parser`](super::sse::Parser) (`event: record` and `event: snapshot` are items; `:`
+//! lines are keep-alives), and after **any**
 //! failure — connection refused or reset, end of the body, no bytes for
 //! [`StreamOptions::idle_timeout`], an `event: error` from the server, a frame it cannot read —
 //! waits a backoff and connects to the next node with `Last-Event-ID: <last offset yielded>`.
@@ -36,221 +37,14 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::metadata::{Image, LogRecord, MetadataCommand, Record};
-
-/// One item of the log as the stream delivers it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum StreamItem {
-    /// The whole image at `offset`: the reader's position was below the node's log start
-    /// (purged after a snapshot). Replace what you hold with it; records after it follow.
-    Snapshot {
-        /// The last log offset the image includes.
-        offset: u64,
-        /// The Raft term of that offset.
-        epoch: u64,
-        /// The image in `/get_metadata`'s `metadata` form.
-        metadata: Value,
-    },
-    /// One committed metadata record.
-    Record(LogRecord),
-}
-
-impl StreamItem {
-    /// The item's offset (a snapshot's is the last offset it includes).
-    pub fn offset(&self) -> u64 {
-        match self {
-            StreamItem::Snapshot { offset, .. } => *offset,
-            StreamItem::Record(r) => r.offset,
-        }
-    }
-}
-
-/// Where a new [`StreamClient`] starts reading.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum StartAt {
-    /// The start of the log (a snapshot first if the start was purged).
-    #[default]
-    Beginning,
-    /// The first record at or after this offset.
-    Offset(u64),
-    /// Only records committed after the client first reaches a node: the position is fixed
-    /// then (`/fetch?offset=end`), so a reconnect before the first record loses nothing.
-    End,
-}
-
-/// Settings of a [`StreamClient`].
-#[derive(Clone, Debug)]
-pub struct StreamOptions {
-    /// Where to start.
-    pub start: StartAt,
-    /// Record names to receive (`?names=`); empty means all.
-    pub names: Vec<String>,
-    /// First wait before reconnecting after a failure; doubles per failure in a row.
-    pub backoff_min: Duration,
-    /// Longest wait between reconnects.
-    pub backoff_max: Duration,
-    /// A connection that delivers no byte (not even a keep-alive, sent every 10 s) for this long
-    /// is treated as dead.
-    pub idle_timeout: Duration,
-    /// Limit on establishing one connection.
-    pub connect_timeout: Duration,
-    /// Give up ([`ClientError::Unavailable`]) after this many failures in a row without an item
-    /// yielded in between; `None` retries forever.
-    pub max_failures: Option<u32>,
-    /// Largest event accepted (a snapshot of a big image is one event).
-    pub max_event_bytes: usize,
-}
-
-impl Default for StreamOptions {
-    fn default() -> Self {
-        Self {
-            start: StartAt::Beginning,
-            names: Vec::new(),
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(35),
-            connect_timeout: Duration::from_secs(3),
-            max_failures: None,
-            max_event_bytes: 64 * 1024 * 1024,
-        }
-    }
-}
-
-/// Why [`StreamClient::next`] returned no item.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// [`StreamClient::stop`] or a [`StopHandle`] was used.
-    #[error("the stream client was stopped")]
-    Stopped,
-    /// The client was given no node address.
-    #[error("no node addresses given")]
-    NoNodes,
-    /// A node refused the request itself (a 4xx other than 408/429, e.g. an unknown record name
-    /// in `names`): retrying elsewhere would not help.
-    #[error("{node} refused the stream request: {status} {body}")]
-    Rejected {
-        /// The node's base URL.
-        node: String,
-        /// The HTTP status.
-        status: u16,
-        /// The response body (the API's JSON error).
-        body: String,
-    },
-    /// [`StreamOptions::max_failures`] failures in a row.
-    #[error("gave up after {attempts} failures in a row; last: {last}")]
-    Unavailable {
-        /// Failures counted.
-        attempts: u32,
-        /// The last failure.
-        last: String,
-    },
-    /// The HTTP client could not be built.
-    #[error("building the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-    /// A stream item could not be folded ([`ImageFold`]).
-    #[error("cannot fold stream item: {0}")]
-    Fold(String),
-}
-
-/// Stops a [`StreamClient`] from another task: its pending and future `next` calls return
-/// [`ClientError::Stopped`].
-#[derive(Clone, Debug)]
-pub struct StopHandle(Arc<watch::Sender<bool>>);
-
-impl StopHandle {
-    /// Stops the client.
-    pub fn stop(&self) {
-        self.0.send_replace(true);
-    }
-}
-
-/// One parsed server-sent event.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct SseEvent {
-    id: Option<String>,
-    event: String,
-    data: String,
-}
-
-/// Incremental SSE frame parser (lines end with `\n` or `\r\n`).
-#[derive(Debug, Default)]
-struct SseParser {
-    buf: Vec<u8>,
-    pos: usize,
-    current: SseEvent,
-    has_data: bool,
-    max: usize,
-}
-
-impl SseParser {
-    fn new(max: usize) -> Self {
-        Self {
-            max,
-            ..Self::default()
-        }
-    }
-
-    fn feed(&mut self, chunk: &[u8]) -> Result<(), String> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.buf.extend_from_slice(chunk);
-        if self.buf.len() + self.current.data.len() > self.max {
-            return Err(format!("an event is larger than {} bytes", self.max));
-        }
-        Ok(())
-    }
-
-    /// The next complete event in what was fed, if any.
-    fn next_event(&mut self) -> Result<Option<SseEvent>, String> {
-        loop {
-            let rest = &self.buf[self.pos..];
-            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-                return Ok(None);
-            };
-            let mut line = &rest[..nl];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            let line = std::str::from_utf8(line)
-                .map_err(|_| "a stream line is not UTF-8".to_string())?
-                .to_string();
-            self.pos += nl + 1;
-            if line.is_empty() {
-                if !self.has_data && self.current.event.is_empty() {
-                    continue;
-                }
-                self.has_data = false;
-                return Ok(Some(std::mem::take(&mut self.current)));
-            }
-            if line.starts_with(':') {
-                continue; // keep-alive comment
-            }
-            let (field, value) = match line.split_once(':') {
-                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-                None => (line.as_str(), ""),
-            };
-            match field {
-                "event" => self.current.event = value.to_string(),
-                "data" => {
-                    if self.has_data {
-                        self.current.data.push('\n');
-                    }
-                    self.current.data.push_str(value);
-                    self.has_data = true;
-                }
-                "id" => self.current.id = Some(value.to_string()),
-                _ => {} // `retry` and unknown fields
-            }
-        }
-    }
-}
+pub use super::options::{ClientError, StartAt, StopHandle, StreamItem, StreamOptions};
+use super::sse;
+use crate::metadata::LogRecord;
 
 /// An open `/stream` response.
 struct Conn {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
-    parser: SseParser,
+    parser: sse::Parser,
 }
 
 /// What one event means for the client.
@@ -466,7 +260,7 @@ impl StreamClient {
             let event = match conn.parser.next_event() {
                 Ok(e) => e,
                 Err(why) => {
-                    self.fail(why)?;
+                    self.fail(why.to_string())?;
                     continue;
                 }
             };
@@ -487,7 +281,7 @@ impl StreamClient {
             let why = match tokio::time::timeout(self.opts.idle_timeout, conn.body.next()).await {
                 Ok(Some(Ok(bytes))) => match conn.parser.feed(&bytes) {
                     Ok(()) => continue,
-                    Err(why) => why,
+                    Err(why) => why.to_string(),
                 },
                 Ok(Some(Err(e))) => format!("reading the stream: {e}"),
                 Ok(None) => "the node ended the stream".to_string(),
@@ -497,7 +291,7 @@ impl StreamClient {
         }
     }
 
-    fn handle(&mut self, ev: SseEvent) -> Handled {
+    fn handle(&mut self, ev: sse::Event) -> Handled {
         let item = match ev.event.as_str() {
             "record" => match serde_json::from_str::<LogRecord>(&ev.data) {
                 Ok(r) => StreamItem::Record(r),
@@ -594,158 +388,7 @@ impl StreamClient {
         }
         Ok(Conn {
             body: resp.bytes_stream().boxed(),
-            parser: SseParser::new(self.opts.max_event_bytes),
+            parser: sse::Parser::new(self.opts.max_event_bytes),
         })
-    }
-}
-
-/// Folds stream items into a metadata [`Image`], as the server's state machine does: a
-/// snapshot replaces the image ([`Image::from_metadata_json`]); a record is decoded back into a
-/// typed [`Record`] from its `name` and `fields` and applied with [`Image::apply_entry`]. A record
-/// the image refuses is skipped and counted, as the server skips it. Meaningful only for an
-/// unfiltered stream.
-#[derive(Clone, Debug, Default)]
-pub struct ImageFold {
-    image: Image,
-    offset: Option<u64>,
-    refused: u64,
-}
-
-impl ImageFold {
-    /// An empty image (the state before offset 0).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Folds one item. Errors only on an item that cannot be decoded.
-    pub fn apply(&mut self, item: &StreamItem) -> Result<(), ClientError> {
-        match item {
-            StreamItem::Snapshot {
-                offset,
-                epoch,
-                metadata,
-            } => {
-                self.image = Image::from_metadata_json(metadata, *offset, *epoch)
-                    .map_err(|e| ClientError::Fold(e.to_string()))?;
-            }
-            StreamItem::Record(r) => {
-                let mut tagged = serde_json::Map::new();
-                tagged.insert(r.name.clone(), r.fields.clone());
-                let record: Record = serde_json::from_value(Value::Object(tagged))
-                    .map_err(|e| ClientError::Fold(format!("record at {}: {e}", r.offset)))?;
-                let cmd = MetadataCommand {
-                    timestamp_ms: r.timestamp,
-                    record,
-                };
-                if self.image.apply_entry(r.offset, r.epoch, &cmd).is_err() {
-                    self.refused += 1;
-                }
-            }
-        }
-        self.offset = Some(item.offset());
-        Ok(())
-    }
-
-    /// The image folded so far.
-    pub fn image(&self) -> &Image {
-        &self.image
-    }
-
-    /// The image in `/get_metadata`'s `metadata` form.
-    pub fn metadata_json(&self) -> Value {
-        self.image.metadata_json()
-    }
-
-    /// The offset of the last item folded.
-    pub fn offset(&self) -> Option<u64> {
-        self.offset
-    }
-
-    /// Records the image refused (as the server's state machine refuses them).
-    pub fn refused(&self) -> u64 {
-        self.refused
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse_all(chunks: &[&[u8]]) -> Vec<SseEvent> {
-        let mut p = SseParser::new(1 << 20);
-        let mut out = Vec::new();
-        for c in chunks {
-            p.feed(c).expect("feed");
-            while let Some(e) = p.next_event().expect("parse") {
-                out.push(e);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn sse_frames_split_anywhere_parse_the_same() {
-        let text = b": keep-alive\n\nid: 5\nevent: record\ndata: {\"a\":1}\n\r\nevent: error\ndata: x\ndata: y\n\n";
-        let whole = parse_all(&[text]);
-        assert_eq!(
-            whole,
-            vec![
-                SseEvent {
-                    id: Some("5".into()),
-                    event: "record".into(),
-                    data: "{\"a\":1}".into()
-                },
-                SseEvent {
-                    id: None,
-                    event: "error".into(),
-                    data: "x\ny".into()
-                },
-            ]
-        );
-        for cut in 0..text.len() {
-            assert_eq!(
-                parse_all(&[&text[..cut], &text[cut..]]),
-                whole,
-                "cut at {cut}"
-            );
-        }
-    }
-
-    #[test]
-    fn an_incomplete_event_is_not_dispatched_and_oversize_is_refused() {
-        assert!(parse_all(&[b"id: 1\nevent: record\ndata: {}\n"]).is_empty());
-        let mut p = SseParser::new(8);
-        assert!(p.feed(b"data: 0123456789\n").is_err());
-    }
-
-    #[test]
-    fn fold_decodes_records_and_replaces_on_snapshot() {
-        let topic = serde_json::json!({"name": "t", "topicUUID": uuid::Uuid::new_v4()});
-        let rec = LogRecord {
-            offset: 3,
-            epoch: 1,
-            timestamp: 1,
-            name: "TopicRecord".into(),
-            fields: topic.clone(),
-        };
-        let mut f = ImageFold::new();
-        f.apply(&StreamItem::Record(rec)).expect("fold record");
-        let view = f.metadata_json();
-        assert_eq!(view["TopicRecord"], serde_json::json!([topic]));
-        let mut g = ImageFold::new();
-        g.apply(&StreamItem::Snapshot {
-            offset: 3,
-            epoch: 1,
-            metadata: view.clone(),
-        })
-        .expect("fold snapshot");
-        assert_eq!(g.metadata_json(), view);
-        assert!(g
-            .apply(&StreamItem::Snapshot {
-                offset: 4,
-                epoch: 1,
-                metadata: serde_json::json!([1])
-            })
-            .is_err());
     }
 }

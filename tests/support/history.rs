@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
+use yakt::client::sse;
 
 use super::{eventually, Cluster};
 
@@ -256,63 +257,52 @@ async fn read_stream(http: reqwest::Client, addr: String, log: Arc<Mutex<StreamL
         if let Some(id) = last {
             req = req.header("Last-Event-ID", id.to_string());
         }
-        let note =
-            match req.send().await {
-                Ok(resp) if resp.status() == 200 => {
-                    let mut body = resp.bytes_stream();
-                    let mut buf: Vec<u8> = Vec::new();
-                    let (mut id, mut kind, mut data) = (None::<u64>, String::new(), String::new());
-                    loop {
-                        match body.next().await {
-                            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                            Some(Err(e)) => break format!("connection {connection}: {e}"),
-                            None => break format!("connection {connection} ended"),
-                        }
-                        while let Some(p) = buf.iter().position(|&b| b == b'\n') {
-                            let raw: Vec<u8> = buf.drain(..=p).collect();
-                            let line = String::from_utf8_lossy(&raw);
-                            let line = line.trim_end_matches(['\n', '\r']);
-                            if line.is_empty() {
-                                match (id, data.is_empty()) {
-                                    (Some(id), false) => {
-                                        let parsed = serde_json::from_str(&data)
-                                            .unwrap_or_else(|_| Value::String(data.clone()));
-                                        let ev = StreamEvent {
-                                            id,
-                                            kind: std::mem::take(&mut kind),
-                                            data: parsed,
-                                            connection,
-                                        };
-                                        log.lock().unwrap().events.push(ev);
-                                    }
-                                    // `event: shutdown` / `event: error` carry no id: why the
-                                    // connection ends, not a record.
-                                    (None, false) => log.lock().unwrap().notes.push(format!(
-                                        "connection {connection}: event {kind}: {data}"
-                                    )),
-                                    // An id-only event moves the reader's position past offsets
-                                    // without a record; nothing to check.
-                                    _ => {}
-                                }
-                                id = None;
-                                kind.clear();
-                                data.clear();
-                            } else if let Some(v) = line.strip_prefix("id:") {
-                                id = v.trim().parse().ok();
-                            } else if let Some(v) = line.strip_prefix("event:") {
-                                kind = v.trim().to_string();
-                            } else if let Some(v) = line.strip_prefix("data:") {
-                                if !data.is_empty() {
-                                    data.push('\n');
-                                }
-                                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+        let note = match req.send().await {
+            Ok(resp) if resp.status() == 200 => {
+                let mut body = resp.bytes_stream();
+                let mut parser = sse::Parser::new(1 << 24);
+                'read: loop {
+                    match body.next().await {
+                        Some(Ok(chunk)) => {
+                            if let Err(e) = parser.feed(&chunk) {
+                                break format!("connection {connection}: {e}");
                             }
+                        }
+                        Some(Err(e)) => break format!("connection {connection}: {e}"),
+                        None => break format!("connection {connection} ended"),
+                    }
+                    loop {
+                        let ev = match parser.next_event() {
+                            Ok(Some(ev)) => ev,
+                            Ok(None) => break,
+                            Err(e) => break 'read format!("connection {connection}: {e}"),
+                        };
+                        match ev.id.and_then(|id| id.parse::<u64>().ok()) {
+                            Some(id) => {
+                                let data = serde_json::from_str(&ev.data)
+                                    .unwrap_or_else(|_| Value::String(ev.data.clone()));
+                                log.lock().unwrap().events.push(StreamEvent {
+                                    id,
+                                    kind: ev.event,
+                                    data,
+                                    connection,
+                                });
+                            }
+                            // `event: shutdown` / `event: error` carry no id: why the
+                            // connection ends, not a record. (An id-only event has no data
+                            // and is not dispatched: it moves the position past offsets
+                            // without a record; nothing to check.)
+                            None => log.lock().unwrap().notes.push(format!(
+                                "connection {connection}: event {}: {}",
+                                ev.event, ev.data
+                            )),
                         }
                     }
                 }
-                Ok(resp) => format!("connection {connection}: status {}", resp.status()),
-                Err(e) => format!("connection {connection}: {e}"),
-            };
+            }
+            Ok(resp) => format!("connection {connection}: status {}", resp.status()),
+            Err(e) => format!("connection {connection}: {e}"),
+        };
         {
             let mut l = log.lock().unwrap();
             if l.notes.len() < 200 {
@@ -536,67 +526,6 @@ impl Workload {
     }
 }
 
-/// Concurrent writers, each creating topics with unique names through random nodes (the
-/// workload before issue 13; [`Workload`] is the one that collides).
-pub struct Writers {
-    stop: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    pub history: History,
-}
-
-impl Writers {
-    /// Starts `n` writers over `addrs`; names are `{prefix}-{writer}-{seq}`.
-    pub fn start(n: usize, addrs: Vec<String>, prefix: &str) -> Writers {
-        Self::start_into(n, addrs, prefix, History::default())
-    }
-
-    /// [`Writers::start`], recording into an existing history.
-    pub fn start_into(n: usize, addrs: Vec<String>, prefix: &str, history: History) -> Writers {
-        let stop = Arc::new(AtomicBool::new(false));
-        let http = workload_http();
-        let mut tasks = Vec::new();
-        for w in 0..n {
-            let (stop, history, http, addrs) =
-                (stop.clone(), history.clone(), http.clone(), addrs.clone());
-            let prefix = prefix.to_string();
-            tasks.push(tokio::spawn(async move {
-                let mut rng =
-                    0x9E3779B97F4A7C15u64 ^ (w as u64 + 1).wrapping_mul(0xD1B54A32D192ED03);
-                let mut seq = 0u64;
-                let client = format!("{prefix}-w{w}");
-                while !stop.load(Ordering::SeqCst) {
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
-                    let addr = &addrs[(rng % addrs.len() as u64) as usize];
-                    let name = format!("{prefix}-{w}-{seq}");
-                    seq += 1;
-                    let req = Req::CreateTopic { name };
-                    let answer = perform_recorded(&http, addr, &client, req, &history).await;
-                    if !matches!(answer, Answer::Write(Outcome::Acked(_))) {
-                        // Pacing, not synchronization: do not spin on a node that is down.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
-            }));
-        }
-        Writers {
-            stop,
-            tasks,
-            history,
-        }
-    }
-
-    /// Stops the writers and waits for every request in flight to get its answer.
-    pub async fn stop(self) -> History {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.tasks {
-            t.await.expect("writer task");
-        }
-        self.history
-    }
-}
-
 /// Waits until the nodes `among` agree on a leader that is one of them and says it leads.
 /// Unlike `Cluster::leader_among`, it never asks a node outside `among` (a paused or
 /// partitioned node would hold each poll for the client's whole timeout).
@@ -607,21 +536,11 @@ pub async fn leader_of(c: &Cluster, among: &[usize], timeout: Duration) -> usize
         Err(_) => {
             let mut state = String::new();
             for &i in among {
-                let l = c.nodes[i].log();
-                // The first panic or error, if any, else the tail.
-                let first = ["panicked at", "ERROR"]
-                    .iter()
-                    .find_map(|m| l.find(m))
-                    .map(|p| p.saturating_sub(1500));
-                let mut k = first.unwrap_or(l.len().saturating_sub(4000));
-                while !l.is_char_boundary(k) {
-                    k += 1;
-                }
                 state.push_str(&format!(
                     "\n--- node {}: {:?}\n{}",
                     c.nodes[i].id,
                     c.cluster_view(i).await,
-                    &l[k..(k + 4000).min(l.len())]
+                    log_excerpt(&c.nodes[i].log())
                 ));
             }
             panic!("no leader among {among:?} after {timeout:?}:{state}");
@@ -636,24 +555,7 @@ pub async fn start_cluster(n: usize, extra: &[&str]) -> Cluster {
     for _ in 0..n {
         c.add_node();
     }
-    let voters = async {
-        eventually(Duration::from_secs(120), "voters", || async {
-            for i in 0..c.nodes.len() {
-                if let Some(v) = c.cluster_view(i).await {
-                    if v["role"] == "leader" {
-                        let k = v["members"]
-                            .as_array()?
-                            .iter()
-                            .filter(|m| m["voter"] == true)
-                            .count();
-                        return (k >= n).then_some(());
-                    }
-                }
-            }
-            None
-        })
-        .await
-    };
+    let voters = c.wait_voters(n, Duration::from_secs(120));
     if tokio::time::timeout(Duration::from_secs(60), voters)
         .await
         .is_err()
@@ -667,29 +569,33 @@ pub async fn start_cluster(n: usize, extra: &[&str]) -> Cluster {
     c
 }
 
+/// 4000 bytes of a node's log from a little before its first panic or error, else its tail.
+fn log_excerpt(l: &str) -> &str {
+    let first = ["panicked at", "ERROR", "yakt:"]
+        .iter()
+        .find_map(|m| l.find(m))
+        .map(|p| p.saturating_sub(1500));
+    let mut k = first.unwrap_or(l.len().saturating_sub(4000));
+    while !l.is_char_boundary(k) {
+        k += 1;
+    }
+    let mut e = (k + 4000).min(l.len());
+    while !l.is_char_boundary(e) {
+        e += 1;
+    }
+    &l[k..e]
+}
+
 /// Each node's view, whether it runs, and its first panic or error (else its log's tail).
 pub async fn describe(c: &mut Cluster, nodes: &[usize]) -> String {
     let mut state = String::new();
     for &i in nodes {
         let running = c.nodes[i].running();
-        let l = c.nodes[i].log();
-        let first = ["panicked at", "ERROR", "yakt:"]
-            .iter()
-            .find_map(|m| l.find(m))
-            .map(|p| p.saturating_sub(1500));
-        let mut k = first.unwrap_or(l.len().saturating_sub(4000));
-        while !l.is_char_boundary(k) {
-            k += 1;
-        }
-        let mut e = (k + 4000).min(l.len());
-        while !l.is_char_boundary(e) {
-            e += 1;
-        }
         state.push_str(&format!(
             "\n--- node {} (running: {running}): {:?}\n{}",
             c.nodes[i].id,
             c.cluster_view(i).await,
-            &l[k..e]
+            log_excerpt(&c.nodes[i].log())
         ));
     }
     state

@@ -25,10 +25,18 @@ pub const FAST: &[&str] = &[
     "150",
 ];
 
-/// A free loopback port (bound, read, released).
+/// A free loopback port ([`yakt::client::loopback::free_port`], which the bench uses too).
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    yakt::client::loopback::free_port().expect("bind an ephemeral loopback port")
+}
+
+/// The number of voters in a `/cluster` view if it is the leader's (the membership that counts).
+pub fn leaders_voters(view: &Value) -> Option<usize> {
+    if view["role"] != "leader" {
+        return None;
+    }
+    let members = view["members"].as_array()?;
+    Some(members.iter().filter(|m| m["voter"] == true).count())
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
@@ -296,15 +304,8 @@ impl Cluster {
     pub async fn wait_voters(&self, n: usize, timeout: Duration) {
         eventually(timeout, &format!("{n} voters"), || async {
             for i in 0..self.nodes.len() {
-                if let Some(v) = self.cluster_view(i).await {
-                    if v["role"] == "leader" {
-                        let voters = v["members"]
-                            .as_array()?
-                            .iter()
-                            .filter(|m| m["voter"] == true)
-                            .count();
-                        return (voters >= n).then_some(());
-                    }
+                if let Some(voters) = self.cluster_view(i).await.as_ref().and_then(leaders_voters) {
+                    return (voters >= n).then_some(());
                 }
             }
             None

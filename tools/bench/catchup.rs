@@ -14,23 +14,36 @@ use crate::common::{self, applied_offset, median, rss_mib, spawn_node, Spawned};
 use crate::sse::{self, Tally};
 use crate::write;
 
+/// What both modes are given: where the log lives and how to build it, how often to measure.
+#[derive(Clone, Copy)]
+pub struct LogBench<'a> {
+    pub root: &'a Path,
+    pub records: u64,
+    pub concurrency: usize,
+    /// Extra flags for the spawned node.
+    pub extra: &'a [String],
+    pub repeat: usize,
+    pub quiet: bool,
+}
+
 /// Starts (or restarts) node 1 alone on `root`, waits for it to lead, and fills its log up to
 /// `records` records if it holds fewer.
-pub async fn prepare(
-    http: &reqwest::Client,
-    root: &Path,
-    records: u64,
-    concurrency: usize,
-    extra: &[String],
-    quiet: bool,
-) -> anyhow::Result<(Spawned, u64)> {
+pub async fn prepare(http: &reqwest::Client, b: &LogBench<'_>) -> anyhow::Result<(Spawned, u64)> {
+    let LogBench {
+        root,
+        records,
+        concurrency,
+        extra,
+        quiet,
+        ..
+    } = *b;
     let fresh = !root.join("node-1").exists();
     let addr_file = root.join("bench-addr");
     let addr = match std::fs::read_to_string(&addr_file) {
         Ok(a) if !fresh => a.trim().to_string(),
         _ => {
             std::fs::create_dir_all(root)?;
-            let a = format!("127.0.0.1:{}", common::free_port()?);
+            let a = format!("127.0.0.1:{}", yakt::client::loopback::free_port()?);
             std::fs::write(&addr_file, &a)?;
             a
         }
@@ -89,14 +102,10 @@ struct Page {
 
 pub async fn catchup(
     http: &reqwest::Client,
-    root: &Path,
-    records: u64,
-    concurrency: usize,
-    extra: &[String],
-    repeat: usize,
-    quiet: bool,
+    b: &LogBench<'_>,
 ) -> anyhow::Result<serde_json::Value> {
-    let (spawned, last) = prepare(http, root, records, concurrency, extra, quiet).await?;
+    let (spawned, last) = prepare(http, b).await?;
+    let LogBench { repeat, quiet, .. } = *b;
     let addr = spawned.addrs[0].clone();
     let rss = rss_mib(spawned.children[0].id());
     let mut stream_rates = Vec::new();
@@ -173,14 +182,16 @@ pub async fn catchup(
 
 pub async fn restart(
     http: &reqwest::Client,
-    root: &Path,
-    records: u64,
-    concurrency: usize,
-    extra: &[String],
-    repeat: usize,
-    quiet: bool,
+    b: &LogBench<'_>,
 ) -> anyhow::Result<serde_json::Value> {
-    let (mut spawned, last) = prepare(http, root, records, concurrency, extra, quiet).await?;
+    let (mut spawned, last) = prepare(http, b).await?;
+    let LogBench {
+        root,
+        extra,
+        repeat,
+        quiet,
+        ..
+    } = *b;
     let addr = spawned.addrs[0].clone();
     let rss_before = rss_mib(spawned.children[0].id());
     common::stop_child(&mut spawned.children[0]);

@@ -41,12 +41,6 @@ pub fn stop_child(c: &mut Child) {
     let _ = c.wait();
 }
 
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 pub fn yakt_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let yakt: PathBuf = exe.with_file_name("yakt");
@@ -97,7 +91,7 @@ pub fn spawn_cluster(n: usize, root: Option<&Path>, extra: &[String]) -> anyhow:
     let mut addrs: Vec<String> = Vec::new();
     let mut children = Vec::new();
     for id in 1..=n {
-        let addr = format!("127.0.0.1:{}", free_port()?);
+        let addr = format!("127.0.0.1:{}", yakt::client::loopback::free_port()?);
         children.push(spawn_node(&path, id, &addr, &addrs, extra)?);
         addrs.push(addr);
     }

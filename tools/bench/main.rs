@@ -174,17 +174,18 @@ async fn main() -> anyhow::Result<()> {
                 .pool_max_idle_per_host(args.concurrency.max(1))
                 .tcp_nodelay(true)
                 .build()?;
-            let (n, c, x, rep, q) = (
-                args.records,
-                args.concurrency,
-                &args.node_arg,
-                args.repeat,
-                args.json,
-            );
+            let bench = catchup::LogBench {
+                root: &root,
+                records: args.records,
+                concurrency: args.concurrency,
+                extra: &args.node_arg,
+                repeat: args.repeat,
+                quiet: args.json,
+            };
             let r = if let Mode::Catchup = args.mode {
-                catchup::catchup(&long, &root, n, c, x, rep, q).await?
+                catchup::catchup(&long, &bench).await?
             } else {
-                catchup::restart(&long, &root, n, c, x, rep, q).await?
+                catchup::restart(&long, &bench).await?
             };
             if !args.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);

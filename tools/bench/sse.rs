@@ -1,6 +1,7 @@
-//! A lean `/stream` reader for the bench: it reads SSE frames itself and takes only the offset
-//! (`id:`) and, for `event: record`, the leader's `timestamp` out of the JSON text, so that 100
-//! readers in one process cost little next to the server they measure.
+//! A lean `/stream` reader for the bench: it takes the library's SSE lines
+//! ([`yakt::client::sse::LineReader`], borrowed, no copy) and keeps only the offset (`id:`) and,
+//! for `event: record`, the leader's `timestamp` out of the JSON text, so that 100 readers in one
+//! process cost little next to the server they measure.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,6 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::bail;
 use futures::StreamExt;
+use yakt::client::sse::{ascii_digits, Line, LineReader};
+
+/// Longest SSE line a reader accepts (a snapshot of a big image is one line).
+const MAX_LINE: usize = 64 * 1024 * 1024;
 
 /// What one reader saw.
 #[derive(Default)]
@@ -64,7 +69,7 @@ pub async fn read(
     let mut local = Tally::default();
     let r =
         async {
-            let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+            let mut lines = LineReader::new(MAX_LINE);
             let mut event_is_record = false;
             let mut id: u64 = 0;
             loop {
@@ -81,49 +86,44 @@ pub async fn read(
                 let Some(chunk) = next else {
                     bail!("/stream ended");
                 };
-                let chunk = chunk?;
                 let now = if lag { now_ms() } else { 0 };
-                buf.extend_from_slice(&chunk);
-                let mut start = 0;
-                let mut done = false;
-                while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
-                    let line = &buf[start..start + nl];
-                    start += nl + 1;
-                    if line.is_empty() {
-                        event_is_record = false;
-                        continue;
-                    }
-                    if let Some(v) = line.strip_prefix(b"id:") {
-                        id = std::str::from_utf8(v)
-                            .ok()
-                            .and_then(|s| s.trim().parse().ok())
-                            .unwrap_or(id);
-                    } else if let Some(v) = line.strip_prefix(b"event:") {
-                        let v = v.trim_ascii();
-                        event_is_record = v == b"record";
-                        if v == b"snapshot" {
-                            local.snapshots += 1;
-                        } else if v == b"error" || v == b"shutdown" {
-                            bail!("/stream sent event {}", String::from_utf8_lossy(v));
+                lines.feed(&chunk?)?;
+                while let Some(line) = lines.next_line()? {
+                    match line {
+                        Line::Blank => event_is_record = false,
+                        Line::Comment(_) => {}
+                        Line::Field { name: b"id", value } => {
+                            id = ascii_digits(value).unwrap_or(id);
                         }
-                    } else if line.starts_with(b"data:") && event_is_record {
-                        local.records += 1;
-                        seen.fetch_add(1, Ordering::Relaxed);
-                        if lag {
-                            if let Some(ts) = number_after(line, b"\"timestamp\":") {
-                                local.lags_ms.push(now.saturating_sub(ts) as u32);
+                        Line::Field {
+                            name: b"event",
+                            value,
+                        } => {
+                            event_is_record = value == b"record";
+                            if value == b"snapshot" {
+                                local.snapshots += 1;
+                            } else if value == b"error" || value == b"shutdown" {
+                                bail!("/stream sent event {}", String::from_utf8_lossy(value));
                             }
                         }
+                        Line::Field {
+                            name: b"data",
+                            value,
+                        } if event_is_record => {
+                            local.records += 1;
+                            seen.fetch_add(1, Ordering::Relaxed);
+                            if lag {
+                                if let Some(ts) = number_after(value, b"\"timestamp\":") {
+                                    local.lags_ms.push(now.saturating_sub(ts) as u32);
+                                }
+                            }
+                        }
+                        Line::Field { .. } => {}
                     }
                     local.last_offset = local.last_offset.max(id);
                     if local.last_offset >= until.load(Ordering::Relaxed) {
-                        done = true;
-                        break;
+                        return anyhow::Ok(());
                     }
-                }
-                buf.drain(..start);
-                if done {
-                    break;
                 }
             }
             anyhow::Ok(())

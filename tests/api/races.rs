@@ -1,0 +1,138 @@
+//! Concurrent conflicting writes at different nodes commit exactly once; without a leader,
+//! writes are 503 and append nothing.
+
+use serde_json::{json, Value};
+
+use super::common::*;
+
+/// Fires `per_node` copies of the same write at every node at once; returns the statuses.
+async fn race(c: &Cluster, path: &str, body: Value, per_node: usize) -> Vec<(u16, Value)> {
+    let mut tasks = Vec::new();
+    for round in 0..per_node {
+        for i in 0..c.nodes.len() {
+            let url = format!("http://{}{}", c.nodes[i].addr, path);
+            let http = c.http.clone();
+            let body = body.clone();
+            let _ = round;
+            tasks.push(tokio::spawn(async move {
+                let resp = http.post(&url).json(&body).send().await.expect("send");
+                let s = resp.status().as_u16();
+                (s, resp.json::<Value>().await.unwrap_or(Value::Null))
+            }));
+        }
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_conflicting_writes_commit_once_and_without_a_leader_writes_are_503() {
+    let mut c = Cluster::start(3, &[]).await;
+    c.leader(SECS_30).await;
+    for (path, body, kind, is_it) in [
+        (
+            "/create_topic",
+            json!({"name": "race"}),
+            "TopicRecord",
+            Box::new(|f: &Value| f["name"] == "race") as Box<dyn Fn(&Value) -> bool>,
+        ),
+        (
+            "/register_broker",
+            envelope(
+                "RegisterBrokerRecord",
+                json!({"brokerId": 7, "brokerHost": "h7", "brokerPort": 9092}),
+            ),
+            "RegisterBrokerRecord",
+            Box::new(|f: &Value| f["brokerId"] == 7),
+        ),
+    ] {
+        let answers = race(&c, path, body, 10).await;
+        let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+        let conflicts = answers.iter().filter(|(s, _)| *s == 409).count();
+        assert_eq!(
+            (ok, conflicts),
+            (1, answers.len() - 1),
+            "{path}: exactly one 200 and the rest 409: {answers:?}"
+        );
+        for (s, v) in &answers {
+            if *s == 409 {
+                assert_eq!(v["error"], "conflict", "{path}: {v}");
+            }
+        }
+        idle_log_end(&c).await;
+        for i in 0..3 {
+            let n = log(&c, i)
+                .await
+                .iter()
+                .filter(|r| r["name"] == kind && is_it(&r["fields"]))
+                .count();
+            assert_eq!(
+                n, 1,
+                "{path}: node {i}'s log holds {n} records of the raced write"
+            );
+        }
+    }
+
+    // Without a leader: kill the leader and one follower; the last node loses its leader and
+    // answers writes (direct or to be forwarded) with 503 + Retry-After, appending nothing.
+    let l = c.leader(SECS_30).await;
+    let survivor = (l + 1) % 3;
+    c.nodes[l].kill();
+    c.nodes[(l + 2) % 3].kill();
+    eventually(SECS_30, "the survivor sees no leader", || async {
+        let r = raw(&c, survivor, "GET", "/health", None, None).await;
+        (r.status == 503).then_some(())
+    })
+    .await;
+    let before = c.cluster_view(survivor).await.expect("view")["last_log_offset"].clone();
+    for (path, body) in [
+        ("/create_topic", json!({"name": "leaderless"})),
+        (
+            "/register_broker",
+            json!({"brokerId": 8, "brokerHost": "h", "brokerPort": 1}),
+        ),
+    ] {
+        let b = body.to_string().into_bytes();
+        let r = raw(
+            &c,
+            survivor,
+            "POST",
+            path,
+            Some("application/json"),
+            Some(&b),
+        )
+        .await;
+        assert_error(
+            &r,
+            503,
+            "unavailable",
+            "leader",
+            &format!("{path} without a leader"),
+        );
+        assert!(r.retry_after.is_some(), "{path}: 503 without Retry-After");
+    }
+    let r = raw(
+        &c,
+        survivor,
+        "GET",
+        "/get_metadata?consistent=true",
+        None,
+        None,
+    )
+    .await;
+    assert_error(
+        &r,
+        503,
+        "unavailable",
+        "",
+        "consistent read without a leader",
+    );
+    let after = c.cluster_view(survivor).await.expect("view")["last_log_offset"].clone();
+    assert_eq!(
+        before, after,
+        "a write without a leader appended to the log"
+    );
+}
