@@ -19,8 +19,8 @@ pub use error::{DecodeError, ErrorKind, MetadataError};
 pub use image::{Image, MetadataAnswer};
 pub use record::{
     group_by_name, BrokerRegistrationChangeBrokerRecord, BrokerStatus, LogRecord, MetadataCommand,
-    PartitionRecord, ProducerIdsRecord, Record, RecordFields, RegisterBrokerRecord,
-    SecurityProtocol, TopicRecord, RECORD_NAMES,
+    PartitionRecord, ProducerIdsRecord, Record, RegisterBrokerRecord, SecurityProtocol,
+    TopicRecord, RECORD_NAMES,
 };
 pub use request::{parse_broker_id_path, parse_topic_uuid, LeaderRef, WriteRequest};
 pub use timestamp::{format_rfc3339_ms, parse_timestamp};

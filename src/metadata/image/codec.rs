@@ -26,7 +26,7 @@ use crate::metadata::record::{
 /// The first value of every snapshot payload: `["yakt-image", FORMAT]`.
 const MAGIC: &str = "yakt-image";
 /// The payload format this build writes and reads.
-pub const IMAGE_FORMAT: u32 = 2;
+const IMAGE_FORMAT: u32 = 2;
 
 fn err(reason: impl Into<String>) -> DecodeError {
     DecodeError {

@@ -42,7 +42,6 @@ use super::record::{
     BrokerRegistrationChangeBrokerRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
 };
 
-pub use codec::IMAGE_FORMAT;
 pub use view::{MetadataAnswer, MetadataView};
 
 /// The current metadata, the fold of the log.

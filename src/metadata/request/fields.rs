@@ -38,7 +38,7 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 /// Parses a body's bytes as JSON; `BadRequest "body is not valid JSON: ..."` otherwise.
-pub fn parse_json_body(body: &[u8]) -> Result<Value, MetadataError> {
+pub(super) fn parse_json_body(body: &[u8]) -> Result<Value, MetadataError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("body is not valid JSON: {e}")))
 }
 

@@ -34,7 +34,6 @@ use uuid::Uuid;
 
 use super::record::{BrokerStatus, SecurityProtocol};
 
-pub use fields::parse_json_body;
 pub use path::{parse_broker_id_path, parse_topic_uuid};
 pub(super) use validate::{
     broker_change_shape, broker_registration_shape, partition_shape, producer_id_shape,
