@@ -10,9 +10,37 @@ use crate::raft::proposer::ProposeError;
 /// An HTTP error: status, kind and a message for a person.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// API.md's `"error"` string.
     pub kind: &'static str,
+    /// What went wrong, for a person.
     pub message: String,
+}
+
+/// API.md's `"error"` string for a status: the one table from status to kind, for every error
+/// whose kind says no more than its status (the refusals of the model, axum's own rejections).
+pub fn kind_for_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    }
+}
+
+/// The status the API answers a model refusal with: the one mapping from [`ErrorKind`].
+pub fn status_for_kind(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+    }
 }
 
 impl ApiError {
@@ -24,27 +52,27 @@ impl ApiError {
             message: message.into(),
         }
     }
+    /// An error whose kind is the status's ([`kind_for_status`]).
+    pub fn with_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, kind_for_status(status), message)
+    }
     /// 400: the request is malformed or invalid.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+        Self::with_status(StatusCode::BAD_REQUEST, message)
     }
     /// 404: the named entity or path does not exist.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::with_status(StatusCode::NOT_FOUND, message)
     }
     /// 503: no leader (or no commit in time); the client should retry.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+        Self::with_status(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 }
 
 impl From<MetadataError> for ApiError {
     fn from(e: MetadataError) -> Self {
-        match e.kind {
-            ErrorKind::BadRequest => Self::bad_request(e.message),
-            ErrorKind::NotFound => Self::not_found(e.message),
-            ErrorKind::Conflict => Self::new(StatusCode::CONFLICT, "conflict", e.message),
-        }
+        Self::with_status(status_for_kind(e.kind), e.message)
     }
 }
 
@@ -80,7 +108,7 @@ impl From<crate::raft::MembershipError> for ApiError {
         match e {
             M::Raft(p) => p.into(),
             M::OtherCluster(m) => Self::new(StatusCode::CONFLICT, "cluster_mismatch", m),
-            M::Invalid(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            M::Invalid(m) => Self::with_status(StatusCode::CONFLICT, m),
             M::NotFound(m) => Self::not_found(m),
         }
     }
@@ -95,5 +123,31 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_refusals_answer_their_status_and_kind() {
+        for (kind, status, name) in [
+            (ErrorKind::BadRequest, 400, "bad_request"),
+            (ErrorKind::NotFound, 404, "not_found"),
+            (ErrorKind::Conflict, 409, "conflict"),
+        ] {
+            let e = ApiError::from(MetadataError {
+                kind,
+                message: "m".into(),
+            });
+            assert_eq!(
+                (e.status.as_u16(), e.kind, e.message.as_str()),
+                (status, name, "m")
+            );
+        }
+        assert_eq!(ApiError::unavailable("x").kind, "unavailable");
+        assert_eq!(kind_for_status(StatusCode::IM_A_TEAPOT), "bad_request");
+        assert_eq!(kind_for_status(StatusCode::BAD_GATEWAY), "internal");
     }
 }

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use crate::metadata::image_view::MetadataAnswer;
 use crate::metadata::request::parse_topic_uuid;
+use crate::metadata::MetadataAnswer;
 use crate::metadata::{Record, WriteRequest};
 use crate::raft::proposer::{Committed, ProposeError};
 use crate::raft::Node;
@@ -55,9 +55,8 @@ pub fn require_json(headers: &HeaderMap, body: &Bytes) -> Result<(), ApiError> {
     {
         Ok(())
     } else {
-        Err(ApiError::new(
+        Err(ApiError::with_status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
             format!("the body must be JSON (Content-Type: application/json), got {mime:?}"),
         ))
     }
@@ -302,9 +301,8 @@ async fn get_metadata(
         })
     }
     .map_err(|e| {
-        ApiError::new(
+        ApiError::with_status(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
             format!("could not encode the image: {e}"),
         )
     })?;

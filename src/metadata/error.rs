@@ -1,34 +1,14 @@
 //! Why a request was refused, and why stored bytes could not be read.
 
-/// The class of a refusal; the API maps it to an HTTP status.
+/// The class of a refusal; `api::error` maps it to an HTTP status and API.md's error string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
-    /// 400
+    /// The request is malformed or breaks a rule that needs no state (HTTP 400).
     BadRequest,
-    /// 404
+    /// The request names an entity the image does not hold (HTTP 404).
     NotFound,
-    /// 409
+    /// The request is well formed but clashes with the current image (HTTP 409).
     Conflict,
-}
-
-impl ErrorKind {
-    /// The HTTP status the API answers with, so every layer maps kinds the same way.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorKind::BadRequest => 400,
-            ErrorKind::NotFound => 404,
-            ErrorKind::Conflict => 409,
-        }
-    }
-
-    /// The `"error"` string of API.md's error body (`{"error": ..., "message": ...}`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::BadRequest => "bad_request",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Conflict => "conflict",
-        }
-    }
 }
 
 /// A refused request: its kind and a message for a person. Serializable because the state
@@ -65,11 +45,6 @@ impl MetadataError {
             kind: ErrorKind::Conflict,
             message: message.into(),
         }
-    }
-
-    /// The API's error body `{"error": kind, "message": ...}`, so every layer renders it alike.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({ "error": self.kind.as_str(), "message": self.message })
     }
 }
 

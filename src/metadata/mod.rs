@@ -1,21 +1,22 @@
-//! The metadata model: the five record types, the image they fold into, and validation.
+//! The metadata model: the five record types, the client requests that produce them, and the
+//! image they fold into. Pure: no I/O, no clock (only `Image::prepare`'s UUIDs), no Raft types.
 //!
-//! Storage does not know this module; the raft, api and CLI layers use it. Everything here is
-//! pure: no I/O, no clock except the UUIDs `Image::prepare` draws, no Raft types.
+//! Storage does not know this module; the raft, api and CLI layers use it. `record.rs` and
+//! `wire.rs` are the records and their JSON, `request/` parses and checks client writes,
+//! `naming.rs` is Kafka's naming rules, `image/` folds records and shows the result.
 
 #![warn(missing_docs)]
 
 pub mod error;
 pub mod image;
-pub mod image_codec;
-pub mod image_view;
+pub mod naming;
 pub mod record;
 pub mod request;
 pub mod timestamp;
 pub mod wire;
 
 pub use error::{DecodeError, ErrorKind, MetadataError};
-pub use image::Image;
+pub use image::{Image, MetadataAnswer};
 pub use record::{
     group_by_name, BrokerRegistrationChangeBrokerRecord, BrokerStatus, LogRecord, MetadataCommand,
     PartitionRecord, ProducerIdsRecord, Record, RegisterBrokerRecord, SecurityProtocol,

@@ -4,14 +4,18 @@
 //! `rmp_serde::to_vec_named` (structs as maps keyed by field name), so adding an optional field
 //! (with `#[serde(default)]`) never breaks old entries or snapshots, and unknown fields written by a
 //! newer version are ignored on read.
+//!
+//! Each record struct declares its fields in the byte order of their wire names. serde writes
+//! fields in declaration order and a `serde_json::Value` object prints them sorted, so the one
+//! `Serialize` of a record gives the same JSON bytes whether it is written straight out (the
+//! stream's [`WireRecord`](super::WireRecord), `/get_metadata`) or through a `Value` (`/fetch`,
+//! catch-up, `yakt-dump`); the tests in `wire.rs` hold the two to the same bytes.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-use super::error::DecodeError;
 
 /// A broker's lifecycle status, the original YAKt specification's five values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -132,29 +136,42 @@ impl FromStr for SecurityProtocol {
 /// A broker's registration; also the image's view of a broker's current state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterBrokerRecord {
-    /// The broker's id, Kafka's `int32`, ≥ 0.
-    #[serde(rename = "brokerId")]
-    pub broker_id: i32,
     /// Host name or address clients connect to.
     #[serde(rename = "brokerHost")]
     pub broker_host: String,
+    /// The broker's id, Kafka's `int32`, ≥ 0.
+    #[serde(rename = "brokerId")]
+    pub broker_id: i32,
     /// Listener port, 1–65535.
     #[serde(rename = "brokerPort")]
     pub broker_port: u16,
-    /// Listener security protocol.
-    #[serde(rename = "securityProtocol", default)]
-    pub security_protocol: SecurityProtocol,
     /// Lifecycle status.
     #[serde(rename = "brokerStatus")]
     pub broker_status: BrokerStatus,
-    /// Rack, when the broker has one.
-    #[serde(rename = "rackId", default, skip_serializing_if = "Option::is_none")]
-    pub rack_id: Option<String>,
+    /// 0 at first registration, +1 at every change and re-registration.
+    pub epoch: u64,
     /// Server-chosen UUID v4 of this registration; a re-registration gets a new one.
     #[serde(rename = "internalUUID")]
     pub internal_uuid: Uuid,
-    /// 0 at first registration, +1 at every change and re-registration.
-    pub epoch: u64,
+    /// Rack, when the broker has one.
+    #[serde(rename = "rackId", default, skip_serializing_if = "Option::is_none")]
+    pub rack_id: Option<String>,
+    /// Listener security protocol.
+    #[serde(rename = "securityProtocol", default)]
+    pub security_protocol: SecurityProtocol,
+}
+
+impl RegisterBrokerRecord {
+    /// The wire names of the fields a client sends to register (the server sets `internalUUID`
+    /// and `epoch`); a change may send all but the last, `rackId`.
+    pub const CLIENT_FIELDS: [&'static str; 6] = [
+        "brokerId",
+        "brokerHost",
+        "brokerPort",
+        "securityProtocol",
+        "brokerStatus",
+        "rackId",
+    ];
 }
 
 /// A topic.
@@ -170,20 +187,9 @@ pub struct TopicRecord {
 /// A partition of a topic and its replica assignment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionRecord {
-    /// The partition's index within its topic, Kafka's `int32`, ≥ 0.
-    #[serde(rename = "partitionId")]
-    pub partition_id: i32,
-    /// The topic it belongs to.
-    #[serde(rename = "topicUUID")]
-    pub topic_uuid: Uuid,
-    /// Broker ids holding a replica; registered, no repeats, non-empty.
-    pub replicas: Vec<i32>,
     /// In-sync replicas, a subset of `replicas`.
     #[serde(rename = "ISR")]
     pub isr: Vec<i32>,
-    /// Replicas being removed by a reassignment, a subset of `replicas` (Kafka's rule).
-    #[serde(rename = "removingReplicas", default)]
-    pub removing_replicas: Vec<i32>,
     /// Replicas being added by a reassignment, a subset of `replicas` (Kafka's rule).
     #[serde(rename = "addingReplicas", default)]
     pub adding_replicas: Vec<i32>,
@@ -192,17 +198,42 @@ pub struct PartitionRecord {
     /// 0 at creation.
     #[serde(rename = "partitionEpoch")]
     pub partition_epoch: u64,
+    /// The partition's index within its topic, Kafka's `int32`, ≥ 0.
+    #[serde(rename = "partitionId")]
+    pub partition_id: i32,
+    /// Replicas being removed by a reassignment, a subset of `replicas` (Kafka's rule).
+    #[serde(rename = "removingReplicas", default)]
+    pub removing_replicas: Vec<i32>,
+    /// Broker ids holding a replica; registered, no repeats, non-empty.
+    pub replicas: Vec<i32>,
+    /// The topic it belongs to.
+    #[serde(rename = "topicUUID")]
+    pub topic_uuid: Uuid,
+}
+
+impl PartitionRecord {
+    /// The wire names of the fields a client sends to create a partition (the server sets
+    /// `partitionEpoch`).
+    pub const CLIENT_FIELDS: [&'static str; 7] = [
+        "partitionId",
+        "topicUUID",
+        "replicas",
+        "ISR",
+        "removingReplicas",
+        "addingReplicas",
+        "leader",
+    ];
 }
 
 /// A producer id handed to a broker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerIdsRecord {
-    /// The broker the id belongs to (from the request path).
-    #[serde(rename = "brokerId")]
-    pub broker_id: i32,
     /// The broker's epoch when the id was handed out (Kafka's fencing check).
     #[serde(rename = "brokerEpoch")]
     pub broker_epoch: u64,
+    /// The broker the id belongs to (from the request path).
+    #[serde(rename = "brokerId")]
+    pub broker_id: i32,
     /// The producer id, Kafka's `int64`, ≥ 0; never handed out twice.
     #[serde(rename = "producerId")]
     pub producer_id: i64,
@@ -211,9 +242,6 @@ pub struct ProducerIdsRecord {
 /// A change to a registered broker; `delete_broker` is one with `brokerStatus: CLOSED`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRegistrationChangeBrokerRecord {
-    /// The broker changed.
-    #[serde(rename = "brokerId")]
-    pub broker_id: i32,
     /// New host, if changed.
     #[serde(
         rename = "brokerHost",
@@ -221,6 +249,9 @@ pub struct BrokerRegistrationChangeBrokerRecord {
         skip_serializing_if = "Option::is_none"
     )]
     pub broker_host: Option<String>,
+    /// The broker changed.
+    #[serde(rename = "brokerId")]
+    pub broker_id: i32,
     /// New port, if changed.
     #[serde(
         rename = "brokerPort",
@@ -228,13 +259,6 @@ pub struct BrokerRegistrationChangeBrokerRecord {
         skip_serializing_if = "Option::is_none"
     )]
     pub broker_port: Option<u16>,
-    /// New security protocol, if changed.
-    #[serde(
-        rename = "securityProtocol",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub security_protocol: Option<SecurityProtocol>,
     /// New status, if changed.
     #[serde(
         rename = "brokerStatus",
@@ -244,6 +268,13 @@ pub struct BrokerRegistrationChangeBrokerRecord {
     pub broker_status: Option<BrokerStatus>,
     /// The broker's epoch after this change (its epoch before + 1).
     pub epoch: u64,
+    /// New security protocol, if changed.
+    #[serde(
+        rename = "securityProtocol",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub security_protocol: Option<SecurityProtocol>,
 }
 
 /// One metadata record with all server-set fields decided.
@@ -295,14 +326,24 @@ impl Record {
             Record::BrokerChange(_) => RECORD_NAMES[4],
         }
     }
-    /// The record's fields as JSON, API.md's names.
+    /// The record's fields as JSON, API.md's names: [`RecordFields`] as a `Value`.
     pub fn fields_json(&self) -> serde_json::Value {
-        match self {
-            Record::RegisterBroker(r) => to_json(r),
-            Record::Topic(r) => to_json(r),
-            Record::Partition(r) => to_json(r),
-            Record::ProducerIds(r) => to_json(r),
-            Record::BrokerChange(r) => to_json(r),
+        to_json(&RecordFields(self))
+    }
+}
+
+/// A record's fields without the record's name, as `fields` holds them in the log, the stream
+/// and the dump: the record type's own `Serialize`, the one JSON rendering of a record.
+pub struct RecordFields<'a>(pub &'a Record);
+
+impl Serialize for RecordFields<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Record::RegisterBroker(r) => r.serialize(s),
+            Record::Topic(r) => r.serialize(s),
+            Record::Partition(r) => r.serialize(s),
+            Record::ProducerIds(r) => r.serialize(s),
+            Record::BrokerChange(r) => r.serialize(s),
         }
     }
 }
@@ -314,22 +355,6 @@ pub struct MetadataCommand {
     pub timestamp_ms: u64,
     /// The record, every server-set field decided.
     pub record: Record,
-}
-
-impl MetadataCommand {
-    /// The bytes of a Raft entry: named MessagePack, so fields can be added later.
-    pub fn encode(&self) -> Vec<u8> {
-        // Cannot fail: every type inside is plain data with string map keys.
-        rmp_serde::to_vec_named(self).unwrap_or_default()
-    }
-
-    /// Reads a Raft entry's bytes; any input gives a value or an error, never a panic.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        rmp_serde::from_slice(bytes).map_err(|e| DecodeError {
-            what: "metadata command",
-            reason: e.to_string(),
-        })
-    }
 }
 
 /// A record as it appears in the log, stream and catch-up answers.
@@ -387,8 +412,8 @@ pub fn group_by_name(records: &[LogRecord], include_producers: bool) -> serde_js
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use proptest::prelude::*;
 
+    /// One record of each type, optional fields set where the type has them.
     pub(crate) fn sample_records() -> Vec<Record> {
         let u = Uuid::from_u128(0x0123_4567_89ab_4def_8123_4567_89ab_cdef);
         vec![
@@ -433,54 +458,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn command_round_trips_through_named_msgpack_and_json() {
-        for (i, record) in sample_records().into_iter().enumerate() {
-            let cmd = MetadataCommand {
-                timestamp_ms: 1_764_000_000_123 + i as u64,
-                record,
-            };
-            assert_eq!(MetadataCommand::decode(&cmd.encode()).unwrap(), cmd);
-            let json = serde_json::to_string(&cmd).unwrap();
-            assert_eq!(serde_json::from_str::<MetadataCommand>(&json).unwrap(), cmd);
-        }
-    }
-
-    #[test]
-    fn encoding_is_named_so_old_and_new_versions_interoperate() {
-        let cmd = MetadataCommand {
-            timestamp_ms: 5,
-            record: sample_records().remove(0),
-        };
-        let bytes = cmd.encode();
-        // Named: the field names are in the bytes.
-        let hay = String::from_utf8_lossy(&bytes);
-        assert!(hay.contains("timestamp_ms") && hay.contains("brokerHost"));
-        // A newer writer's extra field is ignored; a missing optional field defaults.
-        #[derive(Serialize)]
-        struct Newer<'a> {
-            timestamp_ms: u64,
-            record: &'a Record,
-            future_field: &'a str,
-        }
-        let newer = rmp_serde::to_vec_named(&Newer {
-            timestamp_ms: 5,
-            record: &cmd.record,
-            future_field: "x",
-        })
-        .unwrap();
-        assert_eq!(MetadataCommand::decode(&newer).unwrap(), cmd);
-        let old_json = serde_json::json!({"timestamp_ms": 1, "record": {"RegisterBrokerRecord": {
-            "brokerId": 1, "brokerHost": "h", "brokerPort": 1, "brokerStatus": "ALIVE",
-            "internalUUID": "0123456789ab4def8123456789abcdef", "epoch": 0}}});
-        let old: MetadataCommand = serde_json::from_value(old_json).unwrap();
-        let Record::RegisterBroker(r) = old.record else {
-            panic!("wrong variant")
-        };
-        assert_eq!(r.security_protocol, SecurityProtocol::Plaintext);
-        assert_eq!(r.rack_id, None);
-    }
-
-    #[test]
     fn fields_json_uses_api_names() {
         let recs = sample_records();
         let b = recs[0].fields_json();
@@ -489,19 +466,18 @@ pub(crate) mod tests {
         assert_eq!(b["brokerStatus"], "ALIVE");
         assert_eq!(b["rackId"], "r1");
         assert_eq!(b["internalUUID"], "01234567-89ab-4def-8123-456789abcdef");
+        // The names a client sends are the names a record is shown with.
+        for k in RegisterBrokerRecord::CLIENT_FIELDS {
+            assert!(b.get(k).is_some(), "{k} missing in {b}");
+        }
         let p = recs[2].fields_json();
-        for k in [
-            "partitionId",
-            "topicUUID",
-            "replicas",
-            "ISR",
-            "removingReplicas",
-            "addingReplicas",
-            "leader",
-            "partitionEpoch",
-        ] {
+        for k in PartitionRecord::CLIENT_FIELDS
+            .iter()
+            .chain(&["partitionEpoch"])
+        {
             assert!(p.get(k).is_some(), "{k} missing in {p}");
         }
+        assert_eq!(p.as_object().unwrap().len(), 8);
         assert!(p["leader"].is_i64());
         let c = recs[4].fields_json();
         assert!(c.get("brokerHost").is_none());
@@ -555,30 +531,5 @@ pub(crate) mod tests {
             group_by_name(&[], false)["TopicRecord"],
             serde_json::json!([])
         );
-    }
-
-    #[test]
-    fn decode_rejects_garbage() {
-        assert!(MetadataCommand::decode(&[]).is_err());
-        assert!(MetadataCommand::decode(b"\xc1").is_err());
-        assert!(MetadataCommand::decode(&[0xdb, 0xff, 0xff, 0xff, 0xff]).is_err());
-    }
-
-    proptest! {
-        #[test]
-        fn decode_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = MetadataCommand::decode(&bytes);
-        }
-
-        #[test]
-        fn decode_mutated_commands_never_panics(idx in 0usize..5, pos in any::<proptest::sample::Index>(), byte in any::<u8>()) {
-            let cmd = MetadataCommand { timestamp_ms: 1, record: sample_records().remove(idx) };
-            let mut bytes = cmd.encode();
-            let i = pos.index(bytes.len());
-            bytes[i] = byte;
-            let _ = MetadataCommand::decode(&bytes);
-            bytes.truncate(i);
-            let _ = MetadataCommand::decode(&bytes);
-        }
     }
 }

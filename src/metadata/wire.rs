@@ -3,19 +3,15 @@
 //! [`LogRecord`](super::LogRecord) holds a record's fields as a `serde_json::Value`; building
 //! that value (a map of owned keys and values) and then printing it costs more than everything
 //! else a stream does per record. [`WireRecord`] borrows the record instead and prints the same
-//! bytes: `offset`, `epoch`, `timestamp`, `name`, `fields`, with each record type's fields in the
-//! order a `serde_json::Value` object prints them, which is sorted by key (serde_json without its
-//! `preserve_order` feature keeps objects in a `BTreeMap`). The unit tests below hold the two
-//! paths to the same bytes for every record type.
+//! bytes: `offset`, `epoch`, `timestamp`, `name`, `fields`. Both write the fields with the
+//! record's own `Serialize` ([`RecordFields`]), whose fields are declared in the sorted order a
+//! `serde_json::Value` object prints (serde_json without `preserve_order` keeps a `BTreeMap`).
+//! The unit tests below hold the two paths to the same bytes for every record type.
 
 use serde::ser::{SerializeStruct, Serializer};
 use serde::Serialize;
-use uuid::Uuid;
 
-use super::record::{
-    BrokerRegistrationChangeBrokerRecord, BrokerStatus, PartitionRecord, ProducerIdsRecord, Record,
-    RegisterBrokerRecord, SecurityProtocol, TopicRecord,
-};
+use super::record::{Record, RecordFields};
 
 /// A committed record as the stream and the log show it, borrowing the record: serializes to the
 /// same JSON as the [`LogRecord`](super::LogRecord) built from it, without building it.
@@ -38,166 +34,22 @@ impl Serialize for WireRecord<'_> {
         st.serialize_field("epoch", &self.epoch)?;
         st.serialize_field("timestamp", &self.timestamp)?;
         st.serialize_field("name", self.record.name())?;
-        st.serialize_field("fields", &WireFields(self.record))?;
+        st.serialize_field("fields", &RecordFields(self.record))?;
         st.end()
     }
 }
 
-/// A record's fields in sorted key order, as [`Record::fields_json`] prints.
-struct WireFields<'a>(&'a Record);
-
-impl Serialize for WireFields<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Record::RegisterBroker(r) => RegisterBrokerFields::from(r).serialize(s),
-            Record::Topic(r) => TopicFields::from(r).serialize(s),
-            Record::Partition(r) => PartitionFields::from(r).serialize(s),
-            Record::ProducerIds(r) => ProducerIdsFields::from(r).serialize(s),
-            Record::BrokerChange(r) => BrokerChangeFields::from(r).serialize(s),
-        }
-    }
-}
-
-// Each struct below lists its record's wire fields sorted by key (byte order: upper case first),
-// with the same `skip_serializing_if` as the record itself.
-
-#[derive(Serialize)]
-struct RegisterBrokerFields<'a> {
-    #[serde(rename = "brokerHost")]
-    broker_host: &'a str,
-    #[serde(rename = "brokerId")]
-    broker_id: i32,
-    #[serde(rename = "brokerPort")]
-    broker_port: u16,
-    #[serde(rename = "brokerStatus")]
-    broker_status: BrokerStatus,
-    epoch: u64,
-    #[serde(rename = "internalUUID")]
-    internal_uuid: &'a Uuid,
-    #[serde(rename = "rackId", skip_serializing_if = "Option::is_none")]
-    rack_id: Option<&'a str>,
-    #[serde(rename = "securityProtocol")]
-    security_protocol: SecurityProtocol,
-}
-
-impl<'a> From<&'a RegisterBrokerRecord> for RegisterBrokerFields<'a> {
-    fn from(r: &'a RegisterBrokerRecord) -> Self {
-        Self {
-            broker_host: &r.broker_host,
-            broker_id: r.broker_id,
-            broker_port: r.broker_port,
-            broker_status: r.broker_status,
-            epoch: r.epoch,
-            internal_uuid: &r.internal_uuid,
-            rack_id: r.rack_id.as_deref(),
-            security_protocol: r.security_protocol,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct TopicFields<'a> {
-    name: &'a str,
-    #[serde(rename = "topicUUID")]
-    topic_uuid: &'a Uuid,
-}
-
-impl<'a> From<&'a TopicRecord> for TopicFields<'a> {
-    fn from(r: &'a TopicRecord) -> Self {
-        Self {
-            name: &r.name,
-            topic_uuid: &r.topic_uuid,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct PartitionFields<'a> {
-    #[serde(rename = "ISR")]
-    isr: &'a [i32],
-    #[serde(rename = "addingReplicas")]
-    adding_replicas: &'a [i32],
-    leader: i32,
-    #[serde(rename = "partitionEpoch")]
-    partition_epoch: u64,
-    #[serde(rename = "partitionId")]
-    partition_id: i32,
-    #[serde(rename = "removingReplicas")]
-    removing_replicas: &'a [i32],
-    replicas: &'a [i32],
-    #[serde(rename = "topicUUID")]
-    topic_uuid: &'a Uuid,
-}
-
-impl<'a> From<&'a PartitionRecord> for PartitionFields<'a> {
-    fn from(r: &'a PartitionRecord) -> Self {
-        Self {
-            isr: &r.isr,
-            adding_replicas: &r.adding_replicas,
-            leader: r.leader,
-            partition_epoch: r.partition_epoch,
-            partition_id: r.partition_id,
-            removing_replicas: &r.removing_replicas,
-            replicas: &r.replicas,
-            topic_uuid: &r.topic_uuid,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ProducerIdsFields {
-    #[serde(rename = "brokerEpoch")]
-    broker_epoch: u64,
-    #[serde(rename = "brokerId")]
-    broker_id: i32,
-    #[serde(rename = "producerId")]
-    producer_id: i64,
-}
-
-impl From<&ProducerIdsRecord> for ProducerIdsFields {
-    fn from(r: &ProducerIdsRecord) -> Self {
-        Self {
-            broker_epoch: r.broker_epoch,
-            broker_id: r.broker_id,
-            producer_id: r.producer_id,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct BrokerChangeFields<'a> {
-    #[serde(rename = "brokerHost", skip_serializing_if = "Option::is_none")]
-    broker_host: Option<&'a str>,
-    #[serde(rename = "brokerId")]
-    broker_id: i32,
-    #[serde(rename = "brokerPort", skip_serializing_if = "Option::is_none")]
-    broker_port: Option<u16>,
-    #[serde(rename = "brokerStatus", skip_serializing_if = "Option::is_none")]
-    broker_status: Option<BrokerStatus>,
-    epoch: u64,
-    #[serde(rename = "securityProtocol", skip_serializing_if = "Option::is_none")]
-    security_protocol: Option<SecurityProtocol>,
-}
-
-impl<'a> From<&'a BrokerRegistrationChangeBrokerRecord> for BrokerChangeFields<'a> {
-    fn from(r: &'a BrokerRegistrationChangeBrokerRecord) -> Self {
-        Self {
-            broker_host: r.broker_host.as_deref(),
-            broker_id: r.broker_id,
-            broker_port: r.broker_port,
-            broker_status: r.broker_status,
-            epoch: r.epoch,
-            security_protocol: r.security_protocol,
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::metadata::record::tests::sample_records;
+    use crate::metadata::record::{
+        BrokerRegistrationChangeBrokerRecord, BrokerStatus, PartitionRecord, ProducerIdsRecord,
+        RegisterBrokerRecord, SecurityProtocol, TopicRecord,
+    };
     use crate::metadata::{LogRecord, MetadataCommand};
     use proptest::prelude::*;
+    use uuid::Uuid;
 
     /// The bytes the stream wrote before `WireRecord`: the `LogRecord` with a `Value` inside.
     fn old_path(offset: u64, epoch: u64, timestamp_ms: u64, record: &Record) -> String {
@@ -282,7 +134,8 @@ mod tests {
         proptest::collection::vec(any::<i32>(), 0..4)
     }
 
-    fn record() -> impl Strategy<Value = Record> {
+    /// Any record, every field drawn from its whole range.
+    pub(crate) fn record() -> impl Strategy<Value = Record> {
         prop_oneof![
             (
                 any::<i32>(),

@@ -207,30 +207,19 @@ fn dump_log_dir(args: &Args, out: &mut Out, dir: &Path) -> Result<()> {
     dump_last_purged(out, &lp)
 }
 
-fn describe(payload: &[u8]) -> (String, Value) {
-    match codec::describe_payload(payload) {
-        Some((name, fields)) => (name, fields),
-        None => ("?".into(), Value::Null),
-    }
-}
-
 fn entry_line(out: &Out, path: &Path, buf: &[u8], f: &ScannedFrame) {
     let payload = buf.get(f.payload_range()).unwrap_or(&[]);
-    let (name, fields) = describe(payload);
+    let (name, fields) = codec::describe_payload(payload);
     let purged = out.purged_upto.is_some_and(|p| f.index <= p);
     let text = format!(
-        "index={} term={} timestamp={} size={} crc=ok pos={} {}{}{}",
+        "index={} term={} timestamp={} size={} crc=ok pos={} {} {}{}",
         f.index,
         f.term,
         ts_text(f.timestamp_ms),
         f.payload_len,
         f.pos,
         name,
-        if fields.is_null() {
-            String::new()
-        } else {
-            format!(" {fields}")
-        },
+        fields,
         if purged { " (purged)" } else { "" }
     );
     let obj = json!({

@@ -13,46 +13,25 @@
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use uuid::Uuid;
 
-use super::error::DecodeError;
-use super::image::{Image, UuidSet};
-use super::record::{
+use super::seq::Each;
+use super::{Image, UuidSet};
+use crate::metadata::error::DecodeError;
+use crate::metadata::record::{
     BrokerRegistrationChangeBrokerRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
 };
 
 /// The first value of every snapshot payload: `["yakt-image", FORMAT]`.
 const MAGIC: &str = "yakt-image";
 /// The payload format this build writes and reads.
-pub const IMAGE_FORMAT: u32 = 2;
+const IMAGE_FORMAT: u32 = 2;
 
 fn err(reason: impl Into<String>) -> DecodeError {
     DecodeError {
         what: "image",
         reason: reason.into(),
-    }
-}
-
-/// Serializes an iterator as a MessagePack array without collecting it first.
-struct Seq<I>(std::cell::Cell<Option<I>>);
-
-impl<I> Seq<I> {
-    fn new(iter: I) -> Self {
-        Self(std::cell::Cell::new(Some(iter)))
-    }
-}
-
-impl<I> Serialize for Seq<I>
-where
-    I: Iterator,
-    I::Item: Serialize,
-{
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.take() {
-            Some(iter) => s.collect_seq(iter),
-            None => s.collect_seq(std::iter::empty::<I::Item>()),
-        }
     }
 }
 
@@ -74,10 +53,10 @@ impl Image {
             self.next_producer_id,
         )
             .serialize(&mut ser);
-        let _ = Seq::new(self.brokers.values()).serialize(&mut ser);
-        let _ = Seq::new(self.topics.iter()).serialize(&mut ser);
-        let _ = Seq::new(self.partitions.values().flat_map(|m| m.values())).serialize(&mut ser);
-        let _ = Seq::new(self.producers.values()).serialize(&mut ser);
+        let _ = Each(|| self.brokers.values()).serialize(&mut ser);
+        let _ = Each(|| self.topics.iter()).serialize(&mut ser);
+        let _ = Each(|| self.all_partitions()).serialize(&mut ser);
+        let _ = Each(|| self.producers.values()).serialize(&mut ser);
         let _ = self.broker_changes.serialize(&mut ser);
         out
     }

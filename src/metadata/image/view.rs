@@ -1,16 +1,21 @@
-//! `/get_metadata`'s JSON written straight from the image, without building a
-//! `serde_json::Value` tree first.
+//! The image as the API shows it: `/get_metadata`, `/get_all_brokers`, `/get_broker`,
+//! `/get_topic`, `/get_partitions` and `/get_producer_ids`.
 //!
-//! For a large image the tree costs far more than the answer: a million-record image became
-//! about 1.5 GiB of `Value`s for a 90 MB body. [`MetadataView`] serializes the same document
-//! (the same keys, in the same order, and the same values as [`Image::metadata_json`]) while
-//! walking the maps.
+//! `/get_metadata` is written straight from the image, without building a `serde_json::Value`
+//! tree first: for a large image the tree costs far more than the answer (a million-record image
+//! became about 1.5 GiB of `Value`s for a 90 MB body). [`MetadataView`] is the one rendering of
+//! the whole image; [`Image::metadata_json`] is that view as a `Value`, for the readers that need
+//! one (snapshot events, the stream client's rebuild, the tests).
 
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::image::Image;
+use super::seq::Each;
+use super::Image;
+use crate::metadata::record::{to_json, BrokerStatus, PartitionRecord};
+use crate::metadata::MetadataError;
 
 /// The `metadata` object of `/get_metadata`, borrowed from an image.
 pub struct MetadataView<'a>(pub &'a Image);
@@ -24,20 +29,6 @@ impl Serialize for TopicView<'_> {
         st.serialize_field("name", self.0)?;
         st.serialize_field("topicUUID", self.1)?;
         st.end()
-    }
-}
-
-/// Serializes an iterator as a JSON array without collecting it.
-struct Each<F>(F);
-
-impl<F, I> Serialize for Each<F>
-where
-    F: Fn() -> I,
-    I: Iterator,
-    I::Item: Serialize,
-{
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq((self.0)())
     }
 }
 
@@ -78,6 +69,61 @@ impl Serialize for MetadataAnswer<'_> {
     }
 }
 
+impl Image {
+    /// `/get_metadata`'s `metadata` as a `Value`: [`MetadataView`] (the current state of each
+    /// entity under its record name, and the change-record history), for the snapshot events
+    /// and the readers that compare or rebuild it.
+    pub fn metadata_json(&self) -> Value {
+        to_json(&MetadataView(self))
+    }
+
+    /// `/get_all_brokers`: brokers not CLOSED, by id.
+    pub fn brokers_not_closed(&self) -> Value {
+        Value::Array(
+            self.brokers
+                .values()
+                .filter(|b| b.broker_status != BrokerStatus::Closed)
+                .map(to_json)
+                .collect(),
+        )
+    }
+
+    /// `/get_broker/{id}`: one broker (a CLOSED one too), NotFound if never registered.
+    pub fn broker(&self, id: i32) -> Result<Value, MetadataError> {
+        self.brokers
+            .get(&id)
+            .map(to_json)
+            .ok_or_else(|| MetadataError::not_found(format!("no broker {id} is registered")))
+    }
+
+    /// `/get_topic/{name}`: `{"name", "topicUUID", "partitions": [...]}`, NotFound if absent.
+    pub fn topic(&self, name: &str) -> Result<Value, MetadataError> {
+        let u = self
+            .topics
+            .get(name)
+            .ok_or_else(|| MetadataError::not_found(format!("no topic is named {name:?}")))?;
+        Ok(json!({
+            "name": name,
+            "topicUUID": u.to_string(),
+            "partitions": self.partitions(Some(*u)),
+        }))
+    }
+
+    /// `/get_partitions`: every partition, or those of one topicUUID (empty if unknown).
+    pub fn partitions(&self, topic_uuid: Option<Uuid>) -> Value {
+        let iter: Box<dyn Iterator<Item = &PartitionRecord>> = match topic_uuid {
+            Some(u) => Box::new(self.partitions.get(&u).into_iter().flat_map(|m| m.values())),
+            None => Box::new(self.partitions.values().flat_map(|m| m.values())),
+        };
+        Value::Array(iter.map(to_json).collect())
+    }
+
+    /// `/get_producer_ids`: every producer registration, by producerId.
+    pub fn producer_ids(&self) -> Value {
+        Value::Array(self.producers.values().map(to_json).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,8 +147,11 @@ mod tests {
     #[test]
     fn view_equals_the_value_tree() {
         let mut img = Image::new();
-        let empty = serde_json::to_value(MetadataView(&img)).unwrap();
-        assert_eq!(empty, img.metadata_json());
+        let empty = serde_json::to_string(&MetadataView(&img)).unwrap();
+        assert_eq!(
+            empty,
+            r#"{"BrokerRegistrationChangeBrokerRecord":[],"PartitionRecord":[],"ProducerIdsRecord":[],"RegisterBrokerRecord":[],"TopicRecord":[]}"#
+        );
         for id in 1..=3 {
             run(
                 &mut img,
@@ -154,12 +203,24 @@ mod tests {
             offset: 9,
             epoch: 2,
         };
-        // The same document; only the order of each record's own fields may differ (the tree
-        // sorts them, the view keeps the record's declaration order).
-        let direct: serde_json::Value =
-            serde_json::from_slice(&serde_json::to_vec(&answer).unwrap()).unwrap();
-        let tree = serde_json::json!({"offset": 9, "epoch": 2, "metadata": img.metadata_json()});
-        assert_eq!(direct, tree);
+        // The document built independently as a `Value` tree from the typed reads: the same
+        // bytes (the records' fields are declared in the sorted order a tree prints).
+        let tree = serde_json::json!({"offset": 9, "epoch": 2, "metadata": {
+            "RegisterBrokerRecord": img.all_brokers().map(to_json).collect::<Vec<_>>(),
+            "TopicRecord": img.all_topics()
+                .map(|(name, u)| serde_json::json!({"name": name, "topicUUID": u.to_string()}))
+                .collect::<Vec<_>>(),
+            "PartitionRecord": img.all_partitions().map(to_json).collect::<Vec<_>>(),
+            "ProducerIdsRecord": img.all_producers().map(to_json).collect::<Vec<_>>(),
+            "BrokerRegistrationChangeBrokerRecord":
+                img.broker_changes().iter().map(to_json).collect::<Vec<_>>(),
+        }});
+        assert_eq!(
+            serde_json::to_string(&answer).unwrap(),
+            serde_json::to_string(&tree).unwrap()
+        );
+        assert_eq!(img.metadata_json(), tree["metadata"]);
+        let direct: serde_json::Value = serde_json::to_value(&answer).unwrap();
         assert_eq!(
             direct["metadata"]["TopicRecord"].as_array().unwrap().len(),
             3

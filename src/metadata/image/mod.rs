@@ -1,0 +1,105 @@
+//! The image: the current metadata, the fold of the log in offset order, and the views of it
+//! the API shows; the snapshot encoding and the rebuild from `/get_metadata`'s JSON.
+//!
+//! Files: `prepare.rs` (leader: request to record), `fold.rs` (the rules a record must pass and
+//! how it is folded), `reads.rs` (typed reads), `view.rs` (the API's JSON), `rebuild.rs` (an
+//! image from that JSON), `codec.rs` (the snapshot payload), `seq.rs` (a serializer helper).
+//!
+//! `prepare` (leader, before proposing) validates a request against the image and decides every
+//! server-set field; `apply` (every node, in offset order) folds a committed record. Both run the
+//! same checks ([`Image::check`]), so a record `prepare` produced applies on the image it was
+//! prepared on, and a record that no longer fits (another record committed in between) is refused
+//! without touching the image, identically on every node.
+//!
+//! Decisions where API.md is silent (also in the README):
+//! - A `CLOSED` broker cannot be a replica or leader of a new partition: NotFound, as it is not in
+//!   `/get_all_brokers` either. `FENCED`/`INIT` brokers can.
+//! - A `CLOSED` broker cannot be changed (Conflict): only a new registration brings it back, with
+//!   a new `internalUUID`. A change record may itself set `brokerStatus: CLOSED` (like delete).
+//! - `/get_broker/{id}` answers a `CLOSED` broker too (its status says so).
+//! - A producer id given explicitly may be any free one; the next allocated id is always above
+//!   every id ever registered, so no id is handed out twice.
+//! - `ProducerIdsRecord.brokerEpoch` must equal the broker's epoch when applied (Kafka's fencing):
+//!   a change committed between prepare and apply makes the record refused.
+//! - `apply` advances `last_offset` even when it refuses a record: the entry was consumed.
+
+mod codec;
+mod fold;
+mod prepare;
+mod reads;
+mod rebuild;
+mod seq;
+#[cfg(test)]
+mod tests;
+pub mod view;
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use uuid::Uuid;
+
+use super::record::{
+    BrokerRegistrationChangeBrokerRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+};
+
+pub use view::{MetadataAnswer, MetadataView};
+
+/// The current metadata, the fold of the log.
+///
+/// Topics are the bulk of a large image (a million-record log is mostly topics), so each one
+/// costs one name string and one UUID in `topics` plus one UUID in `topic_uuids`; the snapshot
+/// encoding lives in [`super::image_codec`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Image {
+    /// Current state of every broker ever registered, by id (CLOSED ones included).
+    pub(super) brokers: BTreeMap<i32, RegisterBrokerRecord>,
+    /// Topic UUIDs by topic name.
+    pub(super) topics: BTreeMap<String, Uuid>,
+    /// Every topic UUID in `topics` (the index partitions and new topics are checked against).
+    pub(super) topic_uuids: UuidSet,
+    /// Partitions by topicUUID, then partitionId.
+    pub(super) partitions: BTreeMap<Uuid, BTreeMap<i32, PartitionRecord>>,
+    /// Producer id registrations by producerId.
+    pub(super) producers: BTreeMap<i64, ProducerIdsRecord>,
+    /// The id the next allocation hands out: above every id ever registered.
+    pub(super) next_producer_id: i64,
+    /// Every applied BrokerRegistrationChangeBrokerRecord, in offset order.
+    pub(super) broker_changes: Vec<BrokerRegistrationChangeBrokerRecord>,
+    /// Offset (Raft index) of the last entry applied; set by `apply` or by the caller for entries
+    /// that carry no record.
+    pub last_offset: u64,
+    /// Epoch (Raft term) of the last entry applied; set by `apply_entry` or by the caller.
+    pub last_epoch: u64,
+    /// Largest record timestamp applied, so a new leader never proposes an earlier one.
+    pub(super) last_timestamp_ms: u64,
+}
+
+/// A set of UUIDs hashed with a cheap multiplicative hash: topic UUIDs are random (v4, drawn by
+/// the leader), so SipHash's protection against chosen keys buys nothing and costs a lot when a
+/// million of them are inserted at startup.
+pub(super) type UuidSet = HashSet<Uuid, BuildHasherDefault<UuidHasher>>;
+
+/// The hasher of [`UuidSet`]: FxHash-style folding of the bytes it is given.
+#[derive(Default)]
+pub(super) struct UuidHasher(u64);
+
+impl Hasher for UuidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Image {
+    /// An empty image, the fold of an empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}

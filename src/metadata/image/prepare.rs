@@ -1,0 +1,182 @@
+//! The leader's half of a write: validate a request against the image and decide every
+//! server-set field (UUIDs, epochs, the next producer id), giving the record to propose.
+
+use uuid::Uuid;
+
+use super::Image;
+use crate::metadata::record::{
+    BrokerRegistrationChangeBrokerRecord, BrokerStatus, PartitionRecord, ProducerIdsRecord,
+    RegisterBrokerRecord, TopicRecord,
+};
+use crate::metadata::request::LeaderRef;
+use crate::metadata::{ErrorKind, MetadataError, Record, WriteRequest};
+
+impl Image {
+    /// Validates a request against this image and decides the server-set fields.
+    pub fn prepare(&self, req: WriteRequest) -> Result<Record, MetadataError> {
+        req.validate()?;
+        let record = match req {
+            WriteRequest::RegisterBroker {
+                broker_id,
+                broker_host,
+                broker_port,
+                security_protocol,
+                broker_status,
+                rack_id,
+            } => {
+                let epoch = self.registration_epoch(broker_id)?;
+                let mut internal_uuid = Uuid::new_v4();
+                while self
+                    .brokers
+                    .values()
+                    .any(|b| b.internal_uuid == internal_uuid)
+                {
+                    internal_uuid = Uuid::new_v4();
+                }
+                Record::RegisterBroker(RegisterBrokerRecord {
+                    broker_id,
+                    broker_host,
+                    broker_port,
+                    security_protocol,
+                    broker_status,
+                    rack_id,
+                    internal_uuid,
+                    epoch,
+                })
+            }
+            WriteRequest::CreateTopic { name } => {
+                let mut topic_uuid = Uuid::new_v4();
+                while self.topic_uuids.contains(&topic_uuid) {
+                    topic_uuid = Uuid::new_v4();
+                }
+                Record::Topic(TopicRecord { name, topic_uuid })
+            }
+            WriteRequest::CreatePartition {
+                partition_id,
+                topic_uuid,
+                replicas,
+                isr,
+                removing_replicas,
+                adding_replicas,
+                leader,
+            } => {
+                let leader = match leader {
+                    LeaderRef::Id(id) => id,
+                    LeaderRef::InternalUuid(u) => self
+                        .brokers
+                        .values()
+                        .find(|b| b.internal_uuid == u && b.broker_status != BrokerStatus::Closed)
+                        .map(|b| b.broker_id)
+                        .ok_or_else(|| {
+                            MetadataError::not_found(format!(
+                                "leader: no registered broker has internalUUID {u}"
+                            ))
+                        })?,
+                };
+                Record::Partition(PartitionRecord {
+                    partition_id,
+                    topic_uuid,
+                    replicas,
+                    isr,
+                    removing_replicas,
+                    adding_replicas,
+                    leader,
+                    partition_epoch: 0,
+                })
+            }
+            WriteRequest::RegisterProducer {
+                broker_id,
+                producer_id,
+            } => {
+                let broker = self.live_broker(broker_id)?;
+                let producer_id = match producer_id {
+                    Some(p) => p,
+                    None => {
+                        if self.producers.contains_key(&self.next_producer_id) {
+                            return Err(MetadataError::conflict(
+                                "no producer id is left to allocate",
+                            ));
+                        }
+                        self.next_producer_id
+                    }
+                };
+                Record::ProducerIds(ProducerIdsRecord {
+                    broker_id,
+                    broker_epoch: broker.epoch,
+                    producer_id,
+                })
+            }
+            WriteRequest::ChangeBroker {
+                broker_id,
+                broker_host,
+                broker_port,
+                security_protocol,
+                broker_status,
+            } => {
+                let broker = self.live_broker(broker_id)?;
+                Record::BrokerChange(BrokerRegistrationChangeBrokerRecord {
+                    broker_id,
+                    broker_host,
+                    broker_port,
+                    security_protocol,
+                    broker_status,
+                    epoch: next_epoch(broker)?,
+                })
+            }
+            WriteRequest::DeleteBroker { broker_id } => {
+                let broker = match self.live_broker(broker_id) {
+                    Err(e) if e.kind == ErrorKind::Conflict => {
+                        return Err(MetadataError::conflict(format!(
+                            "broker {broker_id} is already CLOSED"
+                        )))
+                    }
+                    other => other?,
+                };
+                Record::BrokerChange(BrokerRegistrationChangeBrokerRecord {
+                    broker_id,
+                    broker_host: None,
+                    broker_port: None,
+                    security_protocol: None,
+                    broker_status: Some(BrokerStatus::Closed),
+                    epoch: next_epoch(broker)?,
+                })
+            }
+        };
+        self.check(&record)?;
+        Ok(record)
+    }
+
+    /// The epoch a (re-)registration of `broker_id` gets: 0 for a new id, one above the last
+    /// for a CLOSED broker; Conflict while the broker is registered and not CLOSED.
+    pub(super) fn registration_epoch(&self, broker_id: i32) -> Result<u64, MetadataError> {
+        match self.brokers.get(&broker_id) {
+            None => Ok(0),
+            Some(b) if b.broker_status == BrokerStatus::Closed => next_epoch(b),
+            Some(b) => Err(MetadataError::conflict(format!(
+                "broker {broker_id} is already registered (status {}); a broker can register \
+                 again only after delete_broker",
+                b.broker_status
+            ))),
+        }
+    }
+
+    /// A registered broker that is not CLOSED: NotFound when unknown, Conflict when CLOSED.
+    pub(super) fn live_broker(&self, id: i32) -> Result<&RegisterBrokerRecord, MetadataError> {
+        match self.brokers.get(&id) {
+            None => Err(MetadataError::not_found(format!(
+                "no broker {id} is registered"
+            ))),
+            Some(b) if b.broker_status == BrokerStatus::Closed => Err(MetadataError::conflict(
+                format!("broker {id} is CLOSED; register it again first"),
+            )),
+            Some(b) => Ok(b),
+        }
+    }
+}
+
+/// A broker's epoch + 1, the epoch of its next change record.
+pub(super) fn next_epoch(b: &RegisterBrokerRecord) -> Result<u64, MetadataError> {
+    b.epoch.checked_add(1).ok_or_else(|| {
+        MetadataError::conflict(format!("broker {}'s epoch is exhausted", b.broker_id))
+    })
+}

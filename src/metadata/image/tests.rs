@@ -1,0 +1,501 @@
+//! The image's rules end to end: requests prepared and applied, refusals and their kinds,
+//! overtaken records refused at apply, the views, and a proptest that every prepared record
+//! applies and that refolding, the snapshot encoding and the JSON rebuild give the same image.
+
+use proptest::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::Image;
+use crate::metadata::record::{BrokerStatus, PartitionRecord, ProducerIdsRecord, SecurityProtocol};
+use crate::metadata::request::LeaderRef;
+use crate::metadata::{ErrorKind, MetadataCommand, MetadataError, Record, WriteRequest};
+
+/// An image plus the log that built it, applying each prepared record at the next offset.
+#[derive(Default)]
+struct Harness {
+    image: Image,
+    log: Vec<(u64, MetadataCommand)>,
+}
+
+impl Harness {
+    fn run(&mut self, req: WriteRequest) -> Result<Record, MetadataError> {
+        let record = self.image.prepare(req)?;
+        let offset = self.log.len() as u64 + 1;
+        let cmd = MetadataCommand {
+            timestamp_ms: 1000 + offset,
+            record: record.clone(),
+        };
+        self.image
+            .apply(offset, &cmd)
+            .expect("a prepared record must apply");
+        self.log.push((offset, cmd));
+        Ok(record)
+    }
+    fn kind(&mut self, req: WriteRequest) -> ErrorKind {
+        self.run(req).expect_err("expected a refusal").kind
+    }
+}
+
+fn reg(id: i32) -> WriteRequest {
+    WriteRequest::RegisterBroker {
+        broker_id: id,
+        broker_host: format!("kafka-{id}"),
+        broker_port: 9092,
+        security_protocol: SecurityProtocol::Plaintext,
+        broker_status: BrokerStatus::Alive,
+        rack_id: None,
+    }
+}
+fn topic(name: &str) -> WriteRequest {
+    WriteRequest::CreateTopic { name: name.into() }
+}
+fn part(t: Uuid, pid: i32, replicas: &[i32], leader: LeaderRef) -> WriteRequest {
+    WriteRequest::CreatePartition {
+        partition_id: pid,
+        topic_uuid: t,
+        replicas: replicas.to_vec(),
+        isr: replicas.to_vec(),
+        removing_replicas: vec![],
+        adding_replicas: vec![],
+        leader,
+    }
+}
+fn prod(b: i32, p: Option<i64>) -> WriteRequest {
+    WriteRequest::RegisterProducer {
+        broker_id: b,
+        producer_id: p,
+    }
+}
+fn change_port(b: i32, port: u16) -> WriteRequest {
+    WriteRequest::ChangeBroker {
+        broker_id: b,
+        broker_host: None,
+        broker_port: Some(port),
+        security_protocol: None,
+        broker_status: None,
+    }
+}
+fn del(b: i32) -> WriteRequest {
+    WriteRequest::DeleteBroker { broker_id: b }
+}
+fn topic_uuid(r: Record) -> Uuid {
+    match r {
+        Record::Topic(t) => t.topic_uuid,
+        other => panic!("not a topic: {other:?}"),
+    }
+}
+
+#[test]
+fn broker_registration_conflict_and_closed_reregistration() {
+    let mut h = Harness::default();
+    let Record::RegisterBroker(first) = h.run(reg(1)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(first.epoch, 0);
+    assert_eq!(first.internal_uuid.get_version_num(), 4);
+    assert_eq!(h.kind(reg(1)), ErrorKind::Conflict);
+    let Record::BrokerChange(c) = h.run(change_port(1, 9093)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(c.epoch, 1);
+    assert_eq!(h.image.broker_record(1).unwrap().broker_port, 9093);
+    let Record::BrokerChange(d) = h.run(del(1)).unwrap() else {
+        panic!()
+    };
+    assert_eq!((d.broker_status, d.epoch), (Some(BrokerStatus::Closed), 2));
+    assert_eq!(h.kind(del(1)), ErrorKind::Conflict);
+    assert_eq!(h.kind(change_port(1, 1)), ErrorKind::Conflict);
+    assert_eq!(h.image.brokers_not_closed(), json!([]));
+    assert_eq!(h.image.broker(1).unwrap()["brokerStatus"], "CLOSED");
+    let Record::RegisterBroker(again) = h.run(reg(1)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(again.epoch, 3);
+    assert_ne!(again.internal_uuid, first.internal_uuid);
+    assert_eq!(h.image.brokers_not_closed().as_array().unwrap().len(), 1);
+    assert_eq!(h.image.broker_changes().len(), 2);
+    assert_eq!(
+        h.image.metadata_json()["BrokerRegistrationChangeBrokerRecord"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn unknown_brokers_are_not_found() {
+    let mut h = Harness::default();
+    assert_eq!(h.kind(del(7)), ErrorKind::NotFound);
+    assert_eq!(h.kind(change_port(7, 1)), ErrorKind::NotFound);
+    assert_eq!(h.kind(prod(7, None)), ErrorKind::NotFound);
+    assert_eq!(h.image.broker(7).unwrap_err().kind, ErrorKind::NotFound);
+    assert!(h.log.is_empty());
+}
+
+#[test]
+fn topics_and_partitions() {
+    let mut h = Harness::default();
+    for b in 1..=3 {
+        h.run(reg(b)).unwrap();
+    }
+    let t = topic_uuid(h.run(topic("orders")).unwrap());
+    assert_eq!(h.kind(topic("orders")), ErrorKind::Conflict);
+    let Record::Partition(p) = h.run(part(t, 0, &[1, 2], LeaderRef::Id(2))).unwrap() else {
+        panic!()
+    };
+    assert_eq!((p.partition_epoch, p.leader), (0, 2));
+    assert_eq!(
+        h.kind(part(t, 0, &[1, 2], LeaderRef::Id(1))),
+        ErrorKind::Conflict
+    );
+    assert_eq!(
+        h.kind(part(Uuid::from_u128(9), 0, &[1], LeaderRef::Id(1))),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        h.kind(part(t, 1, &[1, 9], LeaderRef::Id(1))),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        h.kind(part(t, 1, &[1, 1], LeaderRef::Id(1))),
+        ErrorKind::BadRequest
+    );
+    assert_eq!(
+        h.kind(part(t, 1, &[1, 2], LeaderRef::Id(3))),
+        ErrorKind::BadRequest
+    );
+    // Leader by internalUUID is normalized to the id.
+    let u3 = h.image.broker_record(3).unwrap().internal_uuid;
+    let Record::Partition(p) = h
+        .run(part(t, 1, &[2, 3], LeaderRef::InternalUuid(u3)))
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(p.leader, 3);
+    assert_eq!(
+        h.kind(part(t, 2, &[1, 2], LeaderRef::InternalUuid(u3))),
+        ErrorKind::BadRequest
+    );
+    assert_eq!(
+        h.kind(part(
+            t,
+            2,
+            &[1, 2],
+            LeaderRef::InternalUuid(Uuid::from_u128(5))
+        )),
+        ErrorKind::NotFound
+    );
+    // A CLOSED broker cannot be a replica.
+    h.run(del(3)).unwrap();
+    let e = h.run(part(t, 2, &[1, 3], LeaderRef::Id(1))).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    assert!(e.message.contains("CLOSED"), "{}", e.message);
+    // Views.
+    let v = h.image.topic("orders").unwrap();
+    assert_eq!(v["topicUUID"], t.to_string());
+    assert_eq!(v["partitions"].as_array().unwrap().len(), 2);
+    assert_eq!(v["partitions"][1]["leader"], 3);
+    assert_eq!(h.image.topic("nope").unwrap_err().kind, ErrorKind::NotFound);
+    let t2 = topic_uuid(h.run(topic("other")).unwrap());
+    h.run(part(t2, 0, &[1], LeaderRef::Id(1))).unwrap();
+    assert_eq!(h.image.partitions(None).as_array().unwrap().len(), 3);
+    assert_eq!(h.image.partitions(Some(t2)).as_array().unwrap().len(), 1);
+    assert_eq!(h.image.partitions(Some(Uuid::from_u128(1))), json!([]));
+    let m = h.image.metadata_json();
+    assert_eq!(m["TopicRecord"].as_array().unwrap().len(), 2);
+    assert_eq!(m["PartitionRecord"].as_array().unwrap().len(), 3);
+    assert_eq!(m["RegisterBrokerRecord"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn producer_ids_are_allocated_and_never_reused() {
+    let mut h = Harness::default();
+    h.run(reg(1)).unwrap();
+    h.run(reg(2)).unwrap();
+    let pid = |r: Record| match r {
+        Record::ProducerIds(p) => p,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(pid(h.run(prod(1, None)).unwrap()).producer_id, 0);
+    assert_eq!(pid(h.run(prod(1, None)).unwrap()).producer_id, 1);
+    assert_eq!(pid(h.run(prod(2, Some(10))).unwrap()).producer_id, 10);
+    assert_eq!(h.kind(prod(1, Some(10))), ErrorKind::Conflict);
+    assert_eq!(h.kind(prod(2, Some(0))), ErrorKind::Conflict);
+    assert_eq!(pid(h.run(prod(2, None)).unwrap()).producer_id, 11);
+    // A free id below the next one may still be claimed explicitly.
+    assert_eq!(pid(h.run(prod(2, Some(5))).unwrap()).producer_id, 5);
+    assert_eq!(pid(h.run(prod(2, None)).unwrap()).producer_id, 12);
+    h.run(change_port(1, 1)).unwrap();
+    assert_eq!(pid(h.run(prod(1, None)).unwrap()).broker_epoch, 1);
+    h.run(del(2)).unwrap();
+    assert_eq!(h.kind(prod(2, None)), ErrorKind::Conflict);
+    // The top of the range: after i64::MAX nothing is left to allocate.
+    h.run(prod(1, Some(i64::MAX))).unwrap();
+    assert_eq!(h.kind(prod(1, None)), ErrorKind::Conflict);
+    assert_eq!(h.image.producer_ids().as_array().unwrap().len(), 8);
+    assert_eq!(Image::decode(&h.image.encode()).unwrap(), h.image);
+}
+
+#[test]
+fn broker_change_needs_a_field() {
+    let mut h = Harness::default();
+    h.run(reg(1)).unwrap();
+    let empty = WriteRequest::ChangeBroker {
+        broker_id: 1,
+        broker_host: None,
+        broker_port: None,
+        security_protocol: None,
+        broker_status: None,
+    };
+    assert_eq!(h.kind(empty), ErrorKind::BadRequest);
+    let all = WriteRequest::ChangeBroker {
+        broker_id: 1,
+        broker_host: Some("new".into()),
+        broker_port: Some(1),
+        security_protocol: Some(SecurityProtocol::Ssl),
+        broker_status: Some(BrokerStatus::Fenced),
+    };
+    h.run(all).unwrap();
+    let b = h.image.broker(1).unwrap();
+    assert_eq!(
+        (
+            &b["brokerHost"],
+            &b["brokerPort"],
+            &b["securityProtocol"],
+            &b["brokerStatus"],
+            &b["epoch"]
+        ),
+        (
+            &json!("new"),
+            &json!(1),
+            &json!("SSL"),
+            &json!("FENCED"),
+            &json!(1)
+        )
+    );
+}
+
+#[test]
+fn apply_refuses_overtaken_records_without_touching_the_image() {
+    let mut h = Harness::default();
+    h.run(reg(1)).unwrap();
+    // Two producer allocations prepared on the same image: the second is overtaken.
+    let a = h.image.prepare(prod(1, None)).unwrap();
+    let b = h.image.prepare(prod(1, None)).unwrap();
+    assert_eq!(a, b);
+    let mut img = h.image.clone();
+    let cmd = |r: Record| MetadataCommand {
+        timestamp_ms: 5,
+        record: r,
+    };
+    img.apply(10, &cmd(a)).unwrap();
+    let before = img.clone();
+    let e = img.apply(11, &cmd(b)).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Conflict);
+    assert_eq!(img.last_offset, 11);
+    img.last_offset = before.last_offset;
+    assert_eq!(img, before);
+    // A stale broker epoch, a change with a skipped epoch, a duplicate registration.
+    let stale = img.prepare(prod(1, None)).unwrap();
+    let change = img.prepare(change_port(1, 2)).unwrap();
+    img.apply(12, &cmd(change.clone())).unwrap();
+    assert_eq!(
+        img.apply(13, &cmd(stale)).unwrap_err().kind,
+        ErrorKind::Conflict
+    );
+    assert_eq!(
+        img.apply(14, &cmd(change)).unwrap_err().kind,
+        ErrorKind::Conflict
+    );
+    let dup = Image::new().prepare(reg(1)).unwrap();
+    assert_eq!(
+        img.apply(15, &cmd(dup)).unwrap_err().kind,
+        ErrorKind::Conflict
+    );
+    // Partition for a topic that does not exist.
+    let mut orphan = Harness::default();
+    orphan.run(reg(1)).unwrap();
+    let t = topic_uuid(orphan.run(topic("t")).unwrap());
+    let p = orphan
+        .image
+        .prepare(part(t, 0, &[1], LeaderRef::Id(1)))
+        .unwrap();
+    assert_eq!(
+        img.apply(16, &cmd(p)).unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    img.apply_entry(17, 4, &cmd(Image::new().prepare(topic("x")).unwrap()))
+        .unwrap();
+    assert_eq!((img.last_offset, img.last_epoch), (17, 4));
+    assert_eq!(img.last_timestamp_ms(), 1001);
+}
+
+#[test]
+fn decode_refuses_garbage_and_inconsistent_images() {
+    assert!(Image::decode(&[]).is_err());
+    assert!(Image::decode(b"\x93\x01\x02").is_err());
+    assert_eq!(Image::decode(&Image::new().encode()).unwrap(), Image::new());
+    let mut h = Harness::default();
+    h.run(topic("t")).unwrap();
+    // A partition of a topic the snapshot does not list.
+    let mut orphan = h.image.clone();
+    orphan
+        .partitions
+        .entry(Uuid::from_u128(7))
+        .or_default()
+        .insert(
+            0,
+            PartitionRecord {
+                partition_id: 0,
+                topic_uuid: Uuid::from_u128(7),
+                replicas: vec![1],
+                isr: vec![1],
+                removing_replicas: vec![],
+                adding_replicas: vec![],
+                leader: 1,
+                partition_epoch: 0,
+            },
+        );
+    assert!(Image::decode(&orphan.encode())
+        .unwrap_err()
+        .reason
+        .contains("unknown topicUUID"));
+    // A registered producer id at or above the next free one.
+    let mut reused = h.image.clone();
+    reused.producers.insert(
+        3,
+        ProducerIdsRecord {
+            broker_id: 1,
+            broker_epoch: 0,
+            producer_id: 3,
+        },
+    );
+    assert!(Image::decode(&reused.encode())
+        .unwrap_err()
+        .reason
+        .contains("next free id"));
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Reg(i32, u8, u16),
+    Topic(u8),
+    Part(u8, i32, Vec<i32>, usize, bool),
+    Prod(i32, Option<i64>),
+    Change(i32, Option<u16>, Option<u8>),
+    Delete(i32),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let b = 0i32..5;
+    prop_oneof![
+        (b.clone(), 0u8..5, 0u16..3).prop_map(|(b, s, p)| Op::Reg(b, s, p)),
+        (0u8..4).prop_map(Op::Topic),
+        (
+            0u8..5,
+            0i32..3,
+            proptest::collection::vec(0i32..5, 0..4),
+            0usize..4,
+            any::<bool>()
+        )
+            .prop_map(|(t, p, r, l, u)| Op::Part(t, p, r, l, u)),
+        (b.clone(), proptest::option::of(0i64..8)).prop_map(|(b, p)| Op::Prod(b, p)),
+        (
+            b.clone(),
+            proptest::option::of(1u16..4),
+            proptest::option::of(0u8..5)
+        )
+            .prop_map(|(b, p, s)| Op::Change(b, p, s)),
+        b.prop_map(Op::Delete),
+    ]
+}
+
+fn to_request(image: &Image, op: Op) -> WriteRequest {
+    let topic_uuid = |t: u8| {
+        image
+            .topic_record(&format!("t{t}"))
+            .map(|t| t.topic_uuid)
+            .unwrap_or(Uuid::from_u128(u128::from(t) + 1))
+    };
+    match op {
+        Op::Reg(b, s, p) => WriteRequest::RegisterBroker {
+            broker_id: b,
+            broker_host: format!("h{b}"),
+            broker_port: 9000 + p,
+            security_protocol: SecurityProtocol::ALL[usize::from(p) % 4],
+            broker_status: BrokerStatus::ALL[usize::from(s)],
+            rack_id: (p == 1).then(|| "r".to_string()),
+        },
+        Op::Topic(t) => topic(&format!("t{t}")),
+        Op::Part(t, pid, replicas, l, by_uuid) => {
+            let leader_id = replicas.get(l).copied().unwrap_or(0);
+            let leader = match image.broker_record(leader_id) {
+                Some(b) if by_uuid => LeaderRef::InternalUuid(b.internal_uuid),
+                _ => LeaderRef::Id(leader_id),
+            };
+            let isr = replicas.iter().copied().take(l).collect();
+            WriteRequest::CreatePartition {
+                partition_id: pid,
+                topic_uuid: topic_uuid(t),
+                replicas,
+                isr,
+                removing_replicas: vec![],
+                adding_replicas: vec![],
+                leader,
+            }
+        }
+        Op::Prod(b, p) => prod(b, p),
+        Op::Change(b, p, s) => WriteRequest::ChangeBroker {
+            broker_id: b,
+            broker_host: None,
+            broker_port: p,
+            security_protocol: None,
+            broker_status: s.map(|s| BrokerStatus::ALL[usize::from(s)]),
+        },
+        Op::Delete(b) => del(b),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn prepared_records_always_apply_and_refold_identically(ops in proptest::collection::vec(op(), 0..60)) {
+        let mut h = Harness::default();
+        let mut allocated = std::collections::BTreeSet::new();
+        for op in ops {
+            let req = to_request(&h.image, op);
+            let before = h.image.clone();
+            match h.image.prepare(req) {
+                Err(_) => prop_assert_eq!(&h.image, &before),
+                Ok(record) => {
+                    if let Record::ProducerIds(p) = &record {
+                        prop_assert!(allocated.insert(p.producer_id), "producer id {} reused", p.producer_id);
+                    }
+                    let offset = h.log.len() as u64 + 1;
+                    let cmd = MetadataCommand { timestamp_ms: offset, record };
+                    let applied = h.image.apply(offset, &cmd);
+                    prop_assert!(applied.is_ok(), "prepared record refused: {:?}", applied);
+                    h.log.push((offset, cmd));
+                }
+            }
+        }
+        prop_assert_eq!(Image::decode(&h.image.encode()).unwrap(), h.image.clone());
+        let mut viewed = Image::from_metadata_json(&h.image.metadata_json(), h.image.last_offset, h.image.last_epoch).unwrap();
+        viewed.last_timestamp_ms = h.image.last_timestamp_ms;
+        prop_assert_eq!(viewed, h.image.clone());
+        let refold = Image::fold(h.log.iter().map(|(o, c)| (*o, c)));
+        prop_assert_eq!(&refold, &h.image);
+        prop_assert_eq!(Image::fold(h.log.iter().map(|(o, c)| (*o, c))), refold);
+        for b in h.image.all_brokers() {
+            prop_assert_eq!(h.image.broker(b.broker_id).unwrap()["brokerId"].as_i64(), Some(i64::from(b.broker_id)));
+        }
+    }
+
+    #[test]
+    fn image_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = Image::decode(&bytes);
+    }
+}
