@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::error::ApiError;
 use super::event_cache::{CachedEntry, EventCache};
-use super::log_read::{log_start, read_chunk, read_events, Chunk, NameFilter, Step};
+use super::log_read::{snapshot_event, Entries, Events, Follow, NameFilter, Reader, Step};
 use super::sse::event as sse_event;
 use super::ApiOptions;
 use crate::metadata::LogRecord;
@@ -169,26 +169,30 @@ async fn deliver(
 async fn produce(
     node: Arc<Node>,
     cache: Arc<EventCache>,
-    mut next: u64,
+    next: u64,
     filter: NameFilter,
     tx: mpsc::Sender<Bytes>,
     cut: oneshot::Sender<Cutoff>,
     slow_after: Duration,
 ) {
-    let mut applied_rx = node.state.subscribe_applied();
-    let mut shutdown = node.shutdown_signal();
-    let mut batch: Vec<CachedEntry> = Vec::new();
+    let mut reader = Reader::new(node.clone(), next, Follow::Forever, Events(cache));
     loop {
-        if *shutdown.borrow_and_update() {
-            // Tell the reader why the stream ends, so it reconnects elsewhere (or later)
-            // with Last-Event-ID.
-            let data =
-                json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
-            let _ = tx.try_send(sse_event(None, "shutdown", &data.to_string()));
-            return;
-        }
-        let step = match read_events(&node, &cache, next, &mut batch) {
-            Ok(s) => s,
+        let step = tokio::select! {
+            step = reader.step() => step,
+            _ = tx.closed() => return,
+        };
+        let (snapshot, batch) = match step {
+            Ok(Some(Step::Snapshot(snap))) => (Some(snapshot_event(&snap)), Vec::new()),
+            Ok(Some(Step::Items(batch))) => (None, batch),
+            Ok(None) => {
+                if *node.shutdown_signal().borrow() {
+                    // Tell the reader why the stream ends, so it reconnects elsewhere (or
+                    // later) with Last-Event-ID.
+                    let data = json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
+                    let _ = tx.try_send(sse_event(None, "shutdown", &data.to_string()));
+                }
+                return;
+            }
             Err(e) => {
                 let _ = cut.send(Cutoff {
                     kind: "read_failed",
@@ -197,26 +201,7 @@ async fn produce(
                 return;
             }
         };
-        let snapshot = match step {
-            Step::Snapshot(snap) => {
-                next = snap.offset + 1;
-                Some(snap.event())
-            }
-            Step::Entries { next: n } if n == next => {
-                // Caught up: wait for the next apply (or the reader going away).
-                tokio::select! {
-                    changed = applied_rx.changed() => if changed.is_err() { return },
-                    _ = shutdown.changed() => {}
-                    _ = tx.closed() => return,
-                }
-                continue;
-            }
-            Step::Entries { next: n } => {
-                next = n;
-                None
-            }
-        };
-        let records = batch.drain(..).filter_map(|e| match e {
+        let records = batch.into_iter().filter_map(|e| match e {
             CachedEntry::Record { name, event } if filter.allows(name) => Some(event),
             _ => None,
         });
@@ -226,7 +211,7 @@ async fn produce(
                 Err(Undelivered::Closed) => return,
                 Err(Undelivered::Slow) => {
                     tracing::warn!(
-                        next_offset = next,
+                        next_offset = reader.next_offset(),
                         timeout_ms = slow_after.as_millis() as u64,
                         "slow_reader: cut off an SSE reader whose buffer stayed full"
                     );
@@ -364,45 +349,41 @@ async fn fetch(
     .max(1) as usize;
     let wait_ms = parse_num(q.wait_ms.as_deref(), "wait_ms", 0, FETCH_MAX_WAIT_MS)?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    let mut applied_rx = node.state.subscribe_applied();
-    let mut shutdown = node.shutdown_signal();
-    let mut next = offset;
+    let page = |records: Vec<LogRecord>, next: u64, snapshot: Option<serde_json::Value>| {
+        let mut body = json!({
+            "records": records,
+            "next_offset": next,
+            "high_watermark": node.state.applied().offset + 1,
+            "log_start_offset": node.committed().read_start().unwrap_or(next),
+        });
+        if let Some(s) = snapshot {
+            body["snapshot"] = s;
+        }
+        Json(body)
+    };
+    let mut reader = Reader::new(node.clone(), offset, Follow::Until(deadline), Entries);
     loop {
-        applied_rx.borrow_and_update();
-        let chunk = read_chunk(&node, next, max_records, &filter)?;
-        let page = |records: Vec<LogRecord>, next: u64, snapshot: Option<serde_json::Value>| {
-            let mut body = json!({
-                "records": records,
-                "next_offset": next,
-                "high_watermark": node.state.applied().offset + 1,
-                "log_start_offset": log_start(&node).unwrap_or(next),
-            });
-            if let Some(s) = snapshot {
-                body["snapshot"] = s;
-            }
-            Json(body)
-        };
-        match chunk {
-            Chunk::Snapshot(snap) => {
+        let from = reader.next_offset();
+        match reader.step().await? {
+            None => return Ok(page(Vec::new(), reader.next_offset(), None)),
+            Some(Step::Snapshot(snap)) => {
                 return Ok(page(Vec::new(), snap.offset + 1, Some(snap.to_json())));
             }
-            Chunk::Records { records, next: n } if !records.is_empty() || n != next => {
-                // Progress (records, or only Raft's own / filtered-out entries skipped).
-                if records.is_empty() && tokio::time::Instant::now() < deadline {
-                    next = n;
-                    continue;
+            Some(Step::Items(entries)) => {
+                let mut records = Vec::new();
+                let mut cursor = from;
+                for entry in &entries {
+                    if records.len() >= max_records {
+                        break;
+                    }
+                    cursor = entry.offset + 1;
+                    if let Some(r) = entry.log_record().filter(|r| filter.allows(&r.name)) {
+                        records.push(r);
+                    }
                 }
-                return Ok(page(records, n, None));
-            }
-            Chunk::Records { next: n, .. } => {
-                // A long poll answers at once when the node shuts down, so it does not hold
-                // the graceful shutdown up.
-                if tokio::time::Instant::now() >= deadline || *shutdown.borrow_and_update() {
-                    return Ok(page(Vec::new(), n, None));
-                }
-                tokio::select! {
-                    _ = tokio::time::timeout_at(deadline, applied_rx.changed()) => {}
-                    _ = shutdown.changed() => {}
+                // Only Raft's own or filtered-out entries: read on while the wait lasts.
+                if !records.is_empty() || tokio::time::Instant::now() >= deadline {
+                    return Ok(page(records, cursor, None));
                 }
             }
         }

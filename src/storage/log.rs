@@ -13,8 +13,7 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 #[cfg(test)]
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{
     Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
@@ -28,6 +27,7 @@ use super::segment::{parse_segment_file_name, Segment};
 use super::slot_file::SlotFile;
 use super::truncation::TruncationIntent;
 use super::StorageError;
+use crate::metrics::Histogram;
 
 /// An entry's position: its index and the term it was written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -207,28 +207,8 @@ struct Inner {
     group_cv: Condvar,
     pending: Mutex<Pending>,
     pending_cv: Condvar,
-    sync_count: AtomicU64,
-    /// Total time spent in fdatasync rounds, nanoseconds.
-    sync_nanos: AtomicU64,
-    /// fdatasync rounds by duration: `[i]` counts rounds within `SYNC_LATENCY_BUCKETS[i]`
-    /// (and above the previous bound); slower rounds only count in `sync_count`.
-    sync_buckets: [AtomicU64; SYNC_LATENCY_BUCKETS.len()],
-}
-
-/// Upper bounds, seconds, of the fdatasync-round latency buckets ([`SegmentLog::sync_latency`]).
-pub const SYNC_LATENCY_BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
-
-/// fdatasync-round latencies since open, as plain numbers (the metrics layer renders them).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SyncLatency {
-    /// Cumulative counts per bound of [`SYNC_LATENCY_BUCKETS`] (Prometheus `le` buckets).
-    pub cumulative: Vec<u64>,
-    /// Rounds in all (the `+Inf` bucket).
-    pub count: u64,
-    /// Seconds in all.
-    pub sum_seconds: f64,
+    /// fdatasync rounds by duration (their number is the histogram's count).
+    sync_latency: Histogram,
 }
 
 /// The log.
@@ -297,6 +277,10 @@ fn duplicate(e: &StorageError) -> StorageError {
         },
         StorageError::Invalid(s) => StorageError::Invalid(s.clone()),
         StorageError::Locked { path } => StorageError::Locked { path: path.clone() },
+        StorageError::Purged { start, last_purged } => StorageError::Purged {
+            start: *start,
+            last_purged: *last_purged,
+        },
     }
 }
 
@@ -393,15 +377,7 @@ impl Inner {
         let result = self
             .sync_files(&files)
             .and_then(|()| self.raise_acked(last_id, epoch));
-        let took = started.elapsed();
-        self.sync_nanos
-            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
-        let secs = took.as_secs_f64();
-        if let Some(b) = SYNC_LATENCY_BUCKETS.iter().position(|&b| secs <= b) {
-            self.sync_buckets[b].fetch_add(1, Ordering::Relaxed);
-        }
-        // Counted last, so a reader never sees a round in the count before its bucket.
-        self.sync_count.fetch_add(1, Ordering::Relaxed);
+        self.sync_latency.observe(started.elapsed().as_secs_f64());
         result.map(|()| (last, epoch))
     }
 
@@ -791,9 +767,7 @@ impl SegmentLog {
             group_cv: Condvar::new(),
             pending: Mutex::new(Pending::default()),
             pending_cv: Condvar::new(),
-            sync_count: AtomicU64::new(0),
-            sync_nanos: AtomicU64::new(0),
-            sync_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sync_latency: Histogram::default(),
         });
         let for_thread = Arc::clone(&inner);
         let flusher = std::thread::Builder::new()
@@ -956,31 +930,17 @@ impl SegmentLog {
 
     /// Number of fdatasync rounds run by `sync`/the flusher since open (for tests and metrics).
     pub fn sync_count(&self) -> u64 {
-        self.inner.sync_count.load(Ordering::Relaxed)
+        self.inner.sync_latency.count()
     }
 
     /// How long those fdatasync rounds took (for metrics).
-    pub fn sync_latency(&self) -> SyncLatency {
-        let mut total = 0;
-        let cumulative = self
-            .inner
-            .sync_buckets
-            .iter()
-            .map(|b| {
-                total += b.load(Ordering::Relaxed);
-                total
-            })
-            .collect();
-        // Read after the buckets (a round counts in its bucket first): count >= every bucket.
-        let count = self.inner.sync_count.load(Ordering::Relaxed);
-        SyncLatency {
-            cumulative,
-            count,
-            sum_seconds: self.inner.sync_nanos.load(Ordering::Relaxed) as f64 / 1e9,
-        }
+    pub fn sync_latency(&self) -> &Histogram {
+        &self.inner.sync_latency
     }
 
     /// Entries in `[start, end)` that exist, at least one if any; `max_bytes` bounds payload bytes.
+    /// A range that starts at or below the last purged index is [`StorageError::Purged`]: the
+    /// log never answers a later start than asked for because a purge ran.
     pub fn read_range(
         &self,
         start: u64,
@@ -988,6 +948,12 @@ impl SegmentLog {
         max_bytes: Option<usize>,
     ) -> Result<Vec<StoredEntry>, StorageError> {
         let st = self.inner.read_state();
+        if let Some(p) = st.last_purged.filter(|p| start < end && start <= p.index) {
+            return Err(StorageError::Purged {
+                start,
+                last_purged: p.index,
+            });
+        }
         let (Some(first), Some(last)) = (st.first_index(), st.last_index()) else {
             return Ok(Vec::new());
         };

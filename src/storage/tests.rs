@@ -188,8 +188,19 @@ fn purge_then_reopen_and_purge_beyond_end() {
             term: 2
         })
     );
+    assert!(matches!(
+        log.read_range(0, 105, None),
+        Err(StorageError::Purged {
+            start: 0,
+            last_purged: 100
+        })
+    ));
+    assert!(matches!(
+        log.read_range(100, 105, None),
+        Err(StorageError::Purged { start: 100, .. })
+    ));
     assert_eq!(
-        log.read_range(0, 105, None).expect("read"),
+        log.read_range(101, 105, None).expect("read"),
         es[100..104].to_vec()
     );
     drop(log);
@@ -614,7 +625,16 @@ proptest! {
                     log = open(d.path()).0;
                 }
             }
-            prop_assert_eq!(log.read_range(0, u64::MAX, None).expect("read"), model.clone());
+            let from = purged.map_or(0, |p| p + 1);
+            prop_assert_eq!(log.read_range(from, u64::MAX, None).expect("read"), model.clone());
+            if let Some(p) = purged {
+                // A read from at or below the purge point is told so, never moved up silently.
+                let below = log.read_range(p.saturating_sub(k % 5), u64::MAX, None);
+                prop_assert!(
+                    matches!(below, Err(StorageError::Purged { last_purged, .. }) if last_purged == p),
+                    "{:?}", below
+                );
+            }
             prop_assert_eq!(log.first_index(), model.first().map(|e| e.index));
             prop_assert_eq!(log.last_purged().map(|p| p.index), purged);
         }
