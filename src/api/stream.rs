@@ -25,6 +25,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc::error::{SendTimeoutError, TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
 
 use super::error::ApiError;
 use super::event_cache::{CachedEntry, EventCache};
@@ -231,11 +233,11 @@ async fn produce(
 
 /// The next buffered event, without starting a keep-alive timer when one is already there;
 /// `Err` after `KEEP_ALIVE` without one.
-async fn next_event(rx: &mut mpsc::Receiver<Bytes>) -> Result<Option<Bytes>, ()> {
-    match rx.try_recv() {
+async fn next_event(events: &mut ReceiverStream<Bytes>) -> Result<Option<Bytes>, ()> {
+    match events.as_mut().try_recv() {
         Ok(ev) => Ok(Some(ev)),
         Err(TryRecvError::Disconnected) => Ok(None),
-        Err(TryRecvError::Empty) => tokio::time::timeout(KEEP_ALIVE, rx.recv())
+        Err(TryRecvError::Empty) => tokio::time::timeout(KEEP_ALIVE, events.next())
             .await
             .map_err(|_| ()),
     }
@@ -247,7 +249,8 @@ const COALESCE_RESERVE: usize = 16 * 1024;
 
 /// The reader's side of one stream.
 struct ReaderSide {
-    rx: mpsc::Receiver<Bytes>,
+    /// What the producer buffered for this reader, as a stream.
+    events: ReceiverStream<Bytes>,
     cut: Option<oneshot::Receiver<Cutoff>>,
     buf: BytesMut,
     _guard: ReaderGuard,
@@ -256,7 +259,7 @@ struct ReaderSide {
 impl ReaderSide {
     /// `first` and whatever else is buffered already, up to `COALESCE_BYTES`, as one chunk.
     fn coalesce(&mut self, first: Bytes) -> Bytes {
-        let Ok(mut more) = self.rx.try_recv() else {
+        let Ok(mut more) = self.events.as_mut().try_recv() else {
             return first;
         };
         self.buf
@@ -267,7 +270,7 @@ impl ReaderSide {
             if self.buf.len() >= COALESCE_BYTES {
                 break;
             }
-            match self.rx.try_recv() {
+            match self.events.as_mut().try_recv() {
                 Ok(ev) => more = ev,
                 Err(_) => break,
             }
@@ -288,13 +291,13 @@ fn consume(
     guard: ReaderGuard,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let side = ReaderSide {
-        rx,
+        events: ReceiverStream::new(rx),
         cut: Some(cut),
         buf: BytesMut::new(),
         _guard: guard,
     };
     futures::stream::unfold(side, |mut side| async move {
-        match next_event(&mut side.rx).await {
+        match next_event(&mut side.events).await {
             Err(()) => return Some((Ok(Bytes::from_static(b":\n\n")), side)),
             Ok(Some(first)) => {
                 let chunk = side.coalesce(first);
