@@ -210,3 +210,81 @@ fn decode(stored: &StoredEntry) -> Result<CommittedEntry, CommittedError> {
         command,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::entry::RaftEntry;
+    use openraft::EntryPayload;
+
+    use super::*;
+    use crate::metadata::record::tests::sample_records;
+    use crate::raft::codec::entry_to_stored;
+    use crate::raft::state_machine::Applied;
+    use crate::raft::{log_id, Entry};
+    use crate::storage::{EntryId, LogOptions};
+
+    /// A log of `n` entries from offset 1, each a metadata record, and a state applied up to
+    /// `applied`.
+    fn setup(dir: &std::path::Path, n: u64, applied: u64) -> (Arc<SegmentLog>, CommittedLog) {
+        let (log, _) = SegmentLog::open(dir, LogOptions::default()).expect("open");
+        let record = sample_records().remove(0);
+        let stored: Vec<_> = (1..=n)
+            .map(|i| {
+                let cmd = MetadataCommand {
+                    timestamp_ms: 1000 + i,
+                    record: record.clone(),
+                };
+                entry_to_stored(&Entry::new(log_id(2, i), EntryPayload::Normal(cmd)))
+                    .expect("encode")
+            })
+            .collect();
+        log.append(&stored).expect("append");
+        let log = Arc::new(log);
+        let state = Arc::new(MetaState::at(Applied {
+            offset: applied,
+            term: 2,
+        }));
+        (log.clone(), CommittedLog::new(log, state))
+    }
+
+    fn offsets(batch: Batch) -> Vec<u64> {
+        match batch {
+            Batch::Entries(es) => es.iter().map(|e| e.offset).collect(),
+            Batch::Snapshot(s) => panic!("expected entries, got the image at {}", s.offset),
+        }
+    }
+
+    #[test]
+    fn reads_stop_at_the_applied_offset_and_the_callers_bound() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (_, committed) = setup(d.path(), 10, 6);
+        let all = committed.read(1, u64::MAX, 1 << 20).expect("read");
+        assert_eq!(offsets(all), (1..=6).collect::<Vec<_>>());
+        let bounded = committed.read(2, 4, 1 << 20).expect("read");
+        assert_eq!(offsets(bounded), vec![2, 3, 4]);
+        let beyond = committed.read(7, u64::MAX, 1 << 20).expect("read");
+        assert!(
+            offsets(beyond).is_empty(),
+            "entry 7 is in the log but not applied"
+        );
+    }
+
+    #[test]
+    fn a_purged_offset_is_answered_with_the_image_never_with_later_records() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (log, committed) = setup(d.path(), 10, 8);
+        log.purge_upto(EntryId { index: 4, term: 2 })
+            .expect("purge");
+        for from in [1, 4] {
+            match committed.read(from, u64::MAX, 1 << 20).expect("read") {
+                Batch::Snapshot(s) => assert_eq!((s.offset, s.epoch), (8, 2)),
+                Batch::Entries(es) => panic!("read from {from} got entries {:?}", es.first()),
+            }
+        }
+        assert_eq!(committed.read_start(), Some(5));
+        assert_eq!(
+            offsets(committed.read(5, u64::MAX, 1 << 20).expect("read")),
+            vec![5, 6, 7, 8]
+        );
+    }
+}
