@@ -1,5 +1,9 @@
 //! Process metrics in Prometheus' text format: a few lock-free counters, gauges and histograms,
 //! with no registry crate. Every layer above storage records into one [`Metrics`].
+//!
+//! This module imports nothing of the crate, so every layer may use it: the segment log times
+//! its fdatasync rounds with the same [`Histogram`], and `/metrics` writes every line through
+//! [`write_metric`] and [`write_histogram`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -49,12 +53,14 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-/// A latency histogram with fixed buckets.
+/// A latency histogram with fixed buckets ([`LATENCY_BUCKETS`]), lock-free.
 #[derive(Debug)]
 pub struct Histogram {
+    /// `[i]` counts observations within `LATENCY_BUCKETS[i]` (and above the previous bound);
+    /// slower ones only count in `count`.
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     count: AtomicU64,
-    sum_micros: AtomicU64,
+    sum_nanos: AtomicU64,
 }
 
 impl Default for Histogram {
@@ -62,7 +68,7 @@ impl Default for Histogram {
         Self {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
         }
     }
 }
@@ -73,11 +79,19 @@ impl Histogram {
         if let Some(i) = LATENCY_BUCKETS.iter().position(|&b| seconds <= b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
+        self.sum_nanos
+            .fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
+        // Counted last, so a reader never sees an observation in the count before its bucket.
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of one labelled series (`labels` is
+    /// `key="value",...` or empty).
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         let sep = if labels.is_empty() { "" } else { "," };
@@ -85,9 +99,10 @@ impl Histogram {
             cumulative += self.buckets[i].load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
         }
-        let count = self.count.load(Ordering::Relaxed);
+        // Read after the buckets (an observation counts in its bucket first): count >= each.
+        let count = self.count();
         let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         let braces = if labels.is_empty() {
             String::new()
         } else {
@@ -95,6 +110,32 @@ impl Histogram {
         };
         let _ = writeln!(out, "{name}_sum{braces} {sum}");
         let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// Writes the `# HELP` and `# TYPE` lines of a metric.
+fn write_header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Writes one counter or gauge: its HELP and TYPE lines and one line per `(labels, value)`
+/// sample (`labels` is `key="value",...` or empty).
+pub fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
+    write_header(out, name, kind, help);
+    for (labels, v) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {v}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    }
+}
+
+/// Writes one histogram metric: its HELP and TYPE lines and one series per `(labels, histogram)`.
+pub fn write_histogram(out: &mut String, name: &str, help: &str, series: &[(&str, &Histogram)]) {
+    write_header(out, name, "histogram", help);
+    for (labels, h) in series {
+        h.render(out, name, labels);
     }
 }
 
@@ -143,34 +184,55 @@ fn label(v: &str) -> String {
 impl Metrics {
     /// Writes the HTTP and reader metrics in Prometheus text format.
     pub fn render_into(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP yakt_sse_readers Open server-sent-event readers.\n# TYPE yakt_sse_readers gauge");
-        let _ = writeln!(out, "yakt_sse_readers {}", self.sse_readers.get());
-        let _ = writeln!(out, "# HELP yakt_records_proposed_total Records committed through this node as leader.\n# TYPE yakt_records_proposed_total counter");
-        let _ = writeln!(
+        write_metric(
             out,
-            "yakt_records_proposed_total {}",
-            self.records_proposed.get()
+            "yakt_sse_readers",
+            "gauge",
+            "Open server-sent-event readers.",
+            &[("", self.sse_readers.get() as f64)],
         );
-        let _ = writeln!(out, "# HELP yakt_http_requests_total HTTP requests by route and status.\n# TYPE yakt_http_requests_total counter");
-        if let Ok(m) = self.http.requests.lock() {
-            for ((route, status), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "yakt_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                    label(route)
-                );
-            }
-        }
-        let _ = writeln!(out, "# HELP yakt_http_request_duration_seconds HTTP request latency by route.\n# TYPE yakt_http_request_duration_seconds histogram");
-        if let Ok(m) = self.http.latency.lock() {
-            for (route, h) in m.iter() {
-                h.render(
-                    out,
-                    "yakt_http_request_duration_seconds",
-                    &format!("route=\"{}\"", label(route)),
-                );
-            }
-        }
+        write_metric(
+            out,
+            "yakt_records_proposed_total",
+            "counter",
+            "Records committed through this node as leader.",
+            &[("", self.records_proposed.get() as f64)],
+        );
+        let requests: Vec<(String, f64)> = match self.http.requests.lock() {
+            Ok(m) => m
+                .iter()
+                .map(|((route, status), n)| {
+                    (
+                        format!("route=\"{}\",status=\"{status}\"", label(route)),
+                        *n as f64,
+                    )
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let requests: Vec<(&str, f64)> = requests.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        write_metric(
+            out,
+            "yakt_http_requests_total",
+            "counter",
+            "HTTP requests by route and status.",
+            &requests,
+        );
+        let latency: Vec<(String, std::sync::Arc<Histogram>)> = match self.http.latency.lock() {
+            Ok(m) => m
+                .iter()
+                .map(|(route, h)| (format!("route=\"{}\"", label(route)), h.clone()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let latency: Vec<(&str, &Histogram)> =
+            latency.iter().map(|(l, h)| (l.as_str(), &**h)).collect();
+        write_histogram(
+            out,
+            "yakt_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            &latency,
+        );
     }
 }
 

@@ -14,11 +14,11 @@ use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::log_read::{Entries, Follow, Reader, Step};
 use super::ApiOptions;
 use crate::metadata::record::group_by_name;
 use crate::metadata::timestamp::parse_timestamp;
 use crate::metadata::LogRecord;
-use crate::raft::codec::stored_to_log_record;
 use crate::raft::Node;
 
 /// The catch-up routes.
@@ -33,7 +33,9 @@ async fn broker_mgmt(
     Extension(opts): Extension<ApiOptions>,
     Path(ts): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    catch_up(&node, &ts, opts.catchup_window, true).map(Json)
+    catch_up(&node, &ts, opts.catchup_window, true)
+        .await
+        .map(Json)
 }
 
 async fn client_mgmt(
@@ -41,33 +43,45 @@ async fn client_mgmt(
     Extension(opts): Extension<ApiOptions>,
     Path(ts): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    catch_up(&node, &ts, opts.catchup_window, false).map(Json)
+    catch_up(&node, &ts, opts.catchup_window, false)
+        .await
+        .map(Json)
 }
 
-fn first_record_timestamp(node: &Node) -> Result<Option<u64>, ApiError> {
-    let Some(mut next) = super::log_read::log_start(node) else {
+/// The timestamp of the oldest record readers can still take from the log; `None` when there
+/// is none, or when a purge took the log start away during the search (the image answers then).
+async fn first_record_timestamp(node: &Arc<Node>, applied: u64) -> Result<Option<u64>, ApiError> {
+    let Some(start) = node.committed().read_start() else {
         return Ok(None);
     };
-    let applied = node.state.applied().offset;
-    while next <= applied {
-        let batch = node
-            .log
-            .read_range(next, applied + 1, Some(64 * 1024))
-            .map_err(|e| ApiError::unavailable(format!("reading the log: {e}")))?;
-        let Some(last) = batch.last() else {
-            return Ok(None);
-        };
-        if let Some(e) = batch.iter().find(|e| e.timestamp_ms != 0) {
-            return Ok(Some(e.timestamp_ms));
+    let mut reader = Reader::new(node.clone(), start, Follow::UpTo(applied), Entries);
+    while let Some(Step::Items(entries)) = reader.step().await? {
+        let first = entries
+            .iter()
+            .filter_map(|e| e.command.as_ref())
+            .find(|cmd| cmd.timestamp_ms != 0);
+        if let Some(cmd) = first {
+            return Ok(Some(cmd.timestamp_ms));
         }
-        next = last.index + 1;
     }
     Ok(None)
 }
 
+/// The image as a catch-up answer in snapshot mode.
+fn snapshot_answer(node: &Node, since: u64, include_producers: bool) -> Value {
+    let at = node.state.read();
+    let mut metadata = at.image.metadata_json();
+    if !include_producers {
+        if let Some(m) = metadata.as_object_mut() {
+            m.remove("ProducerIdsRecord");
+        }
+    }
+    json!({"mode": "snapshot", "since": since, "offset": at.applied.offset, "metadata": metadata})
+}
+
 /// Builds a catch-up answer for `since` (any accepted timestamp form).
-pub fn catch_up(
-    node: &Node,
+pub async fn catch_up(
+    node: &Arc<Node>,
     since_raw: &str,
     window: Duration,
     include_producers: bool,
@@ -75,50 +89,34 @@ pub fn catch_up(
     let since = parse_timestamp(since_raw)?;
     let applied = node.state.applied();
     let newest = node.state.last_timestamp_ms();
-    // Below an installed snapshot's floor the log may still hold uncommitted entries: it counts
-    // as purged there.
-    let floor = node.state.log_floor();
-    let log_was_purged = node.log.last_purged().is_some() || floor > 0;
-    let too_old_for_log =
-        log_was_purged && first_record_timestamp(node)?.is_none_or(|first| since < first);
+    let too_old_for_log = node.committed().was_purged()
+        && first_record_timestamp(node, applied.offset)
+            .await?
+            .is_none_or(|first| since < first);
     let beyond_window = newest.saturating_sub(since) > window.as_millis() as u64;
     if beyond_window || too_old_for_log {
-        let at = node.state.read();
-        let mut metadata = at.image.metadata_json();
-        if !include_producers {
-            if let Some(m) = metadata.as_object_mut() {
-                m.remove("ProducerIdsRecord");
-            }
-        }
-        return Ok(
-            json!({"mode": "snapshot", "since": since, "offset": at.applied.offset, "metadata": metadata}),
-        );
+        return Ok(snapshot_answer(node, since, include_producers));
     }
     let mut records: Vec<LogRecord> = Vec::new();
     let start = node
-        .log
-        .find_index_by_timestamp(since)
+        .committed()
+        .offset_at_or_after(since)
         .map_err(|e| ApiError::unavailable(format!("reading the time index: {e}")))?;
-    if let Some(mut next) = start.map(|s| s.max(floor)) {
-        while next <= applied.offset {
-            let batch = node
-                .log
-                .read_range(next, applied.offset + 1, Some(1024 * 1024))
-                .map_err(|e| ApiError::unavailable(format!("reading the log: {e}")))?;
-            let Some(last) = batch.last() else { break };
-            next = last.index + 1;
-            for e in &batch {
-                match stored_to_log_record(e) {
-                    Ok(Some(r)) if r.timestamp >= since => records.push(r),
-                    Ok(_) => {}
-                    Err(err) => {
-                        return Err(ApiError::unavailable(format!(
-                            "undecodable entry {}: {err}",
-                            e.index
-                        )))
-                    }
-                }
-            }
+    if let Some(start) = start {
+        let mut reader = Reader::new(node.clone(), start, Follow::UpTo(applied.offset), Entries);
+        while let Some(step) = reader.step().await? {
+            let entries = match step {
+                Step::Items(entries) => entries,
+                // Purged while this answer was read: the records from `since` on are no
+                // longer all in the log, the image answers instead.
+                Step::Snapshot(_) => return Ok(snapshot_answer(node, since, include_producers)),
+            };
+            records.extend(
+                entries
+                    .iter()
+                    .filter_map(|e| e.log_record())
+                    .filter(|r| r.timestamp >= since),
+            );
         }
     }
     Ok(json!({

@@ -1,44 +1,43 @@
-//! Reading committed entries by offset for `/stream` and `/fetch`: from the segment files (or,
-//! for `/stream`, the shared [`EventCache`] of recent ones) up to what this node has applied,
-//! or the image when the offset was purged below the log start.
+//! The one read loop over committed records by offset, shared by `/stream`, `/fetch` and
+//! catch-up: from an offset, the image when the offset is no longer in the log, else committed
+//! records up to what this node has applied, through [`crate::raft::committed`] (the only door
+//! to the log). What differs between the three is only when a reader stops ([`Follow`]) and what
+//! it makes of the entries ([`Decoder`]).
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::event_cache::{CachedEntry, EventCache};
 use super::sse;
 use super::ApiError;
-use crate::metadata::{LogRecord, RECORD_NAMES};
-use crate::raft::codec::{stored_to_command, stored_to_log_record, CodecError};
+use crate::metadata::RECORD_NAMES;
+use crate::raft::committed::{Batch, CommittedEntry, CommittedError, ImageSnapshot};
+use crate::raft::state_machine::Applied;
 use crate::raft::Node;
-use crate::storage::{StorageError, StoredEntry};
 
 /// Payload bytes read from the log per batch.
 const READ_BATCH_BYTES: usize = 1024 * 1024;
+/// Most entries taken from the event cache at once (bounds the time its lock is held).
+const CACHE_BATCH: usize = 1024;
 
 /// Why a read of the log failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// The segment log could not be read.
-    #[error("reading the log: {0}")]
-    Log(#[from] StorageError),
-    /// An entry did not decode.
-    #[error("undecodable entry at offset {offset}: {source}")]
-    Undecodable {
-        offset: u64,
-        #[source]
-        source: CodecError,
-    },
+    /// The committed log could not be read.
+    #[error(transparent)]
+    Committed(#[from] CommittedError),
     /// A record could not be printed as JSON (not expected: records are plain data).
     #[error("unprintable record at offset {offset}: {source}")]
     Unprintable {
+        /// The record's offset.
         offset: u64,
         #[source]
+        /// Why it could not be printed.
         source: serde_json::Error,
     },
-    /// The log answered other offsets than asked for.
-    #[error("the log returned offset {got} where {want} was expected")]
-    Misread { want: u64, got: u64 },
 }
 
 impl From<ReadError> for ApiError {
@@ -82,193 +81,214 @@ impl NameFilter {
     }
 }
 
-/// The image as a reader below the log start receives it.
-pub struct ImageSnapshot {
-    /// The applied offset the image is at.
-    pub offset: u64,
-    /// The term of that entry.
-    pub epoch: u64,
-    /// `/get_metadata`'s `metadata`.
-    pub metadata: serde_json::Value,
+/// The `event: snapshot` of the stream for `snap`.
+pub fn snapshot_event(snap: &ImageSnapshot) -> Bytes {
+    sse::event(Some(snap.offset), "snapshot", &snap.to_json().to_string())
 }
 
-impl ImageSnapshot {
-    fn now(node: &Node) -> Self {
-        let at = node.state.read();
-        ImageSnapshot {
-            offset: at.applied.offset,
-            epoch: at.applied.term,
-            metadata: at.image.metadata_json(),
-        }
-    }
-
-    /// `{"offset", "epoch", "metadata"}`, as the stream and fetch send it.
-    pub fn to_json(&self) -> serde_json::Value {
-        json!({"offset": self.offset, "epoch": self.epoch, "metadata": self.metadata})
-    }
-
-    /// The `event: snapshot` of the stream.
-    pub fn event(&self) -> Bytes {
-        sse::event(Some(self.offset), "snapshot", &self.to_json().to_string())
-    }
+/// When a reader stops reading.
+#[derive(Clone, Copy, Debug)]
+pub enum Follow {
+    /// At this offset (inclusive) or the applied offset, whichever is lower, without waiting:
+    /// catch-up answers up to the applied offset it read first.
+    UpTo(u64),
+    /// Once caught up at this instant (a long-polling `/fetch`); a shutdown ends the wait.
+    Until(Instant),
+    /// Never while the node runs: it waits for every new apply (`/stream`), and ends at once
+    /// when the node shuts down.
+    Forever,
 }
 
-/// Whether `next` lies below the log start (purged after a snapshot), or below the floor of an
-/// installed snapshot whose log below it is not yet purged ([`MetaState::log_floor`]), yet is
-/// applied: the image answers it.
-///
-/// [`MetaState::log_floor`]: crate::raft::state_machine::MetaState::log_floor
-fn purged(node: &Node, next: u64, applied: u64) -> bool {
-    let below_start = match node.log.first_index() {
-        Some(first) => next < first,
-        None => node.log.last_purged().is_some_and(|p| next <= p.index),
-    };
-    (below_start || next < node.state.log_floor()) && next <= applied
-}
-
-/// The first offset readers can take from the log: the log start, or the floor of an installed
-/// snapshot when that is higher.
-pub fn log_start(node: &Node) -> Option<u64> {
-    node.log
-        .first_index()
-        .map(|first| first.max(node.state.log_floor()))
-}
-
-/// Reads committed entries from `next` up to the applied offset, at most `READ_BATCH_BYTES` of
-/// payload. `None` when a purge ran since [`purged`] said no: `read_range` then starts at the
-/// new log start, and reading on would skip records silently.
-fn read_log(node: &Node, next: u64, applied: u64) -> Result<Option<Vec<StoredEntry>>, ReadError> {
-    let entries = node
-        .log
-        .read_range(next, applied + 1, Some(READ_BATCH_BYTES))?;
-    match entries.first() {
-        Some(e) if e.index > next && node.log.last_purged().is_some_and(|p| next <= p.index) => {
-            Ok(None)
-        }
-        Some(e) if e.index != next => Err(ReadError::Misread {
-            want: next,
-            got: e.index,
-        }),
-        _ => Ok(Some(entries)),
-    }
-}
-
-/// What one read for `/fetch` found.
-pub enum Chunk {
-    /// The offset is below the log start: the image; continue after its offset.
+/// What a [`Decoder`] found at an offset.
+pub enum Filled {
+    /// The offset is no longer in the log: the image.
     Snapshot(ImageSnapshot),
-    /// Records (already filtered) and the next offset to read.
-    Records {
-        /// The records that passed the filter.
-        records: Vec<LogRecord>,
-        /// The offset after the last entry looked at.
-        next: u64,
-    },
+    /// Items for the entries before this offset were appended (none when it is the offset read
+    /// from: nothing new is applied).
+    Next(u64),
 }
 
-/// Reads committed records from `next` for `/fetch`, at most `max_records`.
-pub fn read_chunk(
-    node: &Node,
-    next: u64,
-    max_records: usize,
-    filter: &NameFilter,
-) -> Result<Chunk, ReadError> {
-    let applied = node.state.applied().offset;
-    if purged(node, next, applied) {
-        return Ok(Chunk::Snapshot(ImageSnapshot::now(node)));
-    }
-    if next > applied {
-        return Ok(Chunk::Records {
-            records: Vec::new(),
-            next,
-        });
-    }
-    let Some(entries) = read_log(node, next, applied)? else {
-        return Ok(Chunk::Snapshot(ImageSnapshot::now(node)));
-    };
-    let mut records = Vec::new();
-    let mut cursor = next;
-    for entry in &entries {
-        if records.len() >= max_records {
-            break;
-        }
-        cursor = entry.index + 1;
-        match stored_to_log_record(entry) {
-            Ok(Some(r)) if filter.allows(&r.name) => records.push(r),
-            Ok(_) => {}
-            Err(source) => {
-                return Err(ReadError::Undecodable {
-                    offset: entry.index,
-                    source,
-                })
+/// How a reader turns committed entries into what it sends.
+pub trait Decoder {
+    /// One item per entry.
+    type Item;
+    /// Appends the items of the entries from `next` on, up to `up_to` (inclusive) and the
+    /// applied offset.
+    fn fill(
+        &self,
+        node: &Node,
+        next: u64,
+        up_to: u64,
+        out: &mut Vec<Self::Item>,
+    ) -> Result<Filled, ReadError>;
+}
+
+/// The entries as they are (for `/fetch` and catch-up).
+pub struct Entries;
+
+impl Decoder for Entries {
+    type Item = CommittedEntry;
+
+    fn fill(
+        &self,
+        node: &Node,
+        next: u64,
+        up_to: u64,
+        out: &mut Vec<CommittedEntry>,
+    ) -> Result<Filled, ReadError> {
+        match node.committed().read(next, up_to, READ_BATCH_BYTES)? {
+            Batch::Snapshot(snap) => Ok(Filled::Snapshot(snap)),
+            Batch::Entries(entries) => {
+                let n = next + entries.len() as u64;
+                out.extend(entries);
+                Ok(Filled::Next(n))
             }
         }
     }
-    Ok(Chunk::Records {
-        records,
-        next: cursor,
-    })
 }
 
-/// What one read for `/stream` found.
-pub enum Step {
-    /// The offset is below the log start: the image; continue after its offset.
-    Snapshot(ImageSnapshot),
-    /// The entries from the offset asked for on were appended to the caller's buffer (nothing
-    /// when `next` is that same offset: nothing new is applied); read on from `next`.
-    Entries {
-        /// The offset after the last entry appended.
+/// The entries as `/stream` events, taken from the shared [`EventCache`] when it holds them,
+/// else read, encoded and offered to the cache.
+pub struct Events(pub Arc<EventCache>);
+
+impl Decoder for Events {
+    type Item = CachedEntry;
+
+    fn fill(
+        &self,
+        node: &Node,
         next: u64,
-    },
+        up_to: u64,
+        out: &mut Vec<CachedEntry>,
+    ) -> Result<Filled, ReadError> {
+        let committed = node.committed();
+        let applied = node.state.applied().offset.min(up_to);
+        if let Some(snap) = committed.image_below_start(next, applied) {
+            return Ok(Filled::Snapshot(snap));
+        }
+        if next > applied {
+            return Ok(Filled::Next(next));
+        }
+        let hit = self.0.get(next, applied, CACHE_BATCH, out);
+        if hit > next {
+            return Ok(Filled::Next(hit));
+        }
+        let entries = match committed.read(next, applied, READ_BATCH_BYTES)? {
+            Batch::Snapshot(snap) => return Ok(Filled::Snapshot(snap)),
+            Batch::Entries(entries) => entries,
+        };
+        out.reserve(entries.len());
+        for entry in &entries {
+            out.push(encode(entry)?);
+        }
+        self.0.insert(next, out, applied);
+        Ok(Filled::Next(next + entries.len() as u64))
+    }
 }
 
-/// Most entries taken from the cache at once (bounds the time its lock is held).
-const CACHE_BATCH: usize = 1024;
-
-/// Reads committed entries from `next` for `/stream` into `out` as encoded events: from the
-/// cache when it holds `next`, else from the log (and offers what it read to the cache).
-pub fn read_events(
-    node: &Node,
-    cache: &EventCache,
-    next: u64,
-    out: &mut Vec<CachedEntry>,
-) -> Result<Step, ReadError> {
-    out.clear();
-    let applied = node.state.applied().offset;
-    if purged(node, next, applied) {
-        return Ok(Step::Snapshot(ImageSnapshot::now(node)));
-    }
-    if next > applied {
-        return Ok(Step::Entries { next });
-    }
-    let hit = cache.get(next, applied, CACHE_BATCH, out);
-    if hit > next {
-        return Ok(Step::Entries { next: hit });
-    }
-    let Some(entries) = read_log(node, next, applied)? else {
-        return Ok(Step::Snapshot(ImageSnapshot::now(node)));
+/// One committed entry as the stream sends it.
+fn encode(entry: &CommittedEntry) -> Result<CachedEntry, ReadError> {
+    let Some(cmd) = &entry.command else {
+        return Ok(CachedEntry::Skip);
     };
-    out.reserve(entries.len());
-    for entry in &entries {
-        out.push(encode(entry)?);
-    }
-    cache.insert(next, out, applied);
-    Ok(Step::Entries {
-        next: next + entries.len() as u64,
+    Ok(CachedEntry::Record {
+        name: cmd.record.name(),
+        event: sse::record_event(entry.offset, entry.epoch, cmd).map_err(|source| {
+            ReadError::Unprintable {
+                offset: entry.offset,
+                source,
+            }
+        })?,
     })
 }
 
-/// One stored entry as the stream sends it.
-fn encode(entry: &StoredEntry) -> Result<CachedEntry, ReadError> {
-    let offset = entry.index;
-    match stored_to_command(entry) {
-        Ok(Some(cmd)) => Ok(CachedEntry::Record {
-            name: cmd.record.name(),
-            event: sse::record_event(offset, entry.term, &cmd)
-                .map_err(|source| ReadError::Unprintable { offset, source })?,
-        }),
-        Ok(None) => Ok(CachedEntry::Skip),
-        Err(source) => Err(ReadError::Undecodable { offset, source }),
+/// What one step of a [`Reader`] found.
+pub enum Step<T> {
+    /// The offset read from is no longer in the log: the image; the reader goes on after it.
+    Snapshot(ImageSnapshot),
+    /// Items for consecutive entries (at least one entry).
+    Items(Vec<T>),
+}
+
+/// The read loop: a cursor over the committed log that waits for new applies as its
+/// [`Follow`] says.
+pub struct Reader<D> {
+    node: Arc<Node>,
+    decoder: D,
+    next: u64,
+    follow: Follow,
+    applied: watch::Receiver<Applied>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<D: Decoder> Reader<D> {
+    /// A reader from offset `from`.
+    pub fn new(node: Arc<Node>, from: u64, follow: Follow, decoder: D) -> Self {
+        Self {
+            applied: node.state.subscribe_applied(),
+            shutdown: node.shutdown_signal(),
+            node,
+            decoder,
+            next: from,
+            follow,
+        }
+    }
+
+    /// The offset the next step reads from.
+    pub fn next_offset(&self) -> u64 {
+        self.next
+    }
+
+    /// The next step; `None` once the reader is done (see [`Follow`]). Cancel-safe: the cursor
+    /// only moves when a step is returned.
+    pub async fn step(&mut self) -> Result<Option<Step<D::Item>>, ReadError> {
+        let up_to = match self.follow {
+            Follow::UpTo(o) => o,
+            Follow::Until(_) | Follow::Forever => u64::MAX,
+        };
+        loop {
+            if matches!(self.follow, Follow::Forever) && *self.shutdown.borrow_and_update() {
+                return Ok(None);
+            }
+            // Seen before reading: an apply during the read wakes the wait below at once.
+            self.applied.borrow_and_update();
+            let mut items = Vec::new();
+            match self
+                .decoder
+                .fill(&self.node, self.next, up_to, &mut items)?
+            {
+                Filled::Snapshot(snap) => {
+                    self.next = snap.offset + 1;
+                    return Ok(Some(Step::Snapshot(snap)));
+                }
+                Filled::Next(n) if n > self.next => {
+                    self.next = n;
+                    return Ok(Some(Step::Items(items)));
+                }
+                Filled::Next(_) => {}
+            }
+            // Caught up.
+            match self.follow {
+                Follow::UpTo(_) => return Ok(None),
+                Follow::Until(deadline) => {
+                    // A long poll answers at once when the node shuts down, so it does not
+                    // hold the graceful shutdown up.
+                    if Instant::now() >= deadline || *self.shutdown.borrow_and_update() {
+                        return Ok(None);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::timeout_at(deadline, self.applied.changed()) => {}
+                        _ = self.shutdown.changed() => {}
+                    }
+                }
+                Follow::Forever => {
+                    tokio::select! {
+                        changed = self.applied.changed() => if changed.is_err() { return Ok(None) },
+                        _ = self.shutdown.changed() => {}
+                    }
+                }
+            }
+        }
     }
 }
 

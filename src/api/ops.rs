@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use openraft::type_config::async_runtime::WatchReceiver;
 use serde_json::json;
 
+use crate::metrics::{write_histogram, write_metric};
 use crate::raft::Node;
 
 /// The operating routes.
@@ -51,7 +52,7 @@ pub fn cluster_view(node: &Node) -> serde_json::Value {
         "commit_offset": m.local_committed.map(|c| c.index),
         "applied_offset": m.last_applied.map(|c| c.index),
         "last_log_offset": m.last_log_index,
-        "log_start_offset": node.log.first_index(),
+        "log_start_offset": node.committed().first_offset(),
         "snapshot": snapshot,
     })
 }
@@ -72,19 +73,6 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
     }
 }
 
-/// Writes one metric with its HELP and TYPE lines.
-fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
-    use std::fmt::Write;
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (labels, v) in samples {
-        if labels.is_empty() {
-            let _ = writeln!(out, "{name} {v}");
-        } else {
-            let _ = writeln!(out, "{name}{{{labels}}} {v}");
-        }
-    }
-}
-
 /// Everything `/metrics` reports, in Prometheus text format.
 pub fn render_metrics(node: &Node) -> String {
     let m = node.raft.metrics().borrow_watched().clone();
@@ -95,21 +83,21 @@ pub fn render_metrics(node: &Node) -> String {
         .map(|r| (format!("role=\"{r}\""), if *r == role { 1.0 } else { 0.0 }))
         .collect();
     let roles: Vec<(&str, f64)> = roles.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-    metric(
+    write_metric(
         &mut out,
         "yakt_role",
         "gauge",
         "1 for this node's current Raft role.",
         &roles,
     );
-    metric(
+    write_metric(
         &mut out,
         "yakt_term",
         "gauge",
         "Current Raft term.",
         &[("", m.current_term as f64)],
     );
-    metric(
+    write_metric(
         &mut out,
         "yakt_leader_id",
         "gauge",
@@ -117,36 +105,36 @@ pub fn render_metrics(node: &Node) -> String {
         &[("", m.current_leader.map_or(-1.0, |l| l as f64))],
     );
     let opt = |v: Option<u64>| v.map_or(0.0, |v| v as f64);
-    metric(
+    write_metric(
         &mut out,
         "yakt_commit_offset",
         "gauge",
         "Highest offset known committed (0 when none).",
         &[("", opt(m.local_committed.map(|c| c.index)))],
     );
-    metric(
+    write_metric(
         &mut out,
         "yakt_applied_offset",
         "gauge",
         "Highest offset applied to the metadata image.",
         &[("", node.state.applied().offset as f64)],
     );
-    metric(
+    write_metric(
         &mut out,
         "yakt_last_log_offset",
         "gauge",
         "Offset of the last entry in this node's log (records appended so far).",
         &[("", opt(m.last_log_index))],
     );
-    metric(
+    write_metric(
         &mut out,
         "yakt_log_start_offset",
         "gauge",
         "First offset still in the log (0 when the log is empty).",
-        &[("", opt(node.log.first_index()))],
+        &[("", opt(node.committed().first_offset()))],
     );
     let snap = node.state.snapshot();
-    metric(
+    write_metric(
         &mut out,
         "yakt_snapshot_offset",
         "gauge",
@@ -156,7 +144,7 @@ pub fn render_metrics(node: &Node) -> String {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    metric(
+    write_metric(
         &mut out,
         "yakt_snapshot_age_seconds",
         "gauge",
@@ -168,31 +156,19 @@ pub fn render_metrics(node: &Node) -> String {
             }),
         )],
     );
-    metric(
+    write_metric(
         &mut out,
         "yakt_log_fsyncs_total",
         "counter",
         "fdatasync rounds of the segment log since the process started.",
-        &[("", node.log.sync_count() as f64)],
+        &[("", node.committed().fsync_count() as f64)],
     );
-    {
-        use std::fmt::Write;
-        let lat = node.log.sync_latency();
-        let name = "yakt_log_fsync_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Duration of the segment log's fdatasync rounds.\n# TYPE {name} histogram"
-        );
-        for (le, n) in crate::storage::log::SYNC_LATENCY_BUCKETS
-            .iter()
-            .zip(&lat.cumulative)
-        {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", lat.count);
-        let _ = writeln!(out, "{name}_sum {}", lat.sum_seconds);
-        let _ = writeln!(out, "{name}_count {}", lat.count);
-    }
+    write_histogram(
+        &mut out,
+        "yakt_log_fsync_duration_seconds",
+        "Duration of the segment log's fdatasync rounds.",
+        &[("", node.committed().fsync_latency())],
+    );
     let last = m.last_log_index.unwrap_or(0);
     let lags: Vec<(String, f64)> = m
         .replication
@@ -211,7 +187,7 @@ pub fn render_metrics(node: &Node) -> String {
         })
         .unwrap_or_default();
     let lags: Vec<(&str, f64)> = lags.iter().map(|(l, v)| (l.as_str(), *v)).collect();
-    metric(
+    write_metric(
         &mut out,
         "yakt_replication_lag_entries",
         "gauge",

@@ -25,10 +25,12 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc::error::{SendTimeoutError, TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
 
 use super::error::ApiError;
 use super::event_cache::{CachedEntry, EventCache};
-use super::log_read::{log_start, read_chunk, read_events, Chunk, NameFilter, Step};
+use super::log_read::{snapshot_event, Entries, Events, Follow, NameFilter, Reader, Step};
 use super::sse::event as sse_event;
 use super::ApiOptions;
 use crate::metadata::LogRecord;
@@ -169,26 +171,30 @@ async fn deliver(
 async fn produce(
     node: Arc<Node>,
     cache: Arc<EventCache>,
-    mut next: u64,
+    next: u64,
     filter: NameFilter,
     tx: mpsc::Sender<Bytes>,
     cut: oneshot::Sender<Cutoff>,
     slow_after: Duration,
 ) {
-    let mut applied_rx = node.state.subscribe_applied();
-    let mut shutdown = node.shutdown_signal();
-    let mut batch: Vec<CachedEntry> = Vec::new();
+    let mut reader = Reader::new(node.clone(), next, Follow::Forever, Events(cache));
     loop {
-        if *shutdown.borrow_and_update() {
-            // Tell the reader why the stream ends, so it reconnects elsewhere (or later)
-            // with Last-Event-ID.
-            let data =
-                json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
-            let _ = tx.try_send(sse_event(None, "shutdown", &data.to_string()));
-            return;
-        }
-        let step = match read_events(&node, &cache, next, &mut batch) {
-            Ok(s) => s,
+        let step = tokio::select! {
+            step = reader.step() => step,
+            _ = tx.closed() => return,
+        };
+        let (snapshot, batch) = match step {
+            Ok(Some(Step::Snapshot(snap))) => (Some(snapshot_event(&snap)), Vec::new()),
+            Ok(Some(Step::Items(batch))) => (None, batch),
+            Ok(None) => {
+                if *node.shutdown_signal().borrow() {
+                    // Tell the reader why the stream ends, so it reconnects elsewhere (or
+                    // later) with Last-Event-ID.
+                    let data = json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
+                    let _ = tx.try_send(sse_event(None, "shutdown", &data.to_string()));
+                }
+                return;
+            }
             Err(e) => {
                 let _ = cut.send(Cutoff {
                     kind: "read_failed",
@@ -197,26 +203,7 @@ async fn produce(
                 return;
             }
         };
-        let snapshot = match step {
-            Step::Snapshot(snap) => {
-                next = snap.offset + 1;
-                Some(snap.event())
-            }
-            Step::Entries { next: n } if n == next => {
-                // Caught up: wait for the next apply (or the reader going away).
-                tokio::select! {
-                    changed = applied_rx.changed() => if changed.is_err() { return },
-                    _ = shutdown.changed() => {}
-                    _ = tx.closed() => return,
-                }
-                continue;
-            }
-            Step::Entries { next: n } => {
-                next = n;
-                None
-            }
-        };
-        let records = batch.drain(..).filter_map(|e| match e {
+        let records = batch.into_iter().filter_map(|e| match e {
             CachedEntry::Record { name, event } if filter.allows(name) => Some(event),
             _ => None,
         });
@@ -226,7 +213,7 @@ async fn produce(
                 Err(Undelivered::Closed) => return,
                 Err(Undelivered::Slow) => {
                     tracing::warn!(
-                        next_offset = next,
+                        next_offset = reader.next_offset(),
                         timeout_ms = slow_after.as_millis() as u64,
                         "slow_reader: cut off an SSE reader whose buffer stayed full"
                     );
@@ -246,11 +233,11 @@ async fn produce(
 
 /// The next buffered event, without starting a keep-alive timer when one is already there;
 /// `Err` after `KEEP_ALIVE` without one.
-async fn next_event(rx: &mut mpsc::Receiver<Bytes>) -> Result<Option<Bytes>, ()> {
-    match rx.try_recv() {
+async fn next_event(events: &mut ReceiverStream<Bytes>) -> Result<Option<Bytes>, ()> {
+    match events.as_mut().try_recv() {
         Ok(ev) => Ok(Some(ev)),
         Err(TryRecvError::Disconnected) => Ok(None),
-        Err(TryRecvError::Empty) => tokio::time::timeout(KEEP_ALIVE, rx.recv())
+        Err(TryRecvError::Empty) => tokio::time::timeout(KEEP_ALIVE, events.next())
             .await
             .map_err(|_| ()),
     }
@@ -262,7 +249,8 @@ const COALESCE_RESERVE: usize = 16 * 1024;
 
 /// The reader's side of one stream.
 struct ReaderSide {
-    rx: mpsc::Receiver<Bytes>,
+    /// What the producer buffered for this reader, as a stream.
+    events: ReceiverStream<Bytes>,
     cut: Option<oneshot::Receiver<Cutoff>>,
     buf: BytesMut,
     _guard: ReaderGuard,
@@ -271,7 +259,7 @@ struct ReaderSide {
 impl ReaderSide {
     /// `first` and whatever else is buffered already, up to `COALESCE_BYTES`, as one chunk.
     fn coalesce(&mut self, first: Bytes) -> Bytes {
-        let Ok(mut more) = self.rx.try_recv() else {
+        let Ok(mut more) = self.events.as_mut().try_recv() else {
             return first;
         };
         self.buf
@@ -282,7 +270,7 @@ impl ReaderSide {
             if self.buf.len() >= COALESCE_BYTES {
                 break;
             }
-            match self.rx.try_recv() {
+            match self.events.as_mut().try_recv() {
                 Ok(ev) => more = ev,
                 Err(_) => break,
             }
@@ -303,13 +291,13 @@ fn consume(
     guard: ReaderGuard,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let side = ReaderSide {
-        rx,
+        events: ReceiverStream::new(rx),
         cut: Some(cut),
         buf: BytesMut::new(),
         _guard: guard,
     };
     futures::stream::unfold(side, |mut side| async move {
-        match next_event(&mut side.rx).await {
+        match next_event(&mut side.events).await {
             Err(()) => return Some((Ok(Bytes::from_static(b":\n\n")), side)),
             Ok(Some(first)) => {
                 let chunk = side.coalesce(first);
@@ -364,45 +352,41 @@ async fn fetch(
     .max(1) as usize;
     let wait_ms = parse_num(q.wait_ms.as_deref(), "wait_ms", 0, FETCH_MAX_WAIT_MS)?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    let mut applied_rx = node.state.subscribe_applied();
-    let mut shutdown = node.shutdown_signal();
-    let mut next = offset;
+    let page = |records: Vec<LogRecord>, next: u64, snapshot: Option<serde_json::Value>| {
+        let mut body = json!({
+            "records": records,
+            "next_offset": next,
+            "high_watermark": node.state.applied().offset + 1,
+            "log_start_offset": node.committed().read_start().unwrap_or(next),
+        });
+        if let Some(s) = snapshot {
+            body["snapshot"] = s;
+        }
+        Json(body)
+    };
+    let mut reader = Reader::new(node.clone(), offset, Follow::Until(deadline), Entries);
     loop {
-        applied_rx.borrow_and_update();
-        let chunk = read_chunk(&node, next, max_records, &filter)?;
-        let page = |records: Vec<LogRecord>, next: u64, snapshot: Option<serde_json::Value>| {
-            let mut body = json!({
-                "records": records,
-                "next_offset": next,
-                "high_watermark": node.state.applied().offset + 1,
-                "log_start_offset": log_start(&node).unwrap_or(next),
-            });
-            if let Some(s) = snapshot {
-                body["snapshot"] = s;
-            }
-            Json(body)
-        };
-        match chunk {
-            Chunk::Snapshot(snap) => {
+        let from = reader.next_offset();
+        match reader.step().await? {
+            None => return Ok(page(Vec::new(), reader.next_offset(), None)),
+            Some(Step::Snapshot(snap)) => {
                 return Ok(page(Vec::new(), snap.offset + 1, Some(snap.to_json())));
             }
-            Chunk::Records { records, next: n } if !records.is_empty() || n != next => {
-                // Progress (records, or only Raft's own / filtered-out entries skipped).
-                if records.is_empty() && tokio::time::Instant::now() < deadline {
-                    next = n;
-                    continue;
+            Some(Step::Items(entries)) => {
+                let mut records = Vec::new();
+                let mut cursor = from;
+                for entry in &entries {
+                    if records.len() >= max_records {
+                        break;
+                    }
+                    cursor = entry.offset + 1;
+                    if let Some(r) = entry.log_record().filter(|r| filter.allows(&r.name)) {
+                        records.push(r);
+                    }
                 }
-                return Ok(page(records, n, None));
-            }
-            Chunk::Records { next: n, .. } => {
-                // A long poll answers at once when the node shuts down, so it does not hold
-                // the graceful shutdown up.
-                if tokio::time::Instant::now() >= deadline || *shutdown.borrow_and_update() {
-                    return Ok(page(Vec::new(), n, None));
-                }
-                tokio::select! {
-                    _ = tokio::time::timeout_at(deadline, applied_rx.changed()) => {}
-                    _ = shutdown.changed() => {}
+                // Only Raft's own or filtered-out entries: read on while the wait lasts.
+                if !records.is_empty() || tokio::time::Instant::now() >= deadline {
+                    return Ok(page(records, cursor, None));
                 }
             }
         }

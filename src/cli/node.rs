@@ -210,11 +210,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     tracing::info!(node = args.id, "requests drained; stopping raft");
     let _ = tokio::time::timeout(Duration::from_secs(5), node.raft.shutdown()).await;
-    let log = node.log.clone();
-    match tokio::task::spawn_blocking(move || log.sync()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "final log flush failed"),
-        Err(e) => tracing::error!(error = %e, "final log flush task failed"),
+    if let Err(e) = node.flush_log().await {
+        tracing::error!(error = %e, "final log flush failed");
     }
     tracing::info!(node = args.id, "stopped");
     Ok(())

@@ -5,6 +5,7 @@
 //! its storage and network traits change between releases.
 
 pub mod codec;
+pub mod committed;
 pub mod core_watch;
 pub mod handoff;
 pub mod log_store;

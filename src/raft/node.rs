@@ -9,6 +9,7 @@ use std::time::Duration;
 use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{Config, ServerState, SnapshotPolicy};
 
+use super::committed::CommittedLog;
 use super::log_store::LogStore;
 use super::network::Network;
 use super::proposer::{Committed, ProposeError, Proposer};
@@ -104,10 +105,10 @@ pub struct Node {
     pub raft: Raft,
     /// The image and applied position.
     pub state: Arc<MetaState>,
-    /// The segment log (streams read it directly).
-    pub log: Arc<SegmentLog>,
-    /// The snapshot files (streams below the log start read them).
-    pub snapshots: Arc<SnapshotStore>,
+    /// The segment log (openraft's log store writes it; readers go through `committed`).
+    log: Arc<SegmentLog>,
+    /// Committed reads of the log, the only way past Raft to it (see [`Node::committed`]).
+    committed: CommittedLog,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// This data directory's incarnation and cluster id.
@@ -274,9 +275,9 @@ impl Node {
             id: opts.id,
             addr: opts.addr,
             raft,
-            state,
+            committed: CommittedLog::new(log.clone(), state.clone()),
             log,
-            snapshots,
+            state,
             metrics: Arc::new(Metrics::default()),
             identity,
             recovery,
@@ -432,6 +433,23 @@ impl Node {
     pub fn not_leader(&self) -> ProposeError {
         ProposeError::NotLeader {
             leader: self.leader().map(|l| (l.id, l.addr)),
+        }
+    }
+
+    /// Committed reads of the log by offset, for `/stream`, `/fetch` and catch-up.
+    pub fn committed(&self) -> &CommittedLog {
+        &self.committed
+    }
+
+    /// Makes everything appended to the log durable (the last step of a shutdown, after Raft
+    /// stopped).
+    pub async fn flush_log(&self) -> Result<(), StorageError> {
+        let log = self.log.clone();
+        match tokio::task::spawn_blocking(move || log.sync()).await {
+            Ok(res) => res.map(|_| ()),
+            Err(e) => Err(StorageError::Invalid(format!(
+                "the log flush task failed: {e}"
+            ))),
         }
     }
 

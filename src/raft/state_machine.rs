@@ -122,6 +122,14 @@ impl MetaState {
     }
 }
 
+#[cfg(test)]
+impl MetaState {
+    /// An empty image at `applied`, for tests of the readers.
+    pub(crate) fn at(applied: Applied) -> Self {
+        Self::new(Image::default(), applied, None)
+    }
+}
+
 /// The state machine handed to openraft.
 pub struct StateMachine {
     shared: Arc<MetaState>,

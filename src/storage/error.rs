@@ -58,6 +58,16 @@ pub enum StorageError {
         /// The lock file.
         path: PathBuf,
     },
+    /// A read started at or below the last purged index: those entries are gone from this log
+    /// (a snapshot holds them). Reported rather than skipped, so a reader never passes over
+    /// records without knowing.
+    #[error("entries from {start} on were asked for, but the log is purged up to {last_purged}")]
+    Purged {
+        /// The first index asked for.
+        start: u64,
+        /// The last purged index.
+        last_purged: u64,
+    },
     /// The caller broke an invariant (non-contiguous append, read of a purged index, ...).
     #[error("invalid operation: {0}")]
     Invalid(String),

@@ -1,6 +1,6 @@
-//! On-disk storage: the segment log, snapshot files and the vote file.
+//! On-disk storage: the segment log (`log/`), snapshot files, and the small files (vote, identity,
+//! committed watermark); bytes, indexes, terms and timestamps, nothing of Raft or HTTP types.
 //!
-//! This layer knows bytes, indexes, terms and timestamps, nothing of Raft or HTTP types.
 //! Every rule in `segments-format.md` is implemented here.
 
 #![warn(missing_docs)]

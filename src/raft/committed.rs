@@ -1,0 +1,290 @@
+//! The one door through which readers above Raft (`/stream`, `/fetch`, catch-up) read the log:
+//! from an offset, either the image (when the offset lies below what the log still holds) or
+//! committed records up to the applied offset, never anything uncommitted or unapplied.
+//!
+//! Like KRaft's listener interface (a snapshot when the next offset is below the log start,
+//! else committed batches), the caller never sees the segment log: a purge that runs between
+//! two reads comes back as a snapshot, not as records silently skipped.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::codec::{stored_to_command, CodecError};
+use super::state_machine::MetaState;
+use crate::metadata::{LogRecord, MetadataCommand};
+use crate::metrics::Histogram;
+use crate::storage::{SegmentLog, StorageError, StoredEntry};
+
+/// Why a committed read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommittedError {
+    /// The segment log could not be read.
+    #[error("reading the log: {0}")]
+    Log(#[source] StorageError),
+    /// An entry did not decode.
+    #[error("undecodable entry at offset {offset}: {source}")]
+    Undecodable {
+        /// The entry's offset.
+        offset: u64,
+        #[source]
+        /// Why it did not decode.
+        source: CodecError,
+    },
+    /// The log answered other offsets than asked for.
+    #[error("the log returned offset {got} where {want} was expected")]
+    Misread {
+        /// The offset asked for.
+        want: u64,
+        /// The offset the log answered with.
+        got: u64,
+    },
+}
+
+/// One committed entry, decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommittedEntry {
+    /// Its offset (Raft index).
+    pub offset: u64,
+    /// The term it was written in.
+    pub epoch: u64,
+    /// The metadata record; `None` for Raft's own entries (blank, membership), which take an
+    /// offset but carry no record.
+    pub command: Option<MetadataCommand>,
+}
+
+impl CommittedEntry {
+    /// The record as the log, stream and catch-up endpoints show it; `None` for Raft's own.
+    pub fn log_record(&self) -> Option<LogRecord> {
+        self.command
+            .as_ref()
+            .map(|cmd| LogRecord::new(self.offset, self.epoch, cmd))
+    }
+}
+
+/// The image as a reader below the log start receives it.
+#[derive(Clone, Debug)]
+pub struct ImageSnapshot {
+    /// The applied offset the image is at.
+    pub offset: u64,
+    /// The term of that entry.
+    pub epoch: u64,
+    /// `/get_metadata`'s `metadata`.
+    pub metadata: serde_json::Value,
+}
+
+impl ImageSnapshot {
+    /// `{"offset", "epoch", "metadata"}`, as the stream and fetch send it.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({"offset": self.offset, "epoch": self.epoch, "metadata": self.metadata})
+    }
+}
+
+/// What one read from an offset found.
+#[derive(Debug)]
+pub enum Batch {
+    /// The offset lies below the log start (or below the floor of an installed snapshot), or
+    /// was purged during the read: the image; read on after its offset.
+    Snapshot(ImageSnapshot),
+    /// Consecutive committed entries from the offset asked for; none when nothing at or after
+    /// it is applied (or allowed by the caller's bound) yet.
+    Entries(Vec<CommittedEntry>),
+}
+
+/// Committed reads of this node's log (see the module documentation).
+pub struct CommittedLog {
+    log: Arc<SegmentLog>,
+    state: Arc<MetaState>,
+}
+
+impl CommittedLog {
+    /// Reads `log` up to what `state` has applied.
+    pub fn new(log: Arc<SegmentLog>, state: Arc<MetaState>) -> Self {
+        Self { log, state }
+    }
+
+    /// Committed entries from `from`, at most up to `up_to` (and never past the applied
+    /// offset), at most about `max_bytes` of payload (at least one entry); or the image when
+    /// `from` is no longer in the log.
+    pub fn read(&self, from: u64, up_to: u64, max_bytes: usize) -> Result<Batch, CommittedError> {
+        let applied = self.state.applied().offset;
+        if let Some(image) = self.image_below_start(from, applied) {
+            return Ok(Batch::Snapshot(image));
+        }
+        let end = up_to.min(applied);
+        if from > end {
+            return Ok(Batch::Entries(Vec::new()));
+        }
+        let stored = match self.log.read_range(from, end + 1, Some(max_bytes)) {
+            Ok(stored) => stored,
+            // Applied covers `from` (checked above), so the image at applied does too.
+            Err(StorageError::Purged { .. }) => return Ok(Batch::Snapshot(self.image())),
+            Err(e) => return Err(CommittedError::Log(e)),
+        };
+        if let Some(first) = stored.first().filter(|e| e.index != from) {
+            return Err(CommittedError::Misread {
+                want: from,
+                got: first.index,
+            });
+        }
+        stored
+            .iter()
+            .map(decode)
+            .collect::<Result<_, _>>()
+            .map(Batch::Entries)
+    }
+
+    /// The image, when `from` is applied yet lies below the log start (purged after a
+    /// snapshot), or below the floor of an installed snapshot whose log below it is not yet
+    /// purged: there the log may still hold what this node had before, such as a deposed
+    /// leader's uncommitted entries (see [`MetaState::log_floor`]).
+    ///
+    /// Readers that keep recent entries elsewhere (the stream's event cache) ask this before
+    /// they look there, so every reader below the log start gets the image.
+    pub fn image_below_start(&self, from: u64, applied: u64) -> Option<ImageSnapshot> {
+        let below_start = match self.log.first_index() {
+            Some(first) => from < first,
+            None => self.log.last_purged().is_some_and(|p| from <= p.index),
+        };
+        ((below_start || from < self.state.log_floor()) && from <= applied).then(|| self.image())
+    }
+
+    /// The image and the applied position it reflects, read together.
+    fn image(&self) -> ImageSnapshot {
+        let at = self.state.read();
+        ImageSnapshot {
+            offset: at.applied.offset,
+            epoch: at.applied.term,
+            metadata: at.image.metadata_json(),
+        }
+    }
+
+    /// The first offset readers take from the log: the log start, or the floor of an installed
+    /// snapshot when that is higher. `None` when the log holds no entry.
+    pub fn read_start(&self) -> Option<u64> {
+        self.log
+            .first_index()
+            .map(|first| first.max(self.state.log_floor()))
+    }
+
+    /// The first entry the segment log holds (for `/cluster` and `/metrics`).
+    pub fn first_offset(&self) -> Option<u64> {
+        self.log.first_index()
+    }
+
+    /// Whether anything was ever removed from below the log (purged after a snapshot), or an
+    /// installed snapshot's floor hides part of it: then an old enough reader needs the image.
+    pub fn was_purged(&self) -> bool {
+        self.log.last_purged().is_some() || self.state.log_floor() > 0
+    }
+
+    /// The first offset readers may take whose record is stamped at or after `ts_ms` (found
+    /// through the segment log's time index), `None` when no record is.
+    pub fn offset_at_or_after(&self, ts_ms: u64) -> Result<Option<u64>, CommittedError> {
+        let found = self
+            .log
+            .find_index_by_timestamp(ts_ms)
+            .map_err(CommittedError::Log)?;
+        Ok(found.map(|i| i.max(self.state.log_floor())))
+    }
+
+    /// fdatasync rounds of the segment log since the process started.
+    pub fn fsync_count(&self) -> u64 {
+        self.log.sync_count()
+    }
+
+    /// How long those rounds took.
+    pub fn fsync_latency(&self) -> &Histogram {
+        self.log.sync_latency()
+    }
+}
+
+fn decode(stored: &StoredEntry) -> Result<CommittedEntry, CommittedError> {
+    let command = stored_to_command(stored).map_err(|source| CommittedError::Undecodable {
+        offset: stored.index,
+        source,
+    })?;
+    Ok(CommittedEntry {
+        offset: stored.index,
+        epoch: stored.term,
+        command,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::entry::RaftEntry;
+    use openraft::EntryPayload;
+
+    use super::*;
+    use crate::metadata::record::tests::sample_records;
+    use crate::raft::codec::entry_to_stored;
+    use crate::raft::state_machine::Applied;
+    use crate::raft::{log_id, Entry};
+    use crate::storage::{EntryId, LogOptions};
+
+    /// A log of `n` entries from offset 1, each a metadata record, and a state applied up to
+    /// `applied`.
+    fn setup(dir: &std::path::Path, n: u64, applied: u64) -> (Arc<SegmentLog>, CommittedLog) {
+        let (log, _) = SegmentLog::open(dir, LogOptions::default()).expect("open");
+        let record = sample_records().remove(0);
+        let stored: Vec<_> = (1..=n)
+            .map(|i| {
+                let cmd = MetadataCommand {
+                    timestamp_ms: 1000 + i,
+                    record: record.clone(),
+                };
+                entry_to_stored(&Entry::new(log_id(2, i), EntryPayload::Normal(cmd)))
+                    .expect("encode")
+            })
+            .collect();
+        log.append(&stored).expect("append");
+        let log = Arc::new(log);
+        let state = Arc::new(MetaState::at(Applied {
+            offset: applied,
+            term: 2,
+        }));
+        (log.clone(), CommittedLog::new(log, state))
+    }
+
+    fn offsets(batch: Batch) -> Vec<u64> {
+        match batch {
+            Batch::Entries(es) => es.iter().map(|e| e.offset).collect(),
+            Batch::Snapshot(s) => panic!("expected entries, got the image at {}", s.offset),
+        }
+    }
+
+    #[test]
+    fn reads_stop_at_the_applied_offset_and_the_callers_bound() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (_, committed) = setup(d.path(), 10, 6);
+        let all = committed.read(1, u64::MAX, 1 << 20).expect("read");
+        assert_eq!(offsets(all), (1..=6).collect::<Vec<_>>());
+        let bounded = committed.read(2, 4, 1 << 20).expect("read");
+        assert_eq!(offsets(bounded), vec![2, 3, 4]);
+        let beyond = committed.read(7, u64::MAX, 1 << 20).expect("read");
+        assert!(
+            offsets(beyond).is_empty(),
+            "entry 7 is in the log but not applied"
+        );
+    }
+
+    #[test]
+    fn a_purged_offset_is_answered_with_the_image_never_with_later_records() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (log, committed) = setup(d.path(), 10, 8);
+        log.purge_upto(EntryId { index: 4, term: 2 })
+            .expect("purge");
+        for from in [1, 4] {
+            match committed.read(from, u64::MAX, 1 << 20).expect("read") {
+                Batch::Snapshot(s) => assert_eq!((s.offset, s.epoch), (8, 2)),
+                Batch::Entries(es) => panic!("read from {from} got entries {:?}", es.first()),
+            }
+        }
+        assert_eq!(committed.read_start(), Some(5));
+        assert_eq!(
+            offsets(committed.read(5, u64::MAX, 1 << 20).expect("read")),
+            vec![5, 6, 7, 8]
+        );
+    }
+}
