@@ -165,7 +165,7 @@ pub async fn run(args: ClusterArgs, log_format: LogFormat) -> anyhow::Result<()>
 
     // Run until a signal, or until every node has exited by itself.
     tokio::select! {
-        _ = super::node::shutdown_signal() => {
+        _ = yakt::api::server::terminate_signal() => {
             println!("yakt cluster: stopping {} nodes", started.len());
         }
         _ = all_exited(&mut started) => {

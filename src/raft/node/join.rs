@@ -155,7 +155,7 @@ impl Node {
             return;
         }
         let node = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let res = node.carry_out(id, member, kind).await;
             node.admitting
                 .lock()
