@@ -1,5 +1,6 @@
-//! A yakt node: storage opened, openraft started, and the operations the API needs (write,
-//! join, leader lookup), independent of HTTP routing.
+//! A yakt node: storage opened, openraft started, the operations the API needs (write, join,
+//! leader lookup) independent of HTTP routing, and its stop (`Node::shutdown`). The `node/`
+//! folder holds its membership side (`join`) and its background tasks (`tasks`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
