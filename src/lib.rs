@@ -9,10 +9,15 @@
 //! - [`raft`]: openraft glue — log store, state machine, network.
 //! - [`api`]: the HTTP API and the SSE stream (axum).
 //! - [`client`]: a client of the HTTP API (tailing the log), above `api`.
-//! - the `yakt` binary: the CLI.
+//! - [`admin`]: what the operator subcommands do (status, membership changes, a local cluster
+//!   of child processes), above `api`.
+//! - [`config`]: every tunable's default, written once (read by the option structs and the CLI).
+//! - the `yakt` binary: the CLI; it parses arguments and calls the library, nothing else.
 
+pub mod admin;
 pub mod api;
 pub mod client;
+pub mod config;
 pub mod metadata;
 pub mod metrics;
 pub mod raft;

@@ -10,12 +10,15 @@ pub mod metadata;
 pub mod middleware;
 pub mod ops;
 pub mod raft_rpc;
+pub mod server;
 pub mod sse;
 pub mod stream;
 pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::config::Defaults;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
@@ -25,12 +28,6 @@ use axum::{Extension, Router};
 pub use error::ApiError;
 
 use crate::raft::Node;
-
-/// Largest request body accepted by default (`--max-body`).
-pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
-
-/// Default catch-up window of `/broker_mgmt` and `/client_mgmt`.
-pub const DEFAULT_CATCHUP_WINDOW: Duration = Duration::from_secs(600);
 
 /// Settings of the HTTP layer.
 #[derive(Clone, Debug)]
@@ -50,11 +47,11 @@ pub struct ApiOptions {
 impl Default for ApiOptions {
     fn default() -> Self {
         Self {
-            body_limit: DEFAULT_BODY_LIMIT,
-            catchup_window: DEFAULT_CATCHUP_WINDOW,
+            body_limit: Defaults::MAX_BODY,
+            catchup_window: Defaults::CATCHUP_WINDOW,
             token: None,
             protect_reads: false,
-            slow_reader_timeout: stream::SLOW_READER_TIMEOUT,
+            slow_reader_timeout: Defaults::SLOW_READER_TIMEOUT,
         }
     }
 }

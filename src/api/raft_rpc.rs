@@ -84,6 +84,22 @@ fn check_cluster(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// A Raft RPC's request: from this node's cluster (see [`check_cluster`]), and decodable.
+fn request<T: serde::de::DeserializeOwned>(
+    node: &Node,
+    headers: &HeaderMap,
+    what: &'static str,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    check_cluster(node, headers)?;
+    decode_named(what, body).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The answer of a call that only fails when the Raft core has stopped.
+fn answer<T: Serialize>(res: Result<T, openraft::errors::Fatal<TypeConfig>>) -> Response {
+    msgpack(&res.map_err(openraft::errors::RaftError::<TypeConfig>::Fatal))
+}
+
 fn recovering(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "recovering", e.to_string())
 }
@@ -93,9 +109,7 @@ async fn append(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    check_cluster(&node, &headers)?;
-    let req: AppendEntriesRequest<TypeConfig> =
-        decode_named("append request", &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let req: AppendEntriesRequest<TypeConfig> = request(&node, &headers, "append request", &body)?;
     node.recovery.admit(&req.vote).map_err(recovering)?;
     Ok(msgpack(&node.raft.append_entries(req).await))
 }
@@ -105,9 +119,7 @@ async fn vote(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    check_cluster(&node, &headers)?;
-    let req: VoteRequest<TypeConfig> =
-        decode_named("vote request", &body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let req: VoteRequest<TypeConfig> = request(&node, &headers, "vote request", &body)?;
     if !node.recovery.may_grant(req.last_log_id.as_ref()) {
         return Err(recovering(format!(
             "node {} grants no vote: it may have lost entries it had acknowledged ({}) and has not been caught up yet",
@@ -131,9 +143,8 @@ async fn snapshot(
         meta: header.meta,
         snapshot: std::io::Cursor::new(data),
     };
-    let res = node.raft.install_full_snapshot(header.vote, snapshot).await;
-    Ok(msgpack(
-        &res.map_err(openraft::errors::RaftError::<TypeConfig>::Fatal),
+    Ok(answer(
+        node.raft.install_full_snapshot(header.vote, snapshot).await,
     ))
 }
 
@@ -144,9 +155,8 @@ async fn transfer_leader(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    check_cluster(&node, &headers)?;
-    let req: TransferLeaderRequest<TypeConfig> = decode_named("transfer leader request", &body)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let req: TransferLeaderRequest<TypeConfig> =
+        request(&node, &headers, "transfer leader request", &body)?;
     if !node.recovery.is_voting() {
         return Err(recovering(format!(
             "node {} cannot take over: it does not vote yet ({})",
@@ -154,10 +164,7 @@ async fn transfer_leader(
             node.recovery.reason()
         )));
     }
-    let res = node.raft.handle_transfer_leader(req).await;
-    Ok(msgpack(
-        &res.map_err(openraft::errors::RaftError::<TypeConfig>::Fatal),
-    ))
+    Ok(answer(node.raft.handle_transfer_leader(req).await))
 }
 
 async fn join(

@@ -38,9 +38,6 @@ use crate::raft::Node;
 
 /// Events buffered per SSE reader before it counts as slow.
 const READER_BUFFER: usize = 1024;
-/// How long a reader's buffer may stay full before it is cut off, by default
-/// (`--slow-reader-timeout`).
-pub const SLOW_READER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keep-alive comment interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// Most bytes of already-buffered events written to a reader's connection as one body chunk.

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use yakt::admin::{members, AdminClient};
+use yakt::config::Defaults;
 
 /// Flags of `yakt member`.
 #[derive(Args, Debug)]
@@ -16,7 +16,7 @@ pub struct MemberArgs {
         long,
         global = true,
         env = "YAKT_ADDR",
-        default_value = "127.0.0.1:5010"
+        default_value = Defaults::ADDR
     )]
     pub addr: String,
     /// Bearer token (needed to add or remove when the cluster has one).
@@ -46,80 +46,17 @@ pub enum MemberAction {
     },
 }
 
-async fn call(
-    req: reqwest::RequestBuilder,
-    token: Option<&str>,
-    what: &str,
-) -> anyhow::Result<Value> {
-    let req = match token {
-        Some(t) => req.bearer_auth(t),
-        None => req,
-    };
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("{what}: no answer"))?;
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!(
-            "{what}: {status}: {}",
-            body["message"].as_str().unwrap_or(&body.to_string())
-        );
-    }
-    Ok(body)
-}
-
 /// Runs one `yakt member` action; fails with the server's message when it refuses.
 pub async fn run(args: MemberArgs) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(Duration::from_secs(90))
-        .build()?;
-    let token = args.token.as_deref().filter(|t| !t.is_empty());
-    let base = format!("http://{}", args.addr);
-    match args.action {
-        MemberAction::List => {
-            let view = call(http.get(format!("{base}/cluster")), token, "GET /cluster").await?;
-            println!(
-                "cluster {}",
-                view["cluster_id"].as_str().unwrap_or("(no id yet)")
-            );
-            println!("{:<4} {:<22} {:<8} INCARNATION", "ID", "ADDR", "ROLE");
-            for m in view["members"].as_array().cloned().unwrap_or_default() {
-                println!(
-                    "{:<4} {:<22} {:<8} {}",
-                    m["id"],
-                    m["addr"].as_str().unwrap_or("-"),
-                    if m["voter"] == true {
-                        "voter"
-                    } else {
-                        "learner"
-                    },
-                    m["incarnation"].as_str().unwrap_or("-"),
-                );
-            }
-        }
+    // Adding returns once the node votes: allow it the leader's 60 s and then some.
+    let client = AdminClient::new(args.token.as_deref(), Duration::from_secs(90))?;
+    let out = match args.action {
+        MemberAction::List => members::list(&client, &args.addr).await?,
         MemberAction::Add { id, addr } => {
-            let body = json!({"id": id, "addr": addr});
-            let answer = call(
-                http.post(format!("{base}/cluster/members")).json(&body),
-                token,
-                "POST /cluster/members",
-            )
-            .await?;
-            println!("{}", answer["message"].as_str().unwrap_or("added"));
+            members::add(&client, &args.addr, id, &addr).await? + "\n"
         }
-        MemberAction::Remove { id } => {
-            let answer = call(
-                http.delete(format!("{base}/cluster/members/{id}")),
-                token,
-                "DELETE /cluster/members",
-            )
-            .await?;
-            println!("{}", answer["message"].as_str().unwrap_or("removed"));
-        }
-    }
+        MemberAction::Remove { id } => members::remove(&client, &args.addr, id).await? + "\n",
+    };
+    print!("{out}");
     Ok(())
 }

@@ -1,5 +1,5 @@
-//! Command-line parsing and the subcommands. Every flag can also come from a `YAKT_...`
-//! environment variable.
+//! The command line: each subcommand's flags (every one also a `YAKT_...` environment variable,
+//! defaults from `yakt::config::Defaults`), turned into a call of the library; nothing else.
 
 mod cluster;
 mod member;

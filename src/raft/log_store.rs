@@ -13,6 +13,7 @@ use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 
 use super::codec::{decode_vote, encode_vote, entry_to_stored, stored_to_entry};
+use super::support::io_err;
 use super::{log_id, Entry, LogId, TypeConfig, Vote};
 use crate::storage::{CommittedFile, EntryId, SegmentLog, SnapshotStore, StorageError, VoteFile};
 
@@ -66,10 +67,6 @@ pub fn purge_bound(
         Some(o) if o.index < requested.index && last_index >= Some(requested.index) => o,
         _ => requested,
     }
-}
-
-fn io_err(e: StorageError) -> io::Error {
-    io::Error::other(e)
 }
 
 async fn blocking<T, F>(f: F) -> io::Result<T>

@@ -16,6 +16,7 @@ pub mod recovery;
 pub mod snapshot_check;
 pub mod snapshot_trigger;
 pub mod state_machine;
+mod support;
 
 pub use node::{LeaderInfo, MembershipError, Node, NodeOptions};
 

@@ -1,5 +1,6 @@
-//! A yakt node: storage opened, openraft started, and the operations the API needs (write,
-//! join, leader lookup), independent of HTTP routing.
+//! A yakt node: storage opened, openraft started, the operations the API needs (write, join,
+//! leader lookup) independent of HTTP routing, and its stop (`Node::shutdown`). The `node/`
+//! folder holds its membership side (`join`) and its background tasks (`tasks`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -12,11 +13,12 @@ use openraft::{Config, ServerState, SnapshotPolicy};
 use super::committed::CommittedLog;
 use super::log_store::LogStore;
 use super::network::Network;
-use super::proposer::{Committed, ProposeError, Proposer};
+use super::proposer::{self, Committed, ProposeError, Proposer};
 use super::recovery::Recovery;
 use super::snapshot_trigger;
 use super::state_machine::{MetaState, StateMachine};
 use super::{Member, NodeId, Raft};
+use crate::config::Defaults;
 use crate::metadata::WriteRequest;
 use crate::metrics::Metrics;
 use crate::storage::{
@@ -24,7 +26,14 @@ use crate::storage::{
 };
 
 mod join;
+mod tasks;
 pub use join::{JoinAnswer, JoinRequest, MembershipError};
+use tasks::Tasks;
+
+/// How long a stopping node waits for the Raft core to stop before it flushes the log anyway.
+const RAFT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a follower waits to apply up to the leader's read index before answering 503.
+const READ_BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything a node is started with.
 #[derive(Clone, Debug)]
@@ -59,19 +68,22 @@ pub struct NodeOptions {
 }
 
 impl NodeOptions {
-    /// Options with yakt's defaults for node `id` at `addr`.
+    /// Options with yakt's defaults ([`Defaults`]) for node `id` at `addr`.
     pub fn new(id: NodeId, addr: impl Into<String>, data_dir: PathBuf) -> Self {
         Self {
             id,
             addr: addr.into(),
             bind_ip: None,
             data_dir,
-            snapshot_every: 10_000,
-            keep_after_snapshot: 1_000,
-            keep_snapshots: crate::storage::DEFAULT_KEEP_SNAPSHOTS,
-            election_timeout_ms: (1_000, 2_000),
-            heartbeat_ms: 250,
-            segment_bytes: LogOptions::default().segment_bytes,
+            snapshot_every: Defaults::SNAPSHOT_EVERY,
+            keep_after_snapshot: Defaults::KEEP_AFTER_SNAPSHOT,
+            keep_snapshots: Defaults::KEEP_SNAPSHOTS,
+            election_timeout_ms: (
+                Defaults::ELECTION_TIMEOUT_MIN_MS,
+                Defaults::ELECTION_TIMEOUT_MAX_MS,
+            ),
+            heartbeat_ms: Defaults::HEARTBEAT_MS,
+            segment_bytes: Defaults::segment_bytes(),
             token: None,
         }
     }
@@ -93,6 +105,13 @@ pub enum NodeError {
     /// openraft refused the configuration or failed to start.
     #[error("raft: {0}")]
     Raft(String),
+    /// The final flush of the log, when the node stopped, failed.
+    #[error("final flush of the log in {dir}: {source}")]
+    Flush {
+        dir: PathBuf,
+        #[source]
+        source: StorageError,
+    },
 }
 
 /// The running node.
@@ -122,8 +141,12 @@ pub struct Node {
     proposer: Proposer,
     http: reqwest::Client,
     token: Option<String>,
-    /// Set once the process is shutting down (SSE streams end on it).
+    /// Set once the node is shutting down (SSE streams end on it).
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Every background task this node runs; [`Node::shutdown`] stops them.
+    tasks: Tasks,
+    /// The data directory (named in errors).
+    data_dir: PathBuf,
     /// Held while the node lives: no second process opens this data directory.
     _dir_lock: DirLock,
 }
@@ -267,10 +290,15 @@ impl Node {
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| NodeError::Raft(format!("http client: {e}")))?;
-        recovery.spawn_watch(raft.clone());
-        spawn_address_watch(raft.clone(), addresses);
-        spawn_leader_watch(opts.id, raft.clone());
-        snapshot_trigger::spawn(raft.clone(), state.clone(), opts.snapshot_every);
+        let tasks = Tasks::new();
+        tasks.spawn(recovery.clone().watch(raft.clone()));
+        tasks.spawn(tasks::watch_addresses(raft.clone(), addresses));
+        tasks.spawn(tasks::watch_leader(opts.id, raft.clone()));
+        tasks.spawn(snapshot_trigger::run(
+            raft.clone(),
+            state.clone(),
+            opts.snapshot_every,
+        ));
         Ok(Arc::new(Node {
             id: opts.id,
             addr: opts.addr,
@@ -287,6 +315,8 @@ impl Node {
             http,
             token: opts.token,
             shutdown: tokio::sync::watch::channel(false).0,
+            tasks,
+            data_dir: dir,
             _dir_lock: dir_lock,
         }))
     }
@@ -337,8 +367,7 @@ impl Node {
                 "restarting from persisted state; -e ignored"
             );
         }
-        let node = self.clone();
-        tokio::spawn(async move { node.join_loop(seeds).await });
+        self.tasks.spawn(self.clone().join_loop(seeds));
         Ok(())
     }
 
@@ -407,50 +436,25 @@ impl Node {
                 .and_then(|i| i.as_u64())
                 .ok_or_else(|| unavailable("read index answer has no index".into()))?
         };
-        let mut rx = self.state.subscribe_applied();
-        let reached =
-            tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|a| a.offset >= index))
-                .await
-                .map(|r| r.is_ok());
-        match reached {
-            Ok(true) => Ok(()),
-            _ => Err(ProposeError::Unavailable {
-                message: format!("this node has not applied up to the read index {index} in time"),
-                maybe_committed: false,
-            }),
-        }
+        proposer::wait_applied(&self.state, 0, index, READ_BARRIER_TIMEOUT, || {
+            format!("this node has not applied up to the read index {index} in time")
+        })
+        .await
     }
 
     /// The leader as this node sees it.
     pub fn leader(&self) -> Option<LeaderInfo> {
-        let m = self.raft.metrics().borrow_watched().clone();
-        let id = m.current_leader?;
-        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
-        Some(LeaderInfo { id, addr })
+        proposer::current_leader(&self.raft).map(|(id, addr)| LeaderInfo { id, addr })
     }
 
     /// A `NotLeader` error naming the leader when known.
     pub fn not_leader(&self) -> ProposeError {
-        ProposeError::NotLeader {
-            leader: self.leader().map(|l| (l.id, l.addr)),
-        }
+        proposer::not_leader(&self.raft)
     }
 
     /// Committed reads of the log by offset, for `/stream`, `/fetch` and catch-up.
     pub fn committed(&self) -> &CommittedLog {
         &self.committed
-    }
-
-    /// Makes everything appended to the log durable (the last step of a shutdown, after Raft
-    /// stopped).
-    pub async fn flush_log(&self) -> Result<(), StorageError> {
-        let log = self.log.clone();
-        match tokio::task::spawn_blocking(move || log.sync()).await {
-            Ok(res) => res.map(|_| ()),
-            Err(e) => Err(StorageError::Invalid(format!(
-                "the log flush task failed: {e}"
-            ))),
-        }
     }
 
     /// This node's role now.
@@ -469,9 +473,59 @@ impl Node {
         &self.http
     }
 
-    /// Marks the node as shutting down: open SSE streams send a final event and end.
+    /// Marks the node as shutting down: open SSE streams send a final event and end, and a
+    /// Raft core that stops from now on is not reported as a failure. The first step of
+    /// [`Node::shutdown`]; a server calls it earlier, when it starts draining requests.
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// True once [`Node::begin_shutdown`] (or [`Node::shutdown`]) was called.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Stops the node: marks it shutting down, stops every background task it spawned, stops
+    /// the Raft core (waiting at most 5 s), and flushes the log. Call it once the HTTP server
+    /// has drained (see [`crate::api::server::run`]); a second call does nothing. The node
+    /// releases its data directory once the last handle to it is dropped.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        self.begin_shutdown();
+        if !self.tasks.stop().await {
+            return Ok(());
+        }
+        tracing::info!(node = self.id, "stopping raft");
+        match tokio::time::timeout(RAFT_STOP_TIMEOUT, self.raft.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(node = self.id, error = %e, "stopping raft failed"),
+            Err(_) => tracing::warn!(
+                node = self.id,
+                secs = RAFT_STOP_TIMEOUT.as_secs(),
+                "raft did not stop in time; flushing the log anyway"
+            ),
+        }
+        let log = self.log.clone();
+        let flushed = tokio::task::spawn_blocking(move || log.sync())
+            .await
+            .map_err(|e| NodeError::Flush {
+                dir: self.data_dir.clone(),
+                source: StorageError::Io {
+                    op: "join the flush task",
+                    path: self.data_dir.clone(),
+                    source: std::io::Error::other(e),
+                },
+            })?;
+        flushed.map_err(|source| NodeError::Flush {
+            dir: self.data_dir.clone(),
+            source,
+        })?;
+        tracing::info!(node = self.id, "stopped");
+        Ok(())
+    }
+
+    /// How many background tasks the node still runs (0 once stopped).
+    pub fn background_tasks(&self) -> usize {
+        self.tasks.running()
     }
 
     /// A receiver that turns `true` when the node begins shutting down.
@@ -483,60 +537,4 @@ impl Node {
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }
-}
-
-/// Keeps the peers' address book equal to the newest membership this node holds.
-fn spawn_address_watch(raft: Raft, addresses: super::network::AddressBook) {
-    let mut rx = raft.metrics();
-    tokio::spawn(async move {
-        let mut seen = None;
-        loop {
-            {
-                let m = rx.borrow_watched();
-                let config = &m.membership_config;
-                if seen.as_ref() != Some(config.log_id()) {
-                    addresses.replace(config.membership().nodes());
-                    seen = Some(config.log_id().clone());
-                }
-            }
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-}
-
-/// Logs one INFO line each time the leader this node sees changes (with the term).
-fn spawn_leader_watch(id: NodeId, raft: Raft) {
-    let mut rx = raft.metrics();
-    tokio::spawn(async move {
-        let mut last: Option<(Option<NodeId>, u64)> = None;
-        loop {
-            let (leader, term) = {
-                let m = rx.borrow_watched();
-                (m.current_leader, m.current_term)
-            };
-            if last.map(|l| l.0) != Some(leader) {
-                match leader {
-                    Some(l) => {
-                        tracing::info!(
-                            node = id,
-                            term,
-                            leader_id = l,
-                            is_self = l == id,
-                            "leader changed"
-                        )
-                    }
-                    None if last.is_some() => {
-                        tracing::info!(node = id, term, "leader changed: no leader known")
-                    }
-                    None => {}
-                }
-                last = Some((leader, term));
-            }
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
-    });
 }

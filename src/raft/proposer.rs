@@ -15,13 +15,14 @@
 //! holds it once it committed (409), and is never a second record. A record the image still
 //! refuses at apply is answered with that refusal, never `200`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use openraft::impls::ProgressResponder;
 use openraft::type_config::async_runtime::WatchReceiver;
 use tokio::sync::Mutex;
 
 use super::state_machine::MetaState;
+use super::support::now_ms;
 use super::{NodeId, Raft};
 use crate::metadata::{Image, MetadataCommand, MetadataError, Record, WriteRequest};
 
@@ -82,22 +83,20 @@ impl Default for Proposer {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// The leader this node sees, with the address the membership records for it.
+pub(crate) fn current_leader(raft: &Raft) -> Option<(NodeId, String)> {
+    let m = raft.metrics();
+    let m = m.borrow_watched();
+    let id = m.current_leader?;
+    let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+    Some((id, addr))
 }
 
-fn not_leader(raft: &Raft) -> ProposeError {
-    let m = raft.metrics().borrow_watched().clone();
-    let leader = m.current_leader.and_then(|id| {
-        m.membership_config
-            .membership()
-            .get_node(&id)
-            .map(|n| (id, n.addr.clone()))
-    });
-    ProposeError::NotLeader { leader }
+/// A `NotLeader` error naming the leader when this node knows it.
+pub(crate) fn not_leader(raft: &Raft) -> ProposeError {
+    ProposeError::NotLeader {
+        leader: current_leader(raft),
+    }
 }
 
 impl Proposer {
@@ -242,24 +241,32 @@ async fn applied_image_after_own_log(
             maybe_committed: false,
         })?
         .unwrap_or(0);
-    wait_applied(state, term, last).await?;
+    wait_applied(state, term, last, CATCH_UP_TIMEOUT, || {
+        "the leader has not yet applied its own log (no quorum?); retry shortly".into()
+    })
+    .await?;
     Ok(state.read().image.clone())
 }
 
-/// Waits until the state machine has applied an entry of `term` at or after `index`.
-async fn wait_applied(state: &MetaState, term: u64, index: u64) -> Result<(), ProposeError> {
+/// Waits (at most `timeout`) until the state machine has applied an entry of `term` or later
+/// at or after `index`; otherwise a 503 (nothing proposed) saying `why`.
+pub(crate) async fn wait_applied(
+    state: &MetaState,
+    term: u64,
+    index: u64,
+    timeout: Duration,
+    why: impl FnOnce() -> String,
+) -> Result<(), ProposeError> {
     let mut rx = state.subscribe_applied();
     let reached = tokio::time::timeout(
-        CATCH_UP_TIMEOUT,
+        timeout,
         rx.wait_for(|a| a.term >= term && a.offset >= index),
     )
-    .await
-    .map(|r| r.is_ok());
+    .await;
     match reached {
-        Ok(true) => Ok(()),
+        Ok(Ok(_)) => Ok(()),
         _ => Err(ProposeError::Unavailable {
-            message: "the leader has not yet applied its own log (no quorum?); retry shortly"
-                .into(),
+            message: why(),
             maybe_committed: false,
         }),
     }

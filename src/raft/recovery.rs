@@ -213,35 +213,33 @@ impl Recovery {
         is_voter && seat_is_ours && m.last_log_index.unwrap_or(0) >= self.watermark
     }
 
-    /// Watches the node's metrics and lets it vote (and campaign) from the moment it may.
-    /// Elections must be off in the Raft config it was started with.
-    pub fn spawn_watch(self: &std::sync::Arc<Self>, raft: Raft) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut rx = raft.metrics();
-            loop {
-                let ready = {
-                    let m = rx.borrow_watched();
-                    me.may_vote(&m)
-                };
-                if ready {
-                    me.voting.store(true, Ordering::Release);
-                    raft.runtime_config().elect(true);
-                    if !me.reason.is_empty() || me.origin == Origin::Fresh {
-                        tracing::info!(
-                            node = me.id,
-                            incarnation = %me.incarnation,
-                            "caught up and holding its own seat: this node votes again"
-                        );
-                    }
-                    me.knock.notify_one();
-                    return;
+    /// Watches the node's metrics and lets it vote (and campaign) from the moment it may; ends
+    /// then, or when the core stops. Elections must be off in the Raft config it was started
+    /// with. The node runs it among its background tasks.
+    pub async fn watch(self: std::sync::Arc<Self>, raft: Raft) {
+        let mut rx = raft.metrics();
+        loop {
+            let ready = {
+                let m = rx.borrow_watched();
+                self.may_vote(&m)
+            };
+            if ready {
+                self.voting.store(true, Ordering::Release);
+                raft.runtime_config().elect(true);
+                if !self.reason.is_empty() || self.origin == Origin::Fresh {
+                    tracing::info!(
+                        node = self.id,
+                        incarnation = %self.incarnation,
+                        "caught up and holding its own seat: this node votes again"
+                    );
                 }
-                if rx.changed().await.is_err() {
-                    return;
-                }
+                self.knock.notify_one();
+                return;
             }
-        });
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
     }
 }
 

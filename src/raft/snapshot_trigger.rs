@@ -28,34 +28,32 @@ pub fn interval(snapshot_every: u64, entities: u64) -> u64 {
         .max(1)
 }
 
-/// Watches the applied offset and asks openraft for a snapshot when one is due.
-pub fn spawn(raft: Raft, state: Arc<MetaState>, snapshot_every: u64) {
-    tokio::spawn(async move {
-        let mut applied = state.subscribe_applied();
-        let mut requested: Option<(u64, Instant)> = None;
-        // The interval last computed; counting entities walks the partition maps, so it is
-        // recounted only when that many entries have passed (the image only grows meanwhile).
-        let mut due_after = snapshot_every;
-        loop {
-            let now = applied.borrow_and_update().offset;
-            let base = state.snapshot().map(|s| s.offset).unwrap_or(0);
-            let pending =
-                requested.is_some_and(|(at, when)| at > base && when.elapsed() < RETRY_AFTER);
-            if !pending && now.saturating_sub(base) >= due_after {
-                due_after = interval(snapshot_every, state.read().image.entity_count());
-                if now.saturating_sub(base) >= due_after {
-                    if raft.trigger().snapshot().await.is_err() {
-                        return; // Raft has stopped.
-                    }
-                    requested = Some((now, Instant::now()));
-                    due_after = snapshot_every;
+/// Watches the applied offset and asks openraft for a snapshot when one is due; ends when Raft
+/// stops. The node runs it among its background tasks.
+pub async fn run(raft: Raft, state: Arc<MetaState>, snapshot_every: u64) {
+    let mut applied = state.subscribe_applied();
+    let mut requested: Option<(u64, Instant)> = None;
+    // The interval last computed; counting entities walks the partition maps, so it is
+    // recounted only when that many entries have passed (the image only grows meanwhile).
+    let mut due_after = snapshot_every;
+    loop {
+        let now = applied.borrow_and_update().offset;
+        let base = state.snapshot().map(|s| s.offset).unwrap_or(0);
+        let pending = requested.is_some_and(|(at, when)| at > base && when.elapsed() < RETRY_AFTER);
+        if !pending && now.saturating_sub(base) >= due_after {
+            due_after = interval(snapshot_every, state.read().image.entity_count());
+            if now.saturating_sub(base) >= due_after {
+                if raft.trigger().snapshot().await.is_err() {
+                    return; // Raft has stopped.
                 }
-            }
-            if applied.changed().await.is_err() {
-                return;
+                requested = Some((now, Instant::now()));
+                due_after = snapshot_every;
             }
         }
-    });
+        if applied.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

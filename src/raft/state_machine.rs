@@ -8,7 +8,7 @@
 use std::io::{self, Cursor};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 use futures::{Stream, StreamExt};
 use openraft::entry::RaftEntry;
@@ -17,6 +17,7 @@ use openraft::EntryPayload;
 use tokio::sync::watch;
 
 use super::codec::{decode_snapshot_meta, encode_snapshot_meta};
+use super::support::{io_err, now_ms};
 use super::{ApplyOutcome, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::metadata::Image;
 use crate::storage::{SnapshotStore, StorageError};
@@ -147,17 +148,6 @@ fn to_applied(lid: Option<LogId>) -> Applied {
         term: l.leader_id.term,
     })
     .unwrap_or_default()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn io_err(e: StorageError) -> io::Error {
-    io::Error::other(e)
 }
 
 fn bad_data(what: &str, e: impl std::fmt::Display) -> io::Error {

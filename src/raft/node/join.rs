@@ -155,7 +155,7 @@ impl Node {
             return;
         }
         let node = self.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let res = node.carry_out(id, member, kind).await;
             node.admitting
                 .lock()
@@ -201,29 +201,46 @@ impl Node {
             // that the joint configuration does not stall the cluster waiting for one that is
             // down; the node asks again.
             self.others_keep_up(id)?;
-            self.raft
-                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
-                .await
-                .map_err(|e| unavailable("taking the seat from the old incarnation", e))?;
+            self.change_membership(
+                ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+                true,
+                "taking the seat from the old incarnation",
+            )
+            .await?;
         }
         if kind != Admission::New {
-            self.raft
-                .change_membership(
-                    ChangeMembers::SetNodes(BTreeMap::from([(id, member.clone())])),
-                    true,
-                )
-                .await
-                .map_err(|e| unavailable("recording the node's incarnation", e))?;
+            self.change_membership(
+                ChangeMembers::SetNodes(BTreeMap::from([(id, member.clone())])),
+                true,
+                "recording the node's incarnation",
+            )
+            .await?;
         }
         // Blocks until the learner has caught up with the leader.
         self.raft
             .add_learner(id, member, true)
             .await
             .map_err(|e| unavailable("adding the node as a learner", e))?;
+        self.change_membership(
+            ChangeMembers::AddVoterIds(BTreeSet::from([id])),
+            false,
+            "making the node a voter",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// One membership change, waited for; `what` names it in the 503 when it fails.
+    async fn change_membership(
+        &self,
+        change: ChangeMembers<NodeId, Member>,
+        retain: bool,
+        what: &str,
+    ) -> Result<(), ProposeError> {
         self.raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .change_membership(change, retain)
             .await
-            .map_err(|e| unavailable("making the node a voter", e))?;
+            .map_err(|e| unavailable(what, e))?;
         Ok(())
     }
 
@@ -515,15 +532,19 @@ impl Node {
                     "node {id} is the only voter; a cluster cannot remove its last voter"
                 )));
             }
-            self.raft
-                .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), true)
-                .await
-                .map_err(|e| unavailable("removing the voter", e))?;
+            self.change_membership(
+                ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+                true,
+                "removing the voter",
+            )
+            .await?;
         }
-        self.raft
-            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
-            .await
-            .map_err(|e| unavailable("removing the node", e))?;
+        self.change_membership(
+            ChangeMembers::RemoveNodes(BTreeSet::from([id])),
+            false,
+            "removing the node",
+        )
+        .await?;
         tracing::info!(node = id, "member removed");
         Ok(())
     }

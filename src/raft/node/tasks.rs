@@ -1,0 +1,113 @@
+//! The background tasks a node runs (membership and leader watches, the snapshot trigger, the
+//! recovery watch, the join loop, admissions), held in one set so that [`super::Node::shutdown`]
+//! stops every one of them: none outlives the node.
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use openraft::type_config::async_runtime::WatchReceiver;
+use tokio::task::JoinSet;
+
+use crate::raft::network::AddressBook;
+use crate::raft::{NodeId, Raft};
+
+/// The node's background tasks; closed (spawning refused) once stopped.
+pub(crate) struct Tasks {
+    set: Mutex<Option<JoinSet<()>>>,
+}
+
+impl Tasks {
+    /// An empty, open set.
+    pub(crate) fn new() -> Self {
+        Self {
+            set: Mutex::new(Some(JoinSet::new())),
+        }
+    }
+
+    /// Runs `task` until it ends or the node stops. Refused (the task is dropped unrun) once
+    /// the node has stopped. Tasks that ended are reaped here, so the set does not grow with
+    /// every admission a long-lived leader runs.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let mut guard = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = guard.as_mut() {
+            while set.try_join_next().is_some() {}
+            set.spawn(task);
+        }
+    }
+
+    /// Aborts every task and waits until each has ended; false when already stopped.
+    pub(crate) async fn stop(&self) -> bool {
+        let set = self.set.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match set {
+            Some(mut set) => {
+                set.shutdown().await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many tasks are still running (tests of [`super::Node::shutdown`]).
+    pub(crate) fn running(&self) -> usize {
+        let mut guard = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_mut() {
+            Some(set) => {
+                while set.try_join_next().is_some() {}
+                set.len()
+            }
+            None => 0,
+        }
+    }
+}
+
+/// Keeps the peers' address book equal to the newest membership this node holds.
+pub(crate) async fn watch_addresses(raft: Raft, addresses: AddressBook) {
+    let mut rx = raft.metrics();
+    let mut seen = None;
+    loop {
+        {
+            let m = rx.borrow_watched();
+            let config = &m.membership_config;
+            if seen.as_ref() != Some(config.log_id()) {
+                addresses.replace(config.membership().nodes());
+                seen = Some(config.log_id().clone());
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Logs one INFO line each time the leader this node sees changes (with the term).
+pub(crate) async fn watch_leader(id: NodeId, raft: Raft) {
+    let mut rx = raft.metrics();
+    let mut last: Option<(Option<NodeId>, u64)> = None;
+    loop {
+        let (leader, term) = {
+            let m = rx.borrow_watched();
+            (m.current_leader, m.current_term)
+        };
+        if last.map(|l| l.0) != Some(leader) {
+            match leader {
+                Some(l) => {
+                    tracing::info!(
+                        node = id,
+                        term,
+                        leader_id = l,
+                        is_self = l == id,
+                        "leader changed"
+                    )
+                }
+                None if last.is_some() => {
+                    tracing::info!(node = id, term, "leader changed: no leader known")
+                }
+                None => {}
+            }
+            last = Some((leader, term));
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
