@@ -100,21 +100,6 @@ pub async fn record_metrics(State(node): State<Arc<Node>>, req: Request, next: N
     resp
 }
 
-/// The error kind API.md uses for a status.
-fn kind_of(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::CONFLICT => "conflict",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-        s if s.is_client_error() => "bad_request",
-        _ => "internal",
-    }
-}
-
 /// Turns the plain-text rejections of axum's extractors (a body over the limit, a query or path
 /// that does not deserialize) into API.md's `{"error", "message"}` shape, so that every error a
 /// client can see has the one shape. Answers that already are JSON pass unchanged.
@@ -151,7 +136,7 @@ pub async fn json_errors(State(opts): State<ApiOptions>, req: Request, next: Nex
             text
         }
     };
-    ApiError::new(status, kind_of(status), message).into_response()
+    ApiError::with_status(status, message).into_response()
 }
 
 /// How long a client may take to send a request body (slowloris guard).
