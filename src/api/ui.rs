@@ -33,58 +33,33 @@ struct Asset {
     bytes: &'static [u8],
 }
 
+/// One [`Asset`] from a file under `src/api/ui/`, its content type given by its kind.
+macro_rules! asset {
+    ($name:literal, $kind:ident) => {
+        Asset {
+            name: $name,
+            content_type: $kind,
+            bytes: include_bytes!(concat!("ui/", $name)),
+        }
+    };
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
 /// The page's files; `index.html` is served at `/ui/`, the others at `/ui/<name>`.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        bytes: include_bytes!("ui/index.html"),
-    },
-    Asset {
-        name: "style.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("ui/style.css"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("ui/app.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("ui/api.js"),
-    },
-    Asset {
-        name: "events.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("ui/events.js"),
-    },
-    Asset {
-        name: "fold.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("ui/fold.js"),
-    },
-    Asset {
-        name: "vlist.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("ui/vlist.js"),
-    },
-    Asset {
-        name: "cluster.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("ui/cluster.js"),
-    },
-    Asset {
-        name: "entities.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("ui/entities.js"),
-    },
-    Asset {
-        name: "records.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("ui/records.js"),
-    },
+    asset!("index.html", HTML),
+    asset!("style.css", CSS),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("events.js", JS),
+    asset!("fold.js", JS),
+    asset!("vlist.js", JS),
+    asset!("cluster.js", JS),
+    asset!("entities.js", JS),
+    asset!("records.js", JS),
 ];
 
 /// The page only loads its own files and talks only to its own node.
