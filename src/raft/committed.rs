@@ -91,6 +91,15 @@ pub enum Batch {
     Entries(Vec<CommittedEntry>),
 }
 
+/// Whether the log still holds every committed record stamped at or after a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Since {
+    /// It does: they start at this offset (`None`: no record is stamped that late yet).
+    From(Option<u64>),
+    /// Some may have been purged: only the image answers.
+    Lost,
+}
+
 /// Committed reads of this node's log (see the module documentation).
 pub struct CommittedLog {
     log: Arc<SegmentLog>,
@@ -186,6 +195,42 @@ impl CommittedLog {
             .find_index_by_timestamp(ts_ms)
             .map_err(CommittedError::Log)?;
         Ok(found.map(|i| i.max(self.state.log_floor())))
+    }
+
+    /// Where the committed records stamped at or after `ts_ms` start, when the log still holds
+    /// every one of them (catch-up's delta mode); [`Since::Lost`] when some may have been purged.
+    ///
+    /// Timestamps never decrease along the log, but many records share a millisecond. Once
+    /// anything was purged, only a record still in the log (up to `applied`) stamped strictly
+    /// before `ts_ms` proves that nothing purged was stamped at or after it: a first record
+    /// stamped exactly `ts_ms` may have had purged neighbours of the same millisecond. The
+    /// proof is read *after* the start is found, so a purge between the two moves the log
+    /// start the proof is read from, never past a record it would have needed.
+    pub fn records_since(&self, ts_ms: u64, applied: u64) -> Result<Since, CommittedError> {
+        let start = self.offset_at_or_after(ts_ms)?;
+        if !self.was_purged() {
+            return Ok(Since::From(start));
+        }
+        let Some(mut next) = self.read_start() else {
+            return Ok(Since::Lost);
+        };
+        while next <= applied {
+            let batch = match self.log.read_range(next, applied + 1, Some(1 << 20)) {
+                Ok(batch) => batch,
+                Err(StorageError::Purged { .. }) => return Ok(Since::Lost),
+                Err(e) => return Err(CommittedError::Log(e)),
+            };
+            let Some(last) = batch.last() else { break };
+            next = last.index + 1;
+            if let Some(first) = batch.iter().find(|e| e.timestamp_ms != 0) {
+                return Ok(if first.timestamp_ms < ts_ms {
+                    Since::From(start)
+                } else {
+                    Since::Lost
+                });
+            }
+        }
+        Ok(Since::Lost)
     }
 
     /// fdatasync rounds of the segment log since the process started.
@@ -460,5 +505,75 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Appends entries `from..=to` (term 2) all stamped `ts`.
+    fn append_stamped(log: &SegmentLog, from: u64, to: u64, ts: u64) {
+        let record = sample_records().remove(0);
+        let stored: Vec<_> = (from..=to)
+            .map(|i| {
+                let cmd = MetadataCommand {
+                    timestamp_ms: ts,
+                    record: record.clone(),
+                };
+                entry_to_stored(&Entry::new(log_id(2, i), EntryPayload::Normal(cmd)))
+                    .expect("encode")
+            })
+            .collect();
+        log.append(&stored).expect("append");
+    }
+
+    /// Catch-up from a millisecond that purged records share with the first record left must
+    /// not answer a delta that starts after them.
+    #[test]
+    fn records_since_a_millisecond_shared_with_purged_records_are_lost_not_shortened() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (log, _) = SegmentLog::open(d.path(), LogOptions::default()).expect("open");
+        let log = Arc::new(log);
+        // 1..=3 at 100 ms, 4..=9 at 200 ms, 10..=12 at 300 ms.
+        append_stamped(&log, 1, 3, 100);
+        append_stamped(&log, 4, 9, 200);
+        append_stamped(&log, 10, 12, 300);
+        let state = Arc::new(MetaState::at(Applied {
+            offset: 12,
+            term: 2,
+        }));
+        let committed = CommittedLog::new(log.clone(), state);
+        // Nothing purged: every start is known.
+        assert_eq!(
+            committed.records_since(200, 12).expect("since"),
+            Since::From(Some(4))
+        );
+        assert_eq!(
+            committed.records_since(50, 12).expect("since"),
+            Since::From(Some(1))
+        );
+        // Purged up to 6: 4..=6 were stamped 200 too, the log now starts at 7 (200 ms).
+        log.purge_upto(EntryId { index: 6, term: 2 })
+            .expect("purge");
+        assert_eq!(
+            committed.records_since(200, 12).expect("since"),
+            Since::Lost,
+            "records 4..=6 stamped 200 are gone: a delta from 7 would miss them"
+        );
+        assert_eq!(
+            committed.records_since(150, 12).expect("since"),
+            Since::Lost
+        );
+        // Strictly after the first record left: the log holds everything.
+        assert_eq!(
+            committed.records_since(201, 12).expect("since"),
+            Since::From(Some(10))
+        );
+        assert_eq!(
+            committed.records_since(300, 12).expect("since"),
+            Since::From(Some(10))
+        );
+        assert_eq!(
+            committed.records_since(301, 12).expect("since"),
+            Since::From(None)
+        );
+        // Only what is applied proves anything.
+        assert_eq!(committed.records_since(250, 6).expect("since"), Since::Lost);
     }
 }
