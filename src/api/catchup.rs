@@ -2,8 +2,10 @@
 //!
 //! Delta mode answers every record at or after the time, found through the segment log's time
 //! index (never by scanning the image). Snapshot mode answers the whole image when the newest
-//! record is more than the catch-up window newer than the time, or when the time is older than
-//! the oldest record still in the log (the log before it was deleted after a snapshot).
+//! record is more than the catch-up window newer than the time, or when records at or after the
+//! time may have been deleted after a snapshot: once anything was purged, the oldest record still
+//! in the log must be stamped strictly before the time (records share milliseconds, so one
+//! stamped at the time itself may have had purged neighbours of the same millisecond).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use super::ApiOptions;
 use crate::metadata::record::group_by_name;
 use crate::metadata::timestamp::parse_timestamp;
 use crate::metadata::LogRecord;
+use crate::raft::committed::Since;
 use crate::raft::Node;
 
 /// The catch-up routes.
@@ -48,25 +51,6 @@ async fn client_mgmt(
         .map(Json)
 }
 
-/// The timestamp of the oldest record readers can still take from the log; `None` when there
-/// is none, or when a purge took the log start away during the search (the image answers then).
-async fn first_record_timestamp(node: &Arc<Node>, applied: u64) -> Result<Option<u64>, ApiError> {
-    let Some(start) = node.committed().read_start() else {
-        return Ok(None);
-    };
-    let mut reader = Reader::new(node.clone(), start, Follow::UpTo(applied), Entries);
-    while let Some(Step::Items(entries)) = reader.step().await? {
-        let first = entries
-            .iter()
-            .filter_map(|e| e.command.as_ref())
-            .find(|cmd| cmd.timestamp_ms != 0);
-        if let Some(cmd) = first {
-            return Ok(Some(cmd.timestamp_ms));
-        }
-    }
-    Ok(None)
-}
-
 /// The image as a catch-up answer in snapshot mode.
 fn snapshot_answer(node: &Node, since: u64, include_producers: bool) -> Value {
     let at = node.state.read();
@@ -89,19 +73,19 @@ pub async fn catch_up(
     let since = parse_timestamp(since_raw)?;
     let applied = node.state.applied();
     let newest = node.state.last_timestamp_ms();
-    let too_old_for_log = node.committed().was_purged()
-        && first_record_timestamp(node, applied.offset)
-            .await?
-            .is_none_or(|first| since < first);
     let beyond_window = newest.saturating_sub(since) > window.as_millis() as u64;
-    if beyond_window || too_old_for_log {
+    if beyond_window {
         return Ok(snapshot_answer(node, since, include_producers));
     }
-    let mut records: Vec<LogRecord> = Vec::new();
-    let start = node
-        .committed()
-        .offset_at_or_after(since)
+    let committed = node.committed();
+    let since_in_log = committed
+        .records_since(since, applied.offset)
         .map_err(|e| ApiError::unavailable(format!("reading the time index: {e}")))?;
+    let start = match since_in_log {
+        Since::From(start) => start,
+        Since::Lost => return Ok(snapshot_answer(node, since, include_producers)),
+    };
+    let mut records: Vec<LogRecord> = Vec::new();
     if let Some(start) = start {
         let mut reader = Reader::new(node.clone(), start, Follow::UpTo(applied.offset), Entries);
         while let Some(step) = reader.step().await? {

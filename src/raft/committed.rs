@@ -91,6 +91,15 @@ pub enum Batch {
     Entries(Vec<CommittedEntry>),
 }
 
+/// Whether the log still holds every committed record stamped at or after a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Since {
+    /// It does: they start at this offset (`None`: no record is stamped that late yet).
+    From(Option<u64>),
+    /// Some may have been purged: only the image answers.
+    Lost,
+}
+
 /// Committed reads of this node's log (see the module documentation).
 pub struct CommittedLog {
     log: Arc<SegmentLog>,
@@ -188,6 +197,42 @@ impl CommittedLog {
         Ok(found.map(|i| i.max(self.state.log_floor())))
     }
 
+    /// Where the committed records stamped at or after `ts_ms` start, when the log still holds
+    /// every one of them (catch-up's delta mode); [`Since::Lost`] when some may have been purged.
+    ///
+    /// Timestamps never decrease along the log, but many records share a millisecond. Once
+    /// anything was purged, only a record still in the log (up to `applied`) stamped strictly
+    /// before `ts_ms` proves that nothing purged was stamped at or after it: a first record
+    /// stamped exactly `ts_ms` may have had purged neighbours of the same millisecond. The
+    /// proof is read *after* the start is found, so a purge between the two moves the log
+    /// start the proof is read from, never past a record it would have needed.
+    pub fn records_since(&self, ts_ms: u64, applied: u64) -> Result<Since, CommittedError> {
+        let start = self.offset_at_or_after(ts_ms)?;
+        if !self.was_purged() {
+            return Ok(Since::From(start));
+        }
+        let Some(mut next) = self.read_start() else {
+            return Ok(Since::Lost);
+        };
+        while next <= applied {
+            let batch = match self.log.read_range(next, applied + 1, Some(1 << 20)) {
+                Ok(batch) => batch,
+                Err(StorageError::Purged { .. }) => return Ok(Since::Lost),
+                Err(e) => return Err(CommittedError::Log(e)),
+            };
+            let Some(last) = batch.last() else { break };
+            next = last.index + 1;
+            if let Some(first) = batch.iter().find(|e| e.timestamp_ms != 0) {
+                return Ok(if first.timestamp_ms < ts_ms {
+                    Since::From(start)
+                } else {
+                    Since::Lost
+                });
+            }
+        }
+        Ok(Since::Lost)
+    }
+
     /// fdatasync rounds of the segment log since the process started.
     pub fn fsync_count(&self) -> u64 {
         self.log.sync_count()
@@ -247,6 +292,48 @@ mod tests {
         (log.clone(), CommittedLog::new(log, state))
     }
 
+    /// Appends entries `from..=to` of term `term` (each a metadata record stamped `1000 + i`).
+    fn append(log: &SegmentLog, from: u64, to: u64, term: u64) {
+        let record = sample_records().remove(0);
+        let stored: Vec<_> = (from..=to)
+            .map(|i| {
+                let cmd = MetadataCommand {
+                    timestamp_ms: 1000 + i,
+                    record: record.clone(),
+                };
+                entry_to_stored(&Entry::new(log_id(term, i), EntryPayload::Normal(cmd)))
+                    .expect("encode")
+            })
+            .collect();
+        log.append(&stored).expect("append");
+    }
+
+    /// Reads from `from` as a reader would (`max_bytes` per batch) until nothing new: every
+    /// item as `(offset, term, is_snapshot)`.
+    fn read_all(committed: &CommittedLog, from: u64, max_bytes: usize) -> Vec<(u64, u64, bool)> {
+        let mut next = from;
+        let mut out = Vec::new();
+        loop {
+            match committed.read(next, u64::MAX, max_bytes).expect("read") {
+                Batch::Snapshot(s) => {
+                    out.push((s.offset, s.epoch, true));
+                    next = s.offset + 1;
+                }
+                Batch::Entries(es) if es.is_empty() => return out,
+                Batch::Entries(es) => {
+                    for e in es {
+                        assert_eq!(
+                            e.offset, next,
+                            "entries are consecutive from the offset asked"
+                        );
+                        out.push((e.offset, e.epoch, false));
+                        next += 1;
+                    }
+                }
+            }
+        }
+    }
+
     fn offsets(batch: Batch) -> Vec<u64> {
         match batch {
             Batch::Entries(es) => es.iter().map(|e| e.offset).collect(),
@@ -286,5 +373,207 @@ mod tests {
             offsets(committed.read(5, u64::MAX, 1 << 20).expect("read")),
             vec![5, 6, 7, 8]
         );
+    }
+
+    #[test]
+    fn below_an_installed_snapshots_floor_a_reader_gets_the_image_never_the_deposed_leaders_tail() {
+        let d = tempfile::tempdir().expect("tempdir");
+        // 1..=5 committed (term 2) and applied; 6..=8 a deposed leader's tail (term 3) that the
+        // cluster never committed.
+        let (log, committed) = setup(d.path(), 5, 5);
+        append(&log, 6, 8, 3);
+        // The leader's snapshot at 12 is installed before openraft purges the log below it.
+        committed.state.install_at(Applied {
+            offset: 12,
+            term: 4,
+        });
+        for from in [0, 1, 5, 6, 8, 12] {
+            match committed.read(from, u64::MAX, 1 << 20).expect("read") {
+                Batch::Snapshot(s) => assert_eq!((s.offset, s.epoch), (12, 4), "from {from}"),
+                Batch::Entries(es) => panic!(
+                    "read from {from} returned log entries {:?} below the installed snapshot",
+                    es.iter().map(|e| (e.offset, e.epoch)).collect::<Vec<_>>()
+                ),
+            }
+        }
+        assert_eq!(read_all(&committed, 3, 1), vec![(12, 4, true)]);
+        assert_eq!(committed.read_start(), Some(13));
+        assert!(committed.was_purged());
+        assert_eq!(
+            committed.offset_at_or_after(0).expect("time index"),
+            Some(13),
+            "catch-up never starts in the hidden tail"
+        );
+        // openraft then purges below the snapshot and the leader's entries follow.
+        log.purge_upto(EntryId { index: 12, term: 4 })
+            .expect("purge");
+        append(&log, 13, 15, 4);
+        assert_eq!(
+            read_all(&committed, 13, 1 << 20),
+            Vec::new(),
+            "13.. not applied"
+        );
+        assert_eq!(read_all(&committed, 7, 1 << 20), vec![(12, 4, true)]);
+    }
+
+    #[test]
+    fn a_batch_limit_below_one_entry_still_moves_one_entry_at_a_time() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (_, committed) = setup(d.path(), 10, 7);
+        assert_eq!(
+            offsets(committed.read(3, u64::MAX, 1).expect("read")),
+            vec![3]
+        );
+        assert_eq!(
+            offsets(committed.read(3, u64::MAX, 0).expect("read")),
+            vec![3]
+        );
+        let all = read_all(&committed, 1, 1);
+        assert_eq!(
+            all,
+            (1..=7).map(|o| (o, 2, false)).collect::<Vec<_>>(),
+            "each committed entry exactly once, in order, none above applied"
+        );
+    }
+
+    #[test]
+    fn a_log_purged_to_its_end_answers_the_image_below_and_waits_above() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (log, committed) = setup(d.path(), 10, 10);
+        log.purge_upto(EntryId { index: 10, term: 2 })
+            .expect("purge");
+        assert_eq!(committed.first_offset(), None);
+        assert_eq!(read_all(&committed, 0, 1 << 20), vec![(10, 2, true)]);
+        assert_eq!(read_all(&committed, 10, 1 << 20), vec![(10, 2, true)]);
+        assert_eq!(read_all(&committed, 11, 1 << 20), Vec::new());
+        assert_eq!(read_all(&committed, 500, 1 << 20), Vec::new());
+    }
+
+    /// A purge may run between any two reads: whatever point it purges to, a reader that went
+    /// on from where it was sees every offset exactly once, as a record or inside an image, in
+    /// increasing order, and never past the applied offset.
+    #[test]
+    fn a_purge_between_any_two_reads_neither_skips_nor_repeats() {
+        for purge_after in 0..6u64 {
+            for purge_to in [1u64, 4, 6, 9, 12] {
+                let d = tempfile::tempdir().expect("tempdir");
+                let (log, committed) = setup(d.path(), 14, 12);
+                let mut next = 1;
+                let mut seen: Vec<(u64, bool)> = Vec::new();
+                let mut reads = 0;
+                loop {
+                    if reads == purge_after {
+                        log.purge_upto(EntryId {
+                            index: purge_to,
+                            term: 2,
+                        })
+                        .expect("purge");
+                    }
+                    reads += 1;
+                    match committed.read(next, u64::MAX, 1).expect("read") {
+                        Batch::Snapshot(s) => {
+                            seen.push((s.offset, true));
+                            next = s.offset + 1;
+                        }
+                        Batch::Entries(es) if es.is_empty() => break,
+                        Batch::Entries(es) => {
+                            for e in es {
+                                assert_eq!(e.offset, next);
+                                seen.push((e.offset, false));
+                                next += 1;
+                            }
+                        }
+                    }
+                }
+                let covered: Vec<u64> = seen.iter().map(|(o, _)| *o).collect();
+                assert!(
+                    covered.windows(2).all(|w| w[0] < w[1]),
+                    "purge to {purge_to} after {purge_after} reads: {seen:?}"
+                );
+                assert_eq!(covered.last(), Some(&12), "{seen:?}");
+                // Every record read was still in the log when read: none below a purge point
+                // after the first image.
+                let records_before_first_image = seen.iter().take_while(|(_, s)| !s).count();
+                let expected = if purge_to > purge_after {
+                    purge_after
+                } else {
+                    12
+                };
+                assert_eq!(
+                    records_before_first_image as u64, expected,
+                    "purge to {purge_to} after {purge_after} reads: {seen:?}"
+                );
+            }
+        }
+    }
+
+    /// Appends entries `from..=to` (term 2) all stamped `ts`.
+    fn append_stamped(log: &SegmentLog, from: u64, to: u64, ts: u64) {
+        let record = sample_records().remove(0);
+        let stored: Vec<_> = (from..=to)
+            .map(|i| {
+                let cmd = MetadataCommand {
+                    timestamp_ms: ts,
+                    record: record.clone(),
+                };
+                entry_to_stored(&Entry::new(log_id(2, i), EntryPayload::Normal(cmd)))
+                    .expect("encode")
+            })
+            .collect();
+        log.append(&stored).expect("append");
+    }
+
+    /// Catch-up from a millisecond that purged records share with the first record left must
+    /// not answer a delta that starts after them.
+    #[test]
+    fn records_since_a_millisecond_shared_with_purged_records_are_lost_not_shortened() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let (log, _) = SegmentLog::open(d.path(), LogOptions::default()).expect("open");
+        let log = Arc::new(log);
+        // 1..=3 at 100 ms, 4..=9 at 200 ms, 10..=12 at 300 ms.
+        append_stamped(&log, 1, 3, 100);
+        append_stamped(&log, 4, 9, 200);
+        append_stamped(&log, 10, 12, 300);
+        let state = Arc::new(MetaState::at(Applied {
+            offset: 12,
+            term: 2,
+        }));
+        let committed = CommittedLog::new(log.clone(), state);
+        // Nothing purged: every start is known.
+        assert_eq!(
+            committed.records_since(200, 12).expect("since"),
+            Since::From(Some(4))
+        );
+        assert_eq!(
+            committed.records_since(50, 12).expect("since"),
+            Since::From(Some(1))
+        );
+        // Purged up to 6: 4..=6 were stamped 200 too, the log now starts at 7 (200 ms).
+        log.purge_upto(EntryId { index: 6, term: 2 })
+            .expect("purge");
+        assert_eq!(
+            committed.records_since(200, 12).expect("since"),
+            Since::Lost,
+            "records 4..=6 stamped 200 are gone: a delta from 7 would miss them"
+        );
+        assert_eq!(
+            committed.records_since(150, 12).expect("since"),
+            Since::Lost
+        );
+        // Strictly after the first record left: the log holds everything.
+        assert_eq!(
+            committed.records_since(201, 12).expect("since"),
+            Since::From(Some(10))
+        );
+        assert_eq!(
+            committed.records_since(300, 12).expect("since"),
+            Since::From(Some(10))
+        );
+        assert_eq!(
+            committed.records_since(301, 12).expect("since"),
+            Since::From(None)
+        );
+        // Only what is applied proves anything.
+        assert_eq!(committed.records_since(250, 6).expect("since"), Since::Lost);
     }
 }

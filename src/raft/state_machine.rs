@@ -129,6 +129,18 @@ impl MetaState {
     pub(crate) fn at(applied: Applied) -> Self {
         Self::new(Image::default(), applied, None)
     }
+
+    /// What installing a snapshot from the leader at `applied` does to the readers' view, in
+    /// the order [`StateMachine::install_snapshot`] does it: the floor first, then the image
+    /// (empty here) and the applied offset.
+    pub(crate) fn install_at(&self, applied: Applied) {
+        self.raise_log_floor(applied.offset + 1);
+        *self.write() = ImageAt {
+            image: Image::default(),
+            applied,
+        };
+        self.applied.send_replace(applied);
+    }
 }
 
 /// The state machine handed to openraft.

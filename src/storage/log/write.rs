@@ -14,7 +14,9 @@ use crate::storage::StorageError;
 
 impl SegmentLog {
     /// Appends contiguous entries; readable on return, not durable (see [`SegmentLog::sync`]).
-    /// Never fsyncs data; rolling to a new segment fsyncs the directory (creation is durable).
+    /// An entry is due for the next sync round before readers can see it, so a `sync` that
+    /// starts after an entry became visible covers it. Never fsyncs data; rolling to a new
+    /// segment fsyncs the directory (creation is durable).
     pub fn append(&self, entries: &[StoredEntry]) -> Result<(), StorageError> {
         let Some(first) = entries.first() else {
             return Ok(());
@@ -111,7 +113,20 @@ impl SegmentLog {
                 seg.write_at(start_pos, &buf)?;
                 (Arc::clone(&seg.file), seg.path.clone())
             };
-            let last = {
+            // Marked for the next sync round *before* readers can see the entries: whatever
+            // `last_entry_id` shows, a `sync` started afterwards covers (the bytes are written
+            // already, so a round that runs in between fsyncs them even if not yet published).
+            if let Some(&(last, _, _)) = frames.last() {
+                inner.mark_unsynced(
+                    &file,
+                    &path,
+                    EntryId {
+                        index: last,
+                        term: entries[i - 1].term,
+                    },
+                );
+            }
+            {
                 let mut st = inner.write_state();
                 let seg = &mut st.segments[seg_idx];
                 for (index, ts, p) in &frames {
@@ -119,18 +134,6 @@ impl SegmentLog {
                     seg.time.observe(*index, *ts, *p);
                 }
                 seg.write_pos = pos;
-                seg.last_index()
-            };
-            let last_term = entries[i - 1].term;
-            if let Some(last) = last {
-                inner.mark_unsynced(
-                    &file,
-                    &path,
-                    EntryId {
-                        index: last,
-                        term: last_term,
-                    },
-                );
             }
         }
         // Wake the flusher in case callbacks wait for these indexes.
