@@ -12,6 +12,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use support::{dump, eventually, Cluster};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use yakt::client::sse;
 use yakt::client::{ClientError, ImageFold, StartAt, StreamClient, StreamItem, StreamOptions};
 
 const SECS_30: Duration = Duration::from_secs(30);
@@ -115,7 +116,7 @@ fn http() -> reqwest::Client {
         .expect("http client")
 }
 
-/// A lean raw SSE reader: `(event, id, data)` triples from an open `/stream` response, until
+/// A raw SSE reader (the library's parser, not the failover client): `(event, id, data)` triples from an open `/stream` response, until
 /// `done` says so, or panics after `timeout`.
 async fn raw_events(
     resp: reqwest::Response,
@@ -124,34 +125,24 @@ async fn raw_events(
 ) -> Vec<(String, Option<u64>, Value)> {
     let deadline = Instant::now() + timeout;
     let mut body = resp.bytes_stream();
-    let mut buf = String::new();
+    let mut parser = sse::Parser::new(64 << 20);
     let mut out = Vec::new();
     loop {
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let (mut ev, mut id, mut data) = (String::new(), None, String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    ev = v.trim().to_string();
-                } else if let Some(v) = line.strip_prefix("id:") {
-                    id = v.trim().parse().ok();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
-                }
-            }
-            if ev.is_empty() {
+        while let Some(event) = parser.next_event().expect("a well-formed SSE stream") {
+            if event.event.is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-            let stop = done(&ev, &v);
-            out.push((ev, id, v));
+            let id = event.id.as_deref().and_then(|v| v.parse().ok());
+            let v: Value = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+            let stop = done(&event.event, &v);
+            out.push((event.event, id, v));
             if stop {
                 return out;
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, body.next()).await {
-            Ok(Some(Ok(b))) => buf.push_str(&String::from_utf8_lossy(&b)),
+            Ok(Some(Ok(b))) => parser.feed(&b).expect("a well-formed SSE stream"),
             Ok(Some(Err(e))) => panic!("raw stream failed: {e}"),
             Ok(None) => panic!("raw stream ended early after {} events", out.len()),
             Err(_) => panic!("raw stream timed out after {} events", out.len()),
