@@ -11,31 +11,13 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::Value;
-use support::{eventually, Cluster};
+use support::{eventually, stream_http as http, Cluster, PURGE_SOON};
 use yakt::client::{ImageFold, StreamClient, StreamItem, StreamOptions};
 
 const SECS_60: Duration = Duration::from_secs(60);
 
-/// Snapshots and purges after a few entries (small segments so whole ones fall below).
-const PURGE_SOON: &[&str] = &[
-    "--snapshot-every",
-    "20",
-    "--keep-after-snapshot",
-    "5",
-    "--segment-bytes",
-    "4096",
-];
-
 /// The topic written last: every reader reads until it sees it.
 const LAST_TOPIC: &str = "the-end";
-
-/// An HTTP client without a whole-request timeout (streams stay open across the freeze).
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("http client")
-}
 
 /// One server-sent event as the server sent it: `(event, id, data)`.
 type RawEvent = (String, Option<u64>, Value);

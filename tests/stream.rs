@@ -10,22 +10,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use support::{dump, eventually, Cluster};
+use support::{dump, eventually, stream_http as http, Cluster, PURGE_SOON};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use yakt::client::sse;
 use yakt::client::{ClientError, ImageFold, StartAt, StreamClient, StreamItem, StreamOptions};
 
 const SECS_30: Duration = Duration::from_secs(30);
-
-/// Snapshots and purges after a few entries (small segments so whole ones fall below).
-const PURGE_SOON: &[&str] = &[
-    "--snapshot-every",
-    "20",
-    "--keep-after-snapshot",
-    "5",
-    "--segment-bytes",
-    "4096",
-];
 
 fn opts() -> StreamOptions {
     StreamOptions {
@@ -107,13 +97,6 @@ async fn post_topic(http: &reqwest::Client, addr: &str, name: &str) -> u64 {
         assert!(Instant::now() < deadline, "could not create topic {name}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("http client")
 }
 
 /// A raw SSE reader (the library's parser, not the failover client): `(event, id, data)` triples from an open `/stream` response, until

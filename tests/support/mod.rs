@@ -39,6 +39,25 @@ pub fn leaders_voters(view: &Value) -> Option<usize> {
     Some(members.iter().filter(|m| m["voter"] == true).count())
 }
 
+/// Node flags that snapshot and purge after a few entries (small segments, so whole ones fall
+/// below the snapshot): for tests of readers below the log start.
+pub const PURGE_SOON: &[&str] = &[
+    "--snapshot-every",
+    "20",
+    "--keep-after-snapshot",
+    "5",
+    "--segment-bytes",
+    "4096",
+];
+
+/// An HTTP client without a whole-request timeout, for streams that stay open across faults.
+pub fn stream_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
+
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
 where
