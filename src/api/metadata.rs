@@ -273,6 +273,14 @@ pub struct ReadQuery {
     topic_uuid: Option<String>,
 }
 
+/// `/get_metadata`'s query: `?consistent=`, and time travel's `?at_offset=` or `?at=`.
+#[derive(Deserialize, Default)]
+pub struct MetadataQuery {
+    consistent: Option<String>,
+    at_offset: Option<String>,
+    at: Option<String>,
+}
+
 /// Makes a read linearizable when asked: learn the leader's commit index (read index) and wait
 /// until this node has applied it.
 pub async fn maybe_consistent(node: &Arc<Node>, q: &ReadQuery) -> Result<(), ApiError> {
@@ -289,9 +297,17 @@ pub async fn maybe_consistent(node: &Arc<Node>, q: &ReadQuery) -> Result<(), Api
 /// for a large image that tree is many times the size of the body). Apply waits while it runs.
 async fn get_metadata(
     State(node): State<Arc<Node>>,
-    Query(q): Query<ReadQuery>,
+    Query(mq): Query<MetadataQuery>,
 ) -> Result<Response, ApiError> {
+    let point = super::history::point(mq.at_offset.as_deref(), mq.at.as_deref())?;
+    let q = ReadQuery {
+        consistent: mq.consistent,
+        topic_uuid: None,
+    };
     maybe_consistent(&node, &q).await?;
+    if let Some(point) = point {
+        return super::history::image_at(&node, point).await;
+    }
     let body = {
         let at = node.state.read();
         serde_json::to_vec(&MetadataAnswer {

@@ -4,6 +4,7 @@
 pub mod catchup;
 pub mod error;
 pub mod event_cache;
+pub mod history;
 pub mod log_read;
 pub mod members;
 pub mod metadata;

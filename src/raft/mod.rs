@@ -8,6 +8,7 @@ pub mod codec;
 pub mod committed;
 pub mod core_watch;
 pub mod handoff;
+pub mod history;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -11,6 +11,7 @@ use openraft::type_config::async_runtime::WatchReceiver;
 use openraft::{Config, ServerState, SnapshotPolicy};
 
 use super::committed::CommittedLog;
+use super::history::online::{History, LiveSource};
 use super::log_store::LogStore;
 use super::network::Network;
 use super::proposer::{self, Committed, ProposeError, Proposer};
@@ -128,6 +129,8 @@ pub struct Node {
     log: Arc<SegmentLog>,
     /// Committed reads of the log, the only way past Raft to it (see [`Node::committed`]).
     committed: CommittedLog,
+    /// The image as of older offsets, rebuilt from snapshots and the log (see [`Node::history`]).
+    history: History,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// This data directory's incarnation and cluster id.
@@ -304,6 +307,7 @@ impl Node {
             addr: opts.addr,
             raft,
             committed: CommittedLog::new(log.clone(), state.clone()),
+            history: History::new(LiveSource::new(log.clone(), snapshots, state.clone())),
             log,
             state,
             metrics: Arc::new(Metrics::default()),
@@ -455,6 +459,11 @@ impl Node {
     /// Committed reads of the log by offset, for `/stream`, `/fetch` and catch-up.
     pub fn committed(&self) -> &CommittedLog {
         &self.committed
+    }
+
+    /// Time travel: the image as of an older offset or time (`/get_metadata?at_offset=`).
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     /// This node's role now.

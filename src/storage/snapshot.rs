@@ -188,6 +188,33 @@ pub fn parse_snapshot_file_name(name: &str) -> Option<(u64, u64)> {
     Some((o.parse().ok()?, t.parse().ok()?))
 }
 
+/// Lists the `.snap` files of a snapshot directory by name, highest `(offset, term)` first
+/// (unverified), without opening it as a [`SnapshotStore`] (which tidies the directory): an
+/// offline reader of a running node's directory must not change it. A file deleted while the
+/// listing runs (snapshot retention) is left out.
+pub fn list_snapshot_files(dir: &Path) -> Result<Vec<SnapshotInfo>, StorageError> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).map_err(io_err("read dir", dir))? {
+        let e = e.map_err(io_err("read dir", dir))?;
+        let name = e.file_name();
+        if let Some((offset, term)) = parse_snapshot_file_name(&name.to_string_lossy()) {
+            let size = match e.metadata() {
+                Ok(m) => m.len(),
+                Err(err) if err.kind() == ErrorKind::NotFound => continue,
+                Err(err) => return Err(io_err("stat", &e.path())(err)),
+            };
+            out.push(SnapshotInfo {
+                offset,
+                term,
+                path: e.path(),
+                size,
+            });
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse((s.offset, s.term)));
+    Ok(out)
+}
+
 /// Snapshot files kept by default: the newest and the one before, so that a newest snapshot
 /// that fails verification at start has a fallback the log still covers.
 pub const DEFAULT_KEEP_SNAPSHOTS: usize = 2;
@@ -319,22 +346,7 @@ impl SnapshotStore {
 
     /// Lists `.snap` files by name, highest `(offset, term)` first (unverified).
     pub fn list(&self) -> Result<Vec<SnapshotInfo>, StorageError> {
-        let mut out = Vec::new();
-        for e in fs::read_dir(&self.dir).map_err(io_err("read dir", &self.dir))? {
-            let e = e.map_err(io_err("read dir", &self.dir))?;
-            let name = e.file_name();
-            if let Some((offset, term)) = parse_snapshot_file_name(&name.to_string_lossy()) {
-                let size = e.metadata().map_err(io_err("stat", &e.path()))?.len();
-                out.push(SnapshotInfo {
-                    offset,
-                    term,
-                    path: e.path(),
-                    size,
-                });
-            }
-        }
-        out.sort_by_key(|s| std::cmp::Reverse((s.offset, s.term)));
-        Ok(out)
+        list_snapshot_files(&self.dir)
     }
 
     /// Writes a snapshot durably (tmp, fsync, rename, fsync dir), then deletes the files beyond

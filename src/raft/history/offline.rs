@@ -1,0 +1,173 @@
+//! Time travel on a data directory, offline (`yakt-dump --image`): the same [`rebuild_at`]
+//! over the directory's files, read without taking its lock and without changing anything, so
+//! it also works on the directory of a running node.
+//!
+//! A running node appends to its newest segment while this reads it: a frame cut short at the
+//! end of the bytes read is simply not there yet. Nothing above the committed watermark
+//! (`committed`, written behind the commit index) is read, so no uncommitted entry is folded.
+//!
+//! [`rebuild_at`]: super::rebuild_at
+
+use std::cell::RefCell;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use super::{HistoryError, HistorySource, CHUNK_BYTES};
+use crate::storage::committed::{decode_committed, COMMITTED_FILE_NAME};
+use crate::storage::frame::ScannedFrame;
+use crate::storage::log::{decode_last_purged, LAST_PURGED_FILE_NAME, LAST_PURGED_MAGIC};
+use crate::storage::snapshot::list_snapshot_files;
+use crate::storage::{
+    decode_meta, parse_segment_file_name, scan_segment, SnapshotInfo, StorageError, StoredEntry,
+};
+
+/// One segment file read into memory and scanned.
+struct LoadedSegment {
+    bytes: Vec<u8>,
+    frames: Vec<ScannedFrame>,
+}
+
+/// A data directory (`log/`, `snapshots/`, `committed`) as a [`HistorySource`].
+pub struct DataDirHistory {
+    dir: PathBuf,
+    /// The segment last read: a rebuild reads forward, so most chunks come from it.
+    segment: RefCell<Option<LoadedSegment>>,
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> HistoryError {
+    let path = path.to_path_buf();
+    move |source| HistoryError::Storage(StorageError::Io { op, path, source })
+}
+
+fn corrupt(path: &Path, reason: String) -> HistoryError {
+    HistoryError::Storage(StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset: 0,
+        reason,
+    })
+}
+
+/// A small file's bytes, `None` when it does not exist.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, HistoryError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io("read", path)(e)),
+    }
+}
+
+impl DataDirHistory {
+    /// Reads the data directory `dir` (the one `yakt node --data-dir` names).
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            segment: RefCell::new(None),
+        }
+    }
+
+    fn log_dir(&self) -> PathBuf {
+        self.dir.join("log")
+    }
+
+    /// The segment files by base index, lowest first.
+    fn segment_files(&self) -> Result<Vec<(u64, PathBuf)>, HistoryError> {
+        let dir = self.log_dir();
+        let mut out = Vec::new();
+        for e in fs::read_dir(&dir).map_err(io("read dir", &dir))? {
+            let e = e.map_err(io("read dir", &dir))?;
+            if let Some(base) = parse_segment_file_name(&e.file_name().to_string_lossy()) {
+                out.push((base, e.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Loads the segment holding `index` (the one with the highest base at or below it).
+    fn load_segment_for(&self, index: u64) -> Result<LoadedSegment, HistoryError> {
+        let files = self.segment_files()?;
+        let Some((_, path)) = files.iter().rev().find(|(base, _)| *base <= index) else {
+            return Err(HistoryError::Gap {
+                want: index,
+                got: None,
+            });
+        };
+        let bytes = fs::read(path).map_err(io("read", path))?;
+        let scan = scan_segment(&bytes);
+        if let Some(bad) = scan.corrupt.first() {
+            return Err(corrupt(
+                path,
+                format!("byte {}: {} (run yakt-dump --verify)", bad.pos, bad.reason),
+            ));
+        }
+        Ok(LoadedSegment {
+            bytes,
+            frames: scan.frames,
+        })
+    }
+}
+
+impl HistorySource for DataDirHistory {
+    fn end(&self) -> Result<u64, HistoryError> {
+        let path = self.dir.join(COMMITTED_FILE_NAME);
+        let committed = match read_optional(&path)? {
+            Some(b) => decode_committed(&b)
+                .map_err(|(at, why)| corrupt(&path, format!("byte {at}: {why}")))?
+                .map_or(0, |id| id.index),
+            None => 0,
+        };
+        // A snapshot holds only committed entries, even when the watermark lags behind it.
+        let newest_snapshot = self.snapshots()?.first().map_or(0, |s| s.offset);
+        Ok(committed.max(newest_snapshot))
+    }
+
+    fn log_base(&self) -> Result<Option<u64>, HistoryError> {
+        let path = self.log_dir().join(LAST_PURGED_FILE_NAME);
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        let body = decode_meta(LAST_PURGED_MAGIC, &bytes)
+            .map_err(|(at, why)| corrupt(&path, format!("byte {at}: {why}")))?;
+        Ok(decode_last_purged(body).map(|id| id.index))
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotInfo>, HistoryError> {
+        let dir = self.dir.join("snapshots");
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        Ok(list_snapshot_files(&dir)?)
+    }
+
+    fn entries(&self, from: u64, to: u64) -> Result<Vec<StoredEntry>, HistoryError> {
+        let mut cached = self.segment.borrow_mut();
+        let holds = |s: &LoadedSegment| {
+            s.frames.first().is_some_and(|f| f.index <= from)
+                && s.frames.last().is_some_and(|f| f.index >= from)
+        };
+        if !cached.as_ref().is_some_and(holds) {
+            *cached = Some(self.load_segment_for(from)?);
+        }
+        let Some(seg) = cached.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let start = seg.frames.partition_point(|f| f.index < from);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for f in seg.frames[start..].iter().take_while(|f| f.index <= to) {
+            let len = f.payload_len as usize;
+            if !out.is_empty() && bytes + len > CHUNK_BYTES {
+                break;
+            }
+            bytes += len;
+            out.push(StoredEntry {
+                index: f.index,
+                term: f.term,
+                timestamp_ms: f.timestamp_ms,
+                payload: seg.bytes.get(f.payload_range()).unwrap_or(&[]).to_vec(),
+            });
+        }
+        Ok(out)
+    }
+}

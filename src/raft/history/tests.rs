@@ -1,0 +1,259 @@
+//! Unit tests of the rebuild: against the fold of the whole prefix, across snapshots and a
+//! purge, online and offline alike, and the sharing of concurrent rebuilds.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::entry::RaftEntry;
+use openraft::EntryPayload;
+use uuid::Uuid;
+
+use super::offline::DataDirHistory;
+use super::online::{History, LiveSource, Point};
+use super::{oldest_offset, rebuild_at, HistoryError};
+use crate::metadata::record::{
+    BrokerRegistrationChangeBrokerRecord, BrokerStatus, RegisterBrokerRecord, SecurityProtocol,
+    TopicRecord,
+};
+use crate::metadata::{Image, MetadataCommand, Record};
+use crate::raft::codec::entry_to_stored;
+use crate::raft::state_machine::{Applied, MetaState};
+use crate::raft::{log_id, Entry};
+use crate::storage::{CommittedFile, EntryId, LogOptions, SegmentLog, SnapshotStore, StoredEntry};
+
+const TERM: u64 = 3;
+
+/// The record at offset `i` (`None`: a Raft blank entry): brokers registered, changed and
+/// closed, and topics, so every offset's image differs from the one before.
+fn record_at(i: u64) -> Option<Record> {
+    let id = i as i32;
+    match i % 5 {
+        0 => None,
+        1 => Some(Record::RegisterBroker(RegisterBrokerRecord {
+            broker_id: id,
+            broker_host: format!("host-{i}"),
+            broker_port: 9092,
+            security_protocol: SecurityProtocol::Plaintext,
+            broker_status: BrokerStatus::Alive,
+            rack_id: None,
+            internal_uuid: Uuid::from_u128(u128::from(i) << 64 | 1),
+            epoch: 0,
+        })),
+        2 => Some(Record::BrokerChange(BrokerRegistrationChangeBrokerRecord {
+            broker_id: id - 1,
+            broker_host: Some(format!("moved-{i}")),
+            broker_port: None,
+            security_protocol: None,
+            broker_status: Some(BrokerStatus::Fenced),
+            epoch: 1,
+        })),
+        3 => Some(Record::BrokerChange(BrokerRegistrationChangeBrokerRecord {
+            broker_id: id - 2,
+            broker_host: None,
+            broker_port: None,
+            security_protocol: None,
+            broker_status: Some(BrokerStatus::Closed),
+            epoch: 2,
+        })),
+        _ => Some(Record::Topic(TopicRecord {
+            name: format!("topic-{i}"),
+            topic_uuid: Uuid::from_u128(u128::from(i) << 64 | 2),
+        })),
+    }
+}
+
+fn stored(i: u64) -> StoredEntry {
+    let payload = match record_at(i) {
+        Some(record) => EntryPayload::Normal(MetadataCommand {
+            timestamp_ms: 1_000 + i,
+            record,
+        }),
+        None => EntryPayload::Blank,
+    };
+    entry_to_stored(&Entry::new(log_id(TERM, i), payload)).expect("encode")
+}
+
+/// The fold of offsets 1..=n, as the state machine folds them.
+fn folded(n: u64) -> Image {
+    let mut image = Image::new();
+    for i in 1..=n {
+        if let Some(record) = record_at(i) {
+            let cmd = MetadataCommand {
+                timestamp_ms: 1_000 + i,
+                record,
+            };
+            let _ = image.apply_entry(i, TERM, &cmd);
+        }
+    }
+    image
+}
+
+/// A data directory with offsets 1..=n in small segments, snapshots at `snaps`, the log purged
+/// up to `purge` and committed up to `n`.
+fn data_dir(
+    dir: &Path,
+    n: u64,
+    snaps: &[u64],
+    purge: Option<u64>,
+) -> (Arc<SegmentLog>, Arc<SnapshotStore>) {
+    let (log, _) = SegmentLog::open(
+        &dir.join("log"),
+        LogOptions {
+            segment_bytes: 4096,
+        },
+    )
+    .expect("open log");
+    let entries: Vec<_> = (1..=n).map(stored).collect();
+    log.append(&entries).expect("append");
+    log.sync().expect("sync");
+    let store = SnapshotStore::open_keeping(&dir.join("snapshots"), 10).expect("snapshots");
+    for &s in snaps {
+        store
+            .write(s, TERM, b"meta", &folded(s).encode())
+            .expect("write snapshot");
+    }
+    if let Some(p) = purge {
+        log.purge_upto(EntryId {
+            index: p,
+            term: TERM,
+        })
+        .expect("purge");
+    }
+    let (committed, _) = CommittedFile::open(dir).expect("committed");
+    committed.save(EntryId {
+        index: n,
+        term: TERM,
+    });
+    committed.flush().expect("flush committed");
+    (Arc::new(log), Arc::new(store))
+}
+
+fn live(log: &Arc<SegmentLog>, store: &Arc<SnapshotStore>, applied: u64) -> LiveSource {
+    let state = Arc::new(MetaState::at(Applied {
+        offset: applied,
+        term: TERM,
+    }));
+    LiveSource::new(log.clone(), store.clone(), state)
+}
+
+#[test]
+fn every_offset_rebuilds_to_the_fold_of_its_prefix_online_and_offline() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, store) = data_dir(d.path(), 120, &[], None);
+    assert!(log.segments().len() > 2, "the test needs several segments");
+    let online = live(&log, &store, 120);
+    let offline = DataDirHistory::new(d.path());
+    for n in 0..=120 {
+        let want = folded(n);
+        assert_eq!(
+            rebuild_at(&online, n).expect("online"),
+            want,
+            "online at {n}"
+        );
+        assert_eq!(
+            rebuild_at(&offline, n).expect("offline"),
+            want,
+            "offline at {n}"
+        );
+    }
+    // Offset 10 is a Raft blank entry: the image's position is the record before it.
+    let at_blank = rebuild_at(&online, 10).expect("blank");
+    assert_eq!((at_blank.last_offset, at_blank.last_epoch), (9, TERM));
+}
+
+#[test]
+fn below_the_oldest_usable_snapshot_is_compacted_and_past_the_end_out_of_range() {
+    let d = tempfile::tempdir().expect("tempdir");
+    // Snapshot 30 is below the purge point (40): only 50 and 80 can start a rebuild.
+    let (log, store) = data_dir(d.path(), 100, &[30, 50, 80], Some(40));
+    let online = live(&log, &store, 95);
+    let offline = DataDirHistory::new(d.path());
+    assert_eq!(oldest_offset(&online).expect("oldest"), Some(50));
+    assert_eq!(oldest_offset(&offline).expect("oldest"), Some(50));
+    for n in 50..=95 {
+        let want = folded(n);
+        assert_eq!(
+            rebuild_at(&online, n).expect("online"),
+            want,
+            "online at {n}"
+        );
+        assert_eq!(
+            rebuild_at(&offline, n).expect("offline"),
+            want,
+            "offline at {n}"
+        );
+    }
+    for n in [0, 30, 41, 49] {
+        match rebuild_at(&online, n) {
+            Err(HistoryError::Compacted { oldest: 50, .. }) => {}
+            other => panic!("at {n}: {other:?}"),
+        }
+    }
+    // Online the end is the applied offset, offline the committed one.
+    match rebuild_at(&online, 96) {
+        Err(HistoryError::OutOfRange { end: 95, .. }) => {}
+        other => panic!("online past applied: {other:?}"),
+    }
+    assert_eq!(rebuild_at(&offline, 100).expect("offline end"), folded(100));
+    match rebuild_at(&offline, 101) {
+        Err(HistoryError::OutOfRange { end: 100, .. }) => {}
+        other => panic!("offline past committed: {other:?}"),
+    }
+}
+
+#[test]
+fn an_entry_beyond_the_applied_offset_is_never_read() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, store) = data_dir(d.path(), 40, &[], None);
+    let online = live(&log, &store, 20);
+    // Even asked directly, the source stops at the applied offset.
+    let chunk = super::HistorySource::entries(&online, 15, 40).expect("entries");
+    assert_eq!(chunk.last().map(|e| e.index), Some(20));
+}
+
+#[test]
+fn offline_reads_a_directory_whose_newest_segment_is_being_appended() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _store) = data_dir(d.path(), 30, &[], None);
+    // Half a frame written after the last entry, as an append in progress leaves it.
+    let newest = log.segments().last().expect("segment").path.clone();
+    let write_pos = log.segments().last().expect("segment").bytes;
+    let mut frame = Vec::new();
+    crate::storage::frame::encode_frame(31, TERM, 1_031, &stored(31).payload, &mut frame)
+        .expect("frame");
+    let mut bytes = std::fs::read(&newest).expect("read");
+    let room = bytes.len() - write_pos as usize;
+    assert!(room > 0, "the newest segment has no room left");
+    let half = &frame[..(frame.len() / 2).min(room)];
+    bytes[write_pos as usize..write_pos as usize + half.len()].copy_from_slice(half);
+    std::fs::write(&newest, &bytes).expect("write");
+    let offline = DataDirHistory::new(d.path());
+    assert_eq!(rebuild_at(&offline, 30).expect("offline"), folded(30));
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_one_offset_share_one_rebuild() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, store) = data_dir(d.path(), 60, &[20], None);
+    let history = History::new(live(&log, &store, 60));
+    let (a, b) = tokio::join!(
+        history.image_at(Point::Offset(44)),
+        history.image_at(Point::Offset(44))
+    );
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    assert!(Arc::ptr_eq(&a, &b), "the two requests rebuilt separately");
+    assert_eq!(a.offset, 44);
+    assert_eq!(
+        history.in_flight(),
+        0,
+        "a finished rebuild leaves the registry"
+    );
+    let c = history.image_at(Point::Offset(44)).await.expect("c");
+    assert!(!Arc::ptr_eq(&a, &c), "a later request rebuilds afresh");
+    assert_eq!(a.body, c.body);
+    // The time 1_044 ms stamps offset 44: at or before it is 44, one ms earlier 43.
+    let at = history.image_at(Point::Time(1_044)).await.expect("at");
+    assert_eq!(at.offset, 44);
+    let before = history.image_at(Point::Time(1_043)).await.expect("before");
+    assert_eq!(before.offset, 43);
+}
