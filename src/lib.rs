@@ -22,3 +22,4 @@ pub mod metadata;
 pub mod metrics;
 pub mod raft;
 pub mod storage;
+pub mod tls;
