@@ -277,3 +277,98 @@ async fn swapped_certificate_is_served_without_restart_and_open_stream_keeps_goi
     c.create_topic(0, "after-swap").await;
     read_until(&mut body, &mut seen, "after-swap").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: a three-node local cluster over TLS"]
+async fn cluster_tls_makes_certificates_and_status_member_and_client_use_cacert() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = support::free_base_port(3);
+    let addrs: Vec<String> = (0..3)
+        .map(|k| format!("127.0.0.1:{}", base + 10 * k))
+        .collect();
+    let data = dir.path().join("data");
+    let mut args = vec![
+        "cluster".to_string(),
+        "--tls".into(),
+        "--base-port".into(),
+        base.to_string(),
+        "--data-dir".into(),
+        data.display().to_string(),
+        "--".into(),
+    ];
+    args.extend(support::FAST.iter().map(|s| s.to_string()));
+    let _cluster = support::spawn_yakt(&args, &dir.path().join("cluster.log"));
+    let ca = data.join("tls/ca.crt");
+    let yakt = |args: &[&str]| {
+        let out = Command::new(support::YAKT)
+            .args(args)
+            .arg("--cacert")
+            .arg(&ca)
+            .output()
+            .expect("run yakt");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let members = eventually(
+        Duration::from_secs(60),
+        "three members over TLS",
+        || async {
+            let (ok, out) = yakt(&["member", "-a", &addrs[0], "list"]);
+            (ok && addrs.iter().all(|a| out.contains(a))).then_some(out)
+        },
+    )
+    .await;
+    let (ok, status) = yakt(&["status", "-a", &addrs[1]]);
+    assert!(ok, "yakt status --cacert: {status}");
+    // Without --cacert the operator commands cannot talk to a TLS node.
+    let plain = Command::new(support::YAKT)
+        .args(["status", "-a", &addrs[1]])
+        .output()
+        .expect("run yakt");
+    assert!(!plain.status.success(), "plain status answered: {members}");
+
+    let http = client_for(&ca);
+    eventually(
+        Duration::from_secs(30),
+        "a topic created over TLS",
+        || async {
+            let r = http
+                .post(format!("https://{}/create_topic", addrs[0]))
+                .json(&serde_json::json!({"name": "via-cluster-tls"}))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+    let tls = ClientTls::new(&ca, None).expect("client TLS");
+    let mut stream = yakt::client::StreamClient::with_tls(
+        [addrs[2].as_str()],
+        yakt::client::StreamOptions::default(),
+        &tls,
+    )
+    .expect("stream client");
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let item = stream.next().await.expect("stream item");
+            if format!("{item:?}").contains("via-cluster-tls") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the Rust client read the topic over HTTPS");
+}
+
+fn client_for(ca: &Path) -> reqwest::Client {
+    ClientTls::new(ca, None)
+        .expect("client TLS")
+        .apply(reqwest::Client::builder())
+        .no_proxy()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("client")
+}
