@@ -32,6 +32,23 @@ fn write(path: &Path, text: &str) -> Result<(), TlsError> {
     })
 }
 
+/// Writes a private key readable by its owner only.
+fn write_key(path: &Path, text: &str) -> Result<(), TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|source| TlsError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 impl Ca {
     /// A new self-signed CA named `name`.
     pub fn new(name: &str) -> Result<Self, TlsError> {
@@ -84,7 +101,7 @@ impl Ca {
             cert: dir.join(format!("{name}.crt")),
             key: dir.join(format!("{name}.key")),
         };
-        write(&w.key, &key)?;
+        write_key(&w.key, &key)?;
         write(&w.cert, &cert)?;
         Ok(w)
     }
