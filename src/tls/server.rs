@@ -132,3 +132,59 @@ impl ServerTls {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::generate::Ca;
+
+    fn chain(path: &std::path::Path) -> Vec<CertificateDer<'static>> {
+        files::certs(path).expect("certs")
+    }
+
+    #[test]
+    fn peer_check_accepts_the_peer_ca_only_and_reload_swaps_the_served_pair() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = Ca::new("peers").expect("ca");
+        ca.write(&dir.path().join("ca.crt")).expect("write");
+        let node = ca.issue_into(dir.path(), "node").expect("node");
+        let other = Ca::new("other").expect("other");
+        let stranger = other.issue_into(dir.path(), "stranger").expect("stranger");
+        let files = ServerTlsFiles {
+            cert: node.cert.clone(),
+            key: node.key.clone(),
+            client_ca: None,
+            peer_ca: Some(dir.path().join("ca.crt")),
+        };
+        let tls = ServerTls::new(&files).expect("server tls");
+        assert!(tls.requires_peer_cert());
+        assert!(tls.is_peer(Some(&chain(&node.cert))));
+        assert!(!tls.is_peer(Some(&chain(&stranger.cert))));
+        assert!(!tls.is_peer(None));
+
+        let before = tls.certs.current().cert[0].clone();
+        let renewed = ca
+            .issue_into(&dir.path().join("."), "renewed")
+            .expect("renewed");
+        std::fs::rename(&renewed.key, &node.key).expect("key");
+        std::fs::rename(&renewed.cert, &node.cert).expect("cert");
+        tls.certs.reload().expect("reload");
+        let after = tls.certs.current().cert[0].clone();
+        assert_ne!(before, after);
+        assert_eq!(after, chain(&node.cert)[0]);
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_its_certificate_is_refused_and_the_old_pair_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let ca = Ca::new("peers").expect("ca");
+        let a = ca.issue_into(dir.path(), "a").expect("a");
+        let b = ca.issue_into(dir.path(), "b").expect("b");
+        let store = CertStore::load(&a.cert, &a.key).expect("load");
+        let before = store.current().cert[0].clone();
+        std::fs::copy(&b.key, &a.key).expect("copy");
+        assert!(store.reload().is_err());
+        assert_eq!(store.current().cert[0], before);
+        assert!(CertStore::load(&a.cert, &a.key).is_err());
+    }
+}
