@@ -12,6 +12,7 @@
 //! - [`admin`]: what the operator subcommands do (status, membership changes, a local cluster
 //!   of child processes), above `api`.
 //! - [`config`]: every tunable's default, written once (read by the option structs and the CLI).
+//! - [`tls`]: HTTPS and node-to-node TLS (rustls), reloadable certificates, a throwaway CA.
 //! - the `yakt` binary: the CLI; it parses arguments and calls the library, nothing else.
 
 pub mod admin;
@@ -22,3 +23,4 @@ pub mod metadata;
 pub mod metrics;
 pub mod raft;
 pub mod storage;
+pub mod tls;

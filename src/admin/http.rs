@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::tls::ClientTls;
+
 /// Why an operator command's call to a node failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -32,13 +34,23 @@ pub enum AdminError {
 #[derive(Clone, Debug)]
 pub struct AdminClient {
     http: reqwest::Client,
+    scheme: &'static str,
     token: Option<String>,
 }
 
 impl AdminClient {
-    /// A client whose calls time out after `timeout`; an empty token counts as none.
-    pub fn new(token: Option<&str>, timeout: Duration) -> Result<Self, AdminError> {
-        let http = reqwest::Client::builder()
+    /// A client whose calls time out after `timeout`; an empty token counts as none. With
+    /// `tls`, it speaks HTTPS (and presents a client certificate when `tls` has one).
+    pub fn new(
+        token: Option<&str>,
+        timeout: Duration,
+        tls: Option<&ClientTls>,
+    ) -> Result<Self, AdminError> {
+        let mut http = reqwest::Client::builder();
+        if let Some(t) = tls {
+            http = t.apply(http);
+        }
+        let http = http
             .no_proxy()
             .connect_timeout(Duration::from_secs(2))
             .timeout(timeout)
@@ -46,20 +58,21 @@ impl AdminClient {
             .map_err(AdminError::Client)?;
         Ok(Self {
             http,
+            scheme: crate::tls::client::scheme(tls),
             token: token.filter(|t| !t.is_empty()).map(str::to_string),
         })
     }
 
-    /// `GET http://{addr}{path}`.
+    /// `GET {scheme}://{addr}{path}`.
     pub async fn get(&self, addr: &str, path: &str) -> Result<Value, AdminError> {
-        let url = format!("http://{addr}{path}");
+        let url = format!("{}://{addr}{path}", self.scheme);
         self.call(self.http.get(&url), format!("GET {path}"), addr)
             .await
     }
 
-    /// `POST http://{addr}{path}` with a JSON body.
+    /// `POST {scheme}://{addr}{path}` with a JSON body.
     pub async fn post(&self, addr: &str, path: &str, body: &Value) -> Result<Value, AdminError> {
-        let url = format!("http://{addr}{path}");
+        let url = format!("{}://{addr}{path}", self.scheme);
         self.call(
             self.http.post(&url).json(body),
             format!("POST {path}"),
@@ -68,9 +81,9 @@ impl AdminClient {
         .await
     }
 
-    /// `DELETE http://{addr}{path}`.
+    /// `DELETE {scheme}://{addr}{path}`.
     pub async fn delete(&self, addr: &str, path: &str) -> Result<Value, AdminError> {
-        let url = format!("http://{addr}{path}");
+        let url = format!("{}://{addr}{path}", self.scheme);
         self.call(self.http.delete(&url), format!("DELETE {path}"), addr)
             .await
     }

@@ -29,6 +29,9 @@ pub struct LocalCluster {
     pub node_args: Vec<String>,
     /// Nodes log JSON lines (each gets a `cluster_node` field) instead of text.
     pub json_logs: bool,
+    /// Serve HTTPS and talk TLS between nodes, with a throwaway CA and node certificates made
+    /// afresh under `data_dir/tls` on every run.
+    pub tls: bool,
 }
 
 /// Why a local cluster failed.
@@ -54,6 +57,9 @@ pub enum LocalClusterError {
     /// Every node exited before the shutdown signal.
     #[error("every node exited; see their logs above")]
     AllExited,
+    /// The throwaway certificates could not be made.
+    #[error("cannot make the TLS certificates: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// Some node exited with a failure, or had to be killed, when stopped.
     #[error("some nodes did not stop cleanly; see their logs above")]
     Unclean,
@@ -105,6 +111,11 @@ pub async fn run(
         dir: opts.data_dir.clone(),
         source,
     })?;
+    let tls = match opts.tls {
+        true => Some(make_certs(&opts.data_dir.join("tls"), opts.nodes)?),
+        false => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut started: Vec<Started> = Vec::new();
     let mut pipes = Vec::new();
     for id in 1..=opts.nodes {
@@ -115,7 +126,17 @@ pub async fn run(
             .iter()
             .map(|s| format!("{}/{}", s.id, s.addr))
             .collect();
-        let mut child = match node_command(&opts, id, &addr, &data_dir, &seeds).spawn() {
+        let mut cmd = node_command(&opts, id, &addr, &data_dir, &seeds);
+        if let Some(t) = &tls {
+            let n = &t.nodes[(id - 1) as usize];
+            cmd.arg("--tls-cert")
+                .arg(&n.cert)
+                .arg("--tls-key")
+                .arg(&n.key)
+                .arg("--peer-ca")
+                .arg(&t.ca);
+        }
+        let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(source) => {
                 stop_all(&mut started).await;
@@ -129,7 +150,7 @@ pub async fn run(
             pipes.push(pipe_lines(err, tokio::io::stderr(), id, opts.json_logs));
         }
         println!(
-            "yakt cluster: node {id} listens on http://{addr} (data in {})",
+            "yakt cluster: node {id} listens on {scheme}://{addr} (data in {})",
             data_dir.display()
         );
         started.push(Started { id, addr, child });
@@ -139,9 +160,13 @@ pub async fn run(
         Some(_) => " -H \"Authorization: Bearer $YAKT_TOKEN\"",
         None => "",
     };
-    println!("yakt cluster: try  curl -s http://{first}/cluster");
+    let ca = match &tls {
+        Some(t) => format!(" --cacert {}", t.ca.display()),
+        None => String::new(),
+    };
+    println!("yakt cluster: try  curl -s{ca} {scheme}://{first}/cluster");
     println!(
-        "yakt cluster: then curl -s{auth} -X POST -H 'Content-Type: application/json' -d '{{\"name\":\"t1\"}}' http://{first}/create_topic"
+        "yakt cluster: then curl -s{ca}{auth} -X POST -H 'Content-Type: application/json' -d '{{\"name\":\"t1\"}}' {scheme}://{first}/create_topic"
     );
     println!("yakt cluster: Ctrl-C stops every node");
 
@@ -255,4 +280,26 @@ async fn stop_all(started: &mut [Started]) -> bool {
         }
     }
     clean
+}
+
+/// The CA and node certificates of a `--tls` local cluster.
+struct TlsFiles {
+    ca: PathBuf,
+    nodes: Vec<crate::tls::generate::Written>,
+}
+
+/// A fresh CA (`dir/ca.crt`) and one certificate per node (`dir/node-N.crt`, `.key`), for
+/// 127.0.0.1 and localhost. The CA's key is not written: nothing else can be signed with it.
+fn make_certs(dir: &std::path::Path, nodes: u64) -> Result<TlsFiles, crate::tls::TlsError> {
+    std::fs::create_dir_all(dir).map_err(|source| crate::tls::TlsError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let ca = crate::tls::generate::Ca::new("yakt cluster --tls CA")?;
+    let ca_path = dir.join("ca.crt");
+    ca.write(&ca_path)?;
+    let nodes = (1..=nodes)
+        .map(|id| ca.issue_into(dir, &format!("node-{id}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TlsFiles { ca: ca_path, nodes })
 }

@@ -98,7 +98,7 @@ pub(crate) async fn forward(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let url = format!("http://{leader_addr}{path}");
+    let url = node.url(leader_addr, path);
     let mut req = node
         .http()
         .request(incoming.method.clone(), &url)

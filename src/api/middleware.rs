@@ -38,6 +38,27 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// With a peer CA on a TLS node, `/raft/*` (Raft RPCs, joining, read-index forwarding) answers
+/// only connections whose client certificate that CA signed: a holder of the token alone, or of
+/// a client certificate from another CA, is not a peer. 403 otherwise.
+pub async fn require_peer_cert(
+    State(opts): State<ApiOptions>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let is_peer =
+        req.extensions().get::<crate::tls::PeerCert>() == Some(&crate::tls::PeerCert(true));
+    if !opts.require_peer_cert || is_peer {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "node-to-node routes need a client certificate signed by the peer CA",
+    )
+    .into_response()
+}
+
 /// With a token configured: writes and `/raft/` always need `Authorization: Bearer <token>`;
 /// reads need it only with `--protect-reads`. `/stream` and `/fetch` also take it as
 /// `?access_token=`, because a browser's `EventSource` cannot send headers; the header wins

@@ -43,6 +43,9 @@ pub struct ApiOptions {
     pub protect_reads: bool,
     /// How long an SSE reader's buffer may stay full before the reader is cut off.
     pub slow_reader_timeout: Duration,
+    /// `/raft/*` only from connections whose client certificate the peer CA signed (set by
+    /// [`server::run`] when the node serves TLS with a peer CA).
+    pub require_peer_cert: bool,
 }
 
 impl Default for ApiOptions {
@@ -53,6 +56,7 @@ impl Default for ApiOptions {
             token: None,
             protect_reads: false,
             slow_reader_timeout: Defaults::SLOW_READER_TIMEOUT,
+            require_peer_cert: false,
         }
     }
 }
@@ -67,7 +71,14 @@ pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
         .merge(stream::routes())
         .merge(ui::routes())
         .layer(DefaultBodyLimit::max(opts.body_limit))
-        .merge(raft_rpc::routes().layer(DefaultBodyLimit::max(512 * 1024 * 1024)))
+        .merge(
+            raft_rpc::routes()
+                .layer(DefaultBodyLimit::max(512 * 1024 * 1024))
+                .layer(axum::middleware::from_fn_with_state(
+                    opts.clone(),
+                    middleware::require_peer_cert,
+                )),
+        )
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn_with_state(

@@ -11,14 +11,16 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tower::ServiceExt;
 
 use super::{router, ApiOptions};
 use crate::config::Defaults;
 use crate::raft::handoff::{hand_over_leadership, Handoff};
 use crate::raft::{core_watch, Node};
+use crate::tls::{PeerCert, ServerTls};
 
 /// How a node is served: the HTTP layer's settings and the stop sequence's bounds.
 #[derive(Clone, Debug)]
@@ -33,6 +35,8 @@ pub struct ServerOptions {
     /// How long a client may take to send a request's headers (and an idle keep-alive
     /// connection may wait for its next request): a slowloris client is cut after it.
     pub header_read_timeout: Duration,
+    /// HTTPS instead of HTTP (then plain HTTP is refused: its bytes are no TLS handshake).
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for ServerOptions {
@@ -42,6 +46,7 @@ impl Default for ServerOptions {
             drain_timeout: Defaults::DRAIN_TIMEOUT,
             handoff_timeout: Defaults::HANDOFF_TIMEOUT,
             header_read_timeout: Defaults::HEADER_READ_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -70,7 +75,12 @@ pub async fn run(
     opts: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
-    let app = router(node.clone(), opts.api.clone());
+    let mut api = opts.api.clone();
+    api.require_peer_cert = opts.tls.as_ref().is_some_and(|t| t.requires_peer_cert());
+    let app = router(node.clone(), api);
+    if let Some(tls) = &opts.tls {
+        tokio::spawn(watch_certs(tls.certs.clone(), node.shutdown_signal()));
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let stopping = async {
@@ -107,12 +117,31 @@ pub async fn run(
             }
         };
         while conns.try_join_next().is_some() {}
-        conns.spawn(serve_connection(
-            stream,
-            app.clone(),
-            opts.header_read_timeout,
-            stop_rx.clone(),
-        ));
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let timeout = opts.header_read_timeout;
+        let stop = stop_rx.clone();
+        match opts.tls.clone() {
+            None => conns.spawn(serve_connection(stream, app, None, timeout, stop)),
+            Some(tls) => conns.spawn(async move {
+                // The handshake gets the header read timeout too: a client that opens a
+                // connection and sends nothing is cut like a slow plain-HTTP one.
+                let accepted = tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await;
+                let stream = match accepted {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                };
+                let peer = PeerCert(tls.is_peer(stream.get_ref().1.peer_certificates()));
+                serve_connection(stream, app, Some(peer), timeout, stop).await
+            }),
+        };
     }
     drop(listener);
     let _ = stop_tx.send(true);
@@ -133,18 +162,30 @@ pub async fn run(
 }
 
 /// Serves one connection until it ends, or until `stop` turns true and its open request (if
-/// any) is answered.
-async fn serve_connection(
-    stream: TcpStream,
+/// any) is answered. On a TLS connection every request carries the connection's [`PeerCert`].
+async fn serve_connection<S>(
+    stream: S,
     app: axum::Router,
+    peer: Option<PeerCert>,
     header_read_timeout: Duration,
     mut stop: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout)
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+        .serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(app.map_request(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    if let Some(p) = peer {
+                        req.extensions_mut().insert(p);
+                    }
+                    req
+                },
+            )),
+        )
         .with_upgrades();
     tokio::pin!(conn);
     let mut stopping = false;
@@ -161,6 +202,17 @@ async fn serve_connection(
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// Keeps the node's certificate current (file changes, SIGHUP) until the node shuts down.
+async fn watch_certs(
+    certs: std::sync::Arc<crate::tls::CertStore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::select! {
+        _ = certs.watch() => {}
+        _ = stop.wait_for(|s| *s) => {}
     }
 }
 

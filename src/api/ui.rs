@@ -183,7 +183,7 @@ async fn members(
             let (view, error) = if id == Some(node.id) {
                 (own.clone(), Value::Null)
             } else {
-                match member_view(node.http(), addr, token).await {
+                match member_view(node.http(), &node.url(addr, "/cluster"), token).await {
                     Ok(v) => (v, Value::Null),
                     Err(e) => (Value::Null, Value::String(e)),
                 }
@@ -205,12 +205,10 @@ async fn members(
 /// One member's `/cluster`, or why it could not be had (for a person: shown in the page).
 async fn member_view(
     http: &reqwest::Client,
-    addr: &str,
+    url: &str,
     token: Option<&str>,
 ) -> Result<Value, String> {
-    let mut req = http
-        .get(format!("http://{addr}/cluster"))
-        .timeout(MEMBER_TIMEOUT);
+    let mut req = http.get(url).timeout(MEMBER_TIMEOUT);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }

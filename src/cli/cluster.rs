@@ -29,6 +29,10 @@ pub struct ClusterArgs {
     /// Bearer token passed to every node (see `yakt node --help`).
     #[arg(long, env = "YAKT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// HTTPS and node-to-node TLS, with a throwaway CA and node certificates made under
+    /// DATA_DIR/tls (clients: `--cacert DATA_DIR/tls/ca.crt`).
+    #[arg(long, env = "YAKT_CLUSTER_TLS")]
+    pub tls: bool,
     /// Extra `yakt node` flags for every node, after `--` (e.g. `-- --protect-reads`).
     #[arg(last = true)]
     pub node_args: Vec<String>,
@@ -45,6 +49,7 @@ pub async fn run(args: ClusterArgs, log_format: LogFormat) -> anyhow::Result<()>
         token: args.token,
         node_args: args.node_args,
         json_logs: log_format == LogFormat::Json,
+        tls: args.tls,
     };
     Ok(local_cluster::run(opts, terminate_signal()).await?)
 }

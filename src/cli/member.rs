@@ -22,6 +22,8 @@ pub struct MemberArgs {
     /// Bearer token (needed to add or remove when the cluster has one).
     #[arg(long, global = true, env = "YAKT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    #[command(flatten)]
+    pub tls: super::tls::ClientTlsArgs,
     #[command(subcommand)]
     pub action: MemberAction,
 }
@@ -49,7 +51,11 @@ pub enum MemberAction {
 /// Runs one `yakt member` action; fails with the server's message when it refuses.
 pub async fn run(args: MemberArgs) -> anyhow::Result<()> {
     // Adding returns once the node votes: allow it the leader's 60 s and then some.
-    let client = AdminClient::new(args.token.as_deref(), Duration::from_secs(90))?;
+    let client = AdminClient::new(
+        args.token.as_deref(),
+        Duration::from_secs(90),
+        args.tls.client_tls()?.as_ref(),
+    )?;
     let out = match args.action {
         MemberAction::List => members::list(&client, &args.addr).await?,
         MemberAction::Add { id, addr } => {

@@ -5,6 +5,7 @@ mod cluster;
 mod member;
 mod node;
 mod status;
+mod tls;
 
 use clap::{Parser, Subcommand, ValueEnum};
 

@@ -10,6 +10,8 @@ use yakt::api::server::{self, ServerError, ServerOptions};
 use yakt::api::ApiOptions;
 use yakt::config::{Defaults, HumanDuration};
 use yakt::raft::{Node, NodeOptions};
+use yakt::tls::server::ServerTlsFiles;
+use yakt::tls::{CertStore, ClientTls, ServerTls};
 
 /// The exit status when the Raft core stopped on its own (EX_SOFTWARE): the process must not
 /// outlive it, answering from an image that no longer moves.
@@ -83,6 +85,28 @@ pub struct NodeArgs {
     /// Cut off an SSE reader whose buffer stays full this long (e.g. 10s, 500ms).
     #[arg(long, env = "YAKT_SLOW_READER_TIMEOUT", default_value_t = HumanDuration(Defaults::SLOW_READER_TIMEOUT))]
     pub slow_reader_timeout: HumanDuration,
+    /// Serve HTTPS (and only HTTPS) with this certificate chain (PEM); re-read when the file
+    /// changes or on SIGHUP. Needs --tls-key.
+    #[arg(long, env = "YAKT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "YAKT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require every client of the API to present a certificate signed by this CA (PEM):
+    /// mutual TLS. The token, when set, is still checked on top.
+    #[arg(long, env = "YAKT_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Talk to the other nodes over TLS: their certificates must be signed by this CA (PEM),
+    /// and /raft/* accepts only clients presenting such a certificate. This node presents
+    /// --peer-cert/--peer-key (by default --tls-cert/--tls-key).
+    #[arg(long, env = "YAKT_PEER_CA", requires = "tls_cert")]
+    pub peer_ca: Option<PathBuf>,
+    /// The certificate this node presents to its peers [default: --tls-cert].
+    #[arg(long, env = "YAKT_PEER_CERT", requires_all = ["peer_key", "peer_ca"])]
+    pub peer_cert: Option<PathBuf>,
+    /// The key of --peer-cert [default: --tls-key].
+    #[arg(long, env = "YAKT_PEER_KEY", requires_all = ["peer_cert", "peer_ca"])]
+    pub peer_key: Option<PathBuf>,
 }
 
 fn parse_seed(s: &str) -> anyhow::Result<(u64, String)> {
@@ -108,7 +132,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         .filter(|s| !s.is_empty())
         .map(|s| parse_seed(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let (node_opts, server_opts) = options(&args);
+    let (node_opts, server_opts) = options(&args)?;
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -129,8 +153,36 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The listener's TLS and the peers' client TLS from the flags (`None`s: plain HTTP).
+fn tls(args: &NodeArgs) -> anyhow::Result<(Option<ServerTls>, Option<ClientTls>)> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok((None, None));
+    };
+    let files = ServerTlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: args.tls_client_ca.clone(),
+        peer_ca: args.peer_ca.clone(),
+    };
+    let server = ServerTls::new(&files).context("TLS of the listener")?;
+    let client = match &args.peer_ca {
+        None => None,
+        Some(ca) => {
+            // The node's identity towards its peers: the served pair (reloaded with it) unless
+            // a separate one is given.
+            let identity = match (&args.peer_cert, &args.peer_key) {
+                (Some(c), Some(k)) => CertStore::load(c, k).context("--peer-cert/--peer-key")?,
+                _ => server.certs.clone(),
+            };
+            Some(ClientTls::new(ca, Some(identity)).context("TLS towards the peers")?)
+        }
+    };
+    Ok((Some(server), client))
+}
+
 /// The library's options from the flags.
-fn options(args: &NodeArgs) -> (NodeOptions, ServerOptions) {
+fn options(args: &NodeArgs) -> anyhow::Result<(NodeOptions, ServerOptions)> {
+    let (server_tls, peer_tls) = tls(args)?;
     let data_dir = args
         .data_dir
         .clone()
@@ -156,6 +208,7 @@ fn options(args: &NodeArgs) -> (NodeOptions, ServerOptions) {
     node.heartbeat_ms = args.heartbeat_ms;
     node.segment_bytes = args.segment_bytes;
     node.token = token.clone();
+    node.tls = peer_tls;
     let server = ServerOptions {
         api: ApiOptions {
             body_limit: args.max_body,
@@ -163,8 +216,10 @@ fn options(args: &NodeArgs) -> (NodeOptions, ServerOptions) {
             token,
             protect_reads: args.protect_reads,
             slow_reader_timeout: args.slow_reader_timeout.into(),
+            require_peer_cert: false,
         },
+        tls: server_tls,
         ..ServerOptions::default()
     };
-    (node, server)
+    Ok((node, server))
 }

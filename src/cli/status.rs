@@ -19,11 +19,17 @@ pub struct StatusArgs {
     /// Bearer token, for nodes started with --protect-reads.
     #[arg(long, env = "YAKT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    #[command(flatten)]
+    pub tls: super::tls::ClientTlsArgs,
 }
 
 /// Prints the cluster; fails when the given node cannot be reached.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let client = AdminClient::new(args.token.as_deref(), Duration::from_secs(5))?;
+    let client = AdminClient::new(
+        args.token.as_deref(),
+        Duration::from_secs(5),
+        args.tls.client_tls()?.as_ref(),
+    )?;
     let status = status::status(&client, &args.addr).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status.to_json())?);

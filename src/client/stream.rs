@@ -124,6 +124,38 @@ impl StreamClient {
         Self::with_http(nodes, opts, http)
     }
 
+    /// Like [`new`](Self::new) over HTTPS: the nodes' certificates must chain to `tls`'s CA, and
+    /// its client certificate, if any, is presented (nodes with `--tls-client-ca`). Bare
+    /// `HOST:PORT` addresses are reached with `https://`.
+    pub fn with_tls<I, S>(
+        nodes: I,
+        opts: StreamOptions,
+        tls: &crate::tls::ClientTls,
+    ) -> Result<Self, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let http = tls
+            .apply(reqwest::Client::builder())
+            .no_proxy()
+            .connect_timeout(opts.connect_timeout)
+            .tcp_nodelay(true)
+            .build()?;
+        let nodes: Vec<String> = nodes
+            .into_iter()
+            .map(|n| {
+                let a = n.as_ref().trim();
+                if a.contains("://") {
+                    a.to_string()
+                } else {
+                    format!("https://{a}")
+                }
+            })
+            .collect();
+        Self::with_http(nodes, opts, http)
+    }
+
     /// Like [`new`](Self::new) with a given HTTP client. It must not have an overall request
     /// timeout, which would cut every long-lived stream.
     pub fn with_http<I, S>(

@@ -63,6 +63,7 @@ impl AddressBook {
 #[derive(Clone)]
 pub struct Network {
     http: reqwest::Client,
+    scheme: &'static str,
     token: Option<String>,
     identity: Arc<Identity>,
     addresses: AddressBook,
@@ -70,13 +71,19 @@ pub struct Network {
 
 impl Network {
     /// A network whose requests carry `token` as a bearer token when one is set, and leave from
-    /// `bind_ip` when one is given, and name this node's cluster (from `identity`).
+    /// `bind_ip` when one is given, and name this node's cluster (from `identity`); over TLS
+    /// (checking peers against the peer CA, presenting this node's certificate) with `tls`.
     pub fn new(
         token: Option<String>,
         bind_ip: Option<std::net::IpAddr>,
         identity: Arc<Identity>,
+        tls: Option<&crate::tls::ClientTls>,
     ) -> Self {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        if let Some(tls) = tls {
+            http = tls.apply(http);
+        }
+        let http = http
             .no_proxy()
             .local_address(bind_ip)
             // Below the servers' 30 s header read timeout, so that a pooled connection is
@@ -89,6 +96,7 @@ impl Network {
             .unwrap_or_default();
         Self {
             http,
+            scheme: crate::tls::client::scheme(tls),
             token,
             identity,
             addresses: AddressBook::default(),
@@ -110,6 +118,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addresses: self.addresses.clone(),
             addr: node.addr.clone(),
             http: self.http.clone(),
+            scheme: self.scheme,
             token: self.token.clone(),
             identity: self.identity.clone(),
         }
@@ -123,6 +132,7 @@ pub struct PeerClient {
     /// The address the client was made with, used while the book does not list the target.
     addr: String,
     http: reqwest::Client,
+    scheme: &'static str,
     token: Option<String>,
     identity: Arc<Identity>,
 }
@@ -178,7 +188,7 @@ impl PeerClient {
             .addresses
             .get(self.target)
             .unwrap_or_else(|| self.addr.clone());
-        let url = format!("http://{addr}/raft/{path}");
+        let url = format!("{}://{addr}/raft/{path}", self.scheme);
         let mut req = self
             .http
             .post(&url)

@@ -66,6 +66,9 @@ pub struct NodeOptions {
     pub segment_bytes: u64,
     /// Bearer token for node-to-node calls.
     pub token: Option<String>,
+    /// TLS for node-to-node calls (Raft RPCs, joining, forwarding): the peer CA to check the
+    /// other nodes against and this node's certificate to present. `None`: plain HTTP.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl NodeOptions {
@@ -86,6 +89,7 @@ impl NodeOptions {
             heartbeat_ms: Defaults::HEARTBEAT_MS,
             segment_bytes: Defaults::segment_bytes(),
             token: None,
+            tls: None,
         }
     }
 }
@@ -143,6 +147,8 @@ pub struct Node {
     membership_change: tokio::sync::Mutex<()>,
     proposer: Proposer,
     http: reqwest::Client,
+    /// `http` or `https`, for the URLs of the calls above.
+    scheme: &'static str,
     token: Option<String>,
     /// Set once the node is shutting down (SSE streams end on it).
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -273,7 +279,12 @@ impl Node {
                 .validate()
                 .map_err(|e| NodeError::Raft(e.to_string()))?,
         );
-        let network = Network::new(opts.token.clone(), opts.bind_ip, identity.clone());
+        let network = Network::new(
+            opts.token.clone(),
+            opts.bind_ip,
+            identity.clone(),
+            opts.tls.as_ref(),
+        );
         let addresses = network.addresses();
         let raft = Raft::new(
             opts.id,
@@ -284,7 +295,11 @@ impl Node {
         )
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        if let Some(tls) = &opts.tls {
+            http = tls.apply(http);
+        }
+        let http = http
             .no_proxy()
             .local_address(opts.bind_ip)
             // Below the servers' 30 s header read timeout (see network.rs).
@@ -317,6 +332,7 @@ impl Node {
             membership_change: tokio::sync::Mutex::new(()),
             proposer: Proposer::default(),
             http,
+            scheme: crate::tls::client::scheme(opts.tls.as_ref()),
             token: opts.token,
             shutdown: tokio::sync::watch::channel(false).0,
             tasks,
@@ -413,7 +429,7 @@ impl Node {
             let leader = self.leader().ok_or_else(|| self.not_leader())?;
             let mut req = self
                 .http
-                .post(format!("http://{}/raft/read_index", leader.addr))
+                .post(self.url(&leader.addr, "/raft/read_index"))
                 .timeout(Duration::from_secs(5));
             if let Some(t) = &self.token {
                 req = req.bearer_auth(t);
@@ -480,6 +496,16 @@ impl Node {
     /// The shared HTTP client (forwarding writes to the leader).
     pub fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// `http` or `https`: how this node reaches its peers (HTTPS when it has a peer CA).
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    /// The URL of `path` (starting with `/`) on the node at `addr`, in this node's scheme.
+    pub fn url(&self, addr: &str, path: &str) -> String {
+        format!("{}://{addr}{path}", self.scheme)
     }
 
     /// Marks the node as shutting down: open SSE streams send a final event and end, and a

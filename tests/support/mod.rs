@@ -166,6 +166,10 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
     pub extra: Vec<String>,
+    /// `http`, or `https` for a cluster started with TLS flags (then `http` must trust its CA).
+    pub scheme: &'static str,
+    /// Flags for one node only (its own certificate), from the cluster directory and its id.
+    pub node_args: Option<fn(&Path, u64) -> Vec<String>>,
 }
 
 /// The `-e` argument naming the given nodes.
@@ -192,6 +196,8 @@ impl Cluster {
             dir,
             http,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            scheme: "http",
+            node_args: None,
         }
     }
 
@@ -226,6 +232,9 @@ impl Cluster {
         args.push(data_dir.display().to_string());
         args.extend(FAST.iter().map(|s| s.to_string()));
         args.extend(self.extra.iter().cloned());
+        if let Some(f) = self.node_args {
+            args.extend(f(self.dir.path(), id));
+        }
         let log_path = self.dir.path().join(format!("node-{id}.log"));
         let mut node = NodeProc {
             id,
@@ -265,7 +274,7 @@ impl Cluster {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let url = format!("http://{}{}", self.nodes[i].addr, path);
+        let url = format!("{}://{}{}", self.scheme, self.nodes[i].addr, path);
         let mut req = self.http.request(method, &url);
         if let Some(b) = body {
             req = req.json(&b);

@@ -111,7 +111,11 @@ pub async fn wait_ready(
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         for a in addrs {
-            if let Ok(r) = http.get(format!("http://{a}/cluster")).send().await {
+            if let Ok(r) = http
+                .get(format!("{}://{a}/cluster", crate::common::scheme()))
+                .send()
+                .await
+            {
                 if let Ok(v) = r.json::<serde_json::Value>().await {
                     let n = v["members"]
                         .as_array()
@@ -160,7 +164,7 @@ fn status_mib(pid: u32, key: &str) -> Option<f64> {
 pub async fn wait_applied_to_log_end(http: &reqwest::Client, addr: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     let v: serde_json::Value = http
-        .get(format!("http://{addr}/cluster"))
+        .get(format!("{}://{addr}/cluster", crate::common::scheme()))
         .send()
         .await?
         .error_for_status()?
@@ -179,7 +183,10 @@ pub async fn wait_applied_to_log_end(http: &reqwest::Client, addr: &str) -> anyh
 /// This node's applied offset (the offset `/get_metadata` reports).
 pub async fn applied_offset(http: &reqwest::Client, addr: &str) -> anyhow::Result<u64> {
     let v: serde_json::Value = http
-        .get(format!("http://{addr}/fetch?offset=end&max_records=1"))
+        .get(format!(
+            "{}://{addr}/fetch?offset=end&max_records=1",
+            crate::common::scheme()
+        ))
         .send()
         .await?
         .error_for_status()?
@@ -194,4 +201,40 @@ pub fn median(v: &mut [f64]) -> f64 {
     }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
+}
+
+/// The TLS the bench talks with (`--tls` or `--cacert`); unset: plain HTTP.
+static TLS: std::sync::OnceLock<yakt::tls::ClientTls> = std::sync::OnceLock::new();
+
+/// Makes every later client of the bench speak HTTPS trusting `tls`'s CA.
+pub fn use_tls(tls: yakt::tls::ClientTls) {
+    let _ = TLS.set(tls);
+}
+
+/// `http` or `https`, as set by [`use_tls`].
+pub fn scheme() -> &'static str {
+    yakt::tls::client::scheme(TLS.get())
+}
+
+/// A client builder with the bench's TLS applied.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    match TLS.get() {
+        Some(t) => t.apply(reqwest::Client::builder()),
+        None => reqwest::Client::builder(),
+    }
+}
+
+/// For `--spawn` with `--tls`: a throwaway CA and one certificate all spawned nodes serve (for
+/// 127.0.0.1), in `dir`; returns the `yakt node` flags that use them and the CA's path.
+pub fn spawn_tls_args(dir: &Path) -> anyhow::Result<(Vec<String>, PathBuf)> {
+    let ca = yakt::tls::generate::Ca::new("yakt-bench CA")?;
+    let ca_path = dir.join("ca.crt");
+    ca.write(&ca_path)?;
+    let node = ca.issue_into(dir, "node")?;
+    let args = vec![
+        format!("--tls-cert={}", node.cert.display()),
+        format!("--tls-key={}", node.key.display()),
+        format!("--peer-ca={}", ca_path.display()),
+    ];
+    Ok((args, ca_path))
 }

@@ -68,6 +68,13 @@ struct Args {
     /// Extra flags for spawned `yakt node`s, e.g. `--node-arg=--snapshot-every=100000000`.
     #[arg(long, allow_hyphen_values = true)]
     node_arg: Vec<String>,
+    /// write, tail with --spawn: the nodes serve HTTPS and talk TLS to each other (a throwaway
+    /// CA), and the bench speaks HTTPS to them.
+    #[arg(long)]
+    tls: bool,
+    /// Talk HTTPS to the nodes at --addrs, trusting this CA (PEM).
+    #[arg(long)]
+    cacert: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -88,8 +95,20 @@ enum Mode {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let http = reqwest::Client::builder()
+    let mut args = Args::parse();
+    let tls_dir = tempfile::tempdir()?;
+    if args.tls {
+        if args.spawn.is_none() {
+            bail!("--tls is for --spawn; give --cacert for a running TLS cluster");
+        }
+        let (node_args, ca) = common::spawn_tls_args(tls_dir.path())?;
+        args.node_arg.extend(node_args);
+        args.cacert = Some(ca);
+    }
+    if let Some(ca) = &args.cacert {
+        common::use_tls(yakt::tls::ClientTls::new(ca, None)?);
+    }
+    let http = common::client_builder()
         .no_proxy()
         .pool_max_idle_per_host(args.concurrency.max(1))
         .tcp_nodelay(true)
@@ -169,7 +188,7 @@ async fn main() -> anyhow::Result<()> {
                     tmp.path().to_path_buf()
                 }
             };
-            let long = reqwest::Client::builder()
+            let long = common::client_builder()
                 .no_proxy()
                 .pool_max_idle_per_host(args.concurrency.max(1))
                 .tcp_nodelay(true)

@@ -59,7 +59,10 @@ pub async fn read(
     tally: Arc<std::sync::Mutex<Tally>>,
 ) -> anyhow::Result<()> {
     let resp = http
-        .get(format!("http://{addr}/stream?offset={from}"))
+        .get(format!(
+            "{}://{addr}/stream?offset={from}",
+            crate::common::scheme()
+        ))
         .send()
         .await?;
     if !resp.status().is_success() {

@@ -44,7 +44,7 @@ pub async fn run(
     let mut tallies = Vec::new();
     let mut tasks = Vec::new();
     // Readers on their own connections (a client whose pool never shares them).
-    let rhttp = reqwest::Client::builder()
+    let rhttp = crate::common::client_builder()
         .no_proxy()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(readers)

@@ -37,12 +37,18 @@ pub async fn setup(http: &reqwest::Client, leader: &str) -> anyhow::Result<Setup
     );
     let broker_id = (std::process::id() % 1_000_000) as i64 + 1;
     let _ = http
-        .post(format!("http://{leader}/register_broker"))
+        .post(format!(
+            "{}://{leader}/register_broker",
+            crate::common::scheme()
+        ))
         .json(&json!({"brokerId": broker_id, "brokerHost": "10.0.0.1", "brokerPort": 9092}))
         .send()
         .await;
     let topic = http
-        .post(format!("http://{leader}/create_topic"))
+        .post(format!(
+            "{}://{leader}/create_topic",
+            crate::common::scheme()
+        ))
         .json(&json!({"name": format!("bench-{run}")}))
         .send()
         .await?
@@ -117,7 +123,7 @@ pub fn start(
                 };
                 let t0 = Instant::now();
                 let res = http
-                    .request(method, format!("http://{target}{path}"))
+                    .request(method, format!("{}://{target}{path}", crate::common::scheme()))
                     .json(&body)
                     .send()
                     .await;

@@ -392,7 +392,7 @@ impl Node {
         for _ in 0..4 {
             let mut call = self
                 .http
-                .post(format!("http://{target}/raft/join"))
+                .post(self.url(&target, "/raft/join"))
                 .timeout(Duration::from_secs(5))
                 .json(&req);
             if let Some(t) = &self.token {
@@ -436,7 +436,7 @@ impl Node {
         let cluster_id = self.ensure_cluster_id()?;
         let mut call = self
             .http
-            .get(format!("http://{addr}/cluster"))
+            .get(self.url(&addr, "/cluster"))
             .timeout(Duration::from_secs(5));
         if let Some(t) = &self.token {
             call = call.bearer_auth(t);
