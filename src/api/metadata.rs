@@ -265,16 +265,20 @@ async fn delete_broker(
     }
 }
 
-/// `?consistent=true` on any read.
+/// `?consistent=true` on any read (and `/get_partitions`' `?topicUUID=`). A parameter it does
+/// not know is a `400`, never silently ignored: a typo must not answer something else.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     consistent: Option<String>,
     #[serde(rename = "topicUUID")]
     topic_uuid: Option<String>,
 }
 
-/// `/get_metadata`'s query: `?consistent=`, and time travel's `?at_offset=` or `?at=`.
+/// `/get_metadata`'s query: `?consistent=`, and time travel's `?at_offset=` or `?at=`. Unknown
+/// parameters are refused (`?at_ofset=5` must not answer the current image).
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct MetadataQuery {
     consistent: Option<String>,
     at_offset: Option<String>,

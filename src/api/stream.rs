@@ -50,10 +50,18 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/fetch", get(fetch))
 }
 
+/// `/stream`'s query. Unknown parameters are refused (`?ofset=5` must not stream from 0);
+/// `access_token` is read by the auth layer, and `require_leader` is accepted because a stream
+/// already stays open without a leader (what `require_leader=false` asks for).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StreamQuery {
     offset: Option<String>,
     names: Option<String>,
+    #[allow(dead_code)]
+    access_token: Option<String>,
+    #[allow(dead_code)]
+    require_leader: Option<String>,
 }
 
 fn parse_offset(raw: Option<&str>, node: &Node) -> Result<u64, ApiError> {
@@ -309,12 +317,16 @@ fn consume(
     })
 }
 
+/// `/fetch`'s query; unknown parameters are refused, `access_token` is read by the auth layer.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FetchQuery {
     offset: Option<String>,
     max_records: Option<String>,
     wait_ms: Option<String>,
     names: Option<String>,
+    #[allow(dead_code)]
+    access_token: Option<String>,
 }
 
 fn parse_num(raw: Option<&str>, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {

@@ -96,6 +96,17 @@ pub async fn paths_and_extractors(cx: &Ctx) {
     )
     .await;
 
+    // ---- a query parameter an endpoint does not know is refused, never ignored ----
+    for path in [
+        "/stream?ofset=5",
+        "/fetch?ofset=5",
+        "/get_metadata?at_ofset=5",
+        "/get_topic/x?consistant=true",
+        "/get_partitions?topicUuid=x",
+    ] {
+        expect_error(c, (f, "GET", path), 400, "bad_request", "unknown field").await;
+    }
+
     // ---- inputs that reach axum's extractors or edge cases, never a 500 ----
     expect_error(c, (f, "GET", "/get_topic/%FF"), 400, "bad_request", "").await;
     expect_error(
