@@ -106,20 +106,25 @@ impl DataDirHistory {
             frames: scan.frames,
         })
     }
-}
 
-impl HistorySource for DataDirHistory {
-    fn end(&self) -> Result<u64, HistoryError> {
+    /// The committed watermark (0 without the file): the highest offset whose log entry is
+    /// known committed.
+    fn committed(&self) -> Result<u64, HistoryError> {
         let path = self.dir.join(COMMITTED_FILE_NAME);
-        let committed = match read_optional(&path)? {
+        Ok(match read_optional(&path)? {
             Some(b) => decode_committed(&b)
                 .map_err(|(at, why)| corrupt(&path, format!("byte {at}: {why}")))?
                 .map_or(0, |id| id.index),
             None => 0,
-        };
+        })
+    }
+}
+
+impl HistorySource for DataDirHistory {
+    fn end(&self) -> Result<u64, HistoryError> {
         // A snapshot holds only committed entries, even when the watermark lags behind it.
         let newest_snapshot = self.snapshots()?.first().map_or(0, |s| s.offset);
-        Ok(committed.max(newest_snapshot))
+        Ok(self.committed()?.max(newest_snapshot))
     }
 
     fn log_base(&self) -> Result<Option<u64>, HistoryError> {
@@ -141,6 +146,18 @@ impl HistorySource for DataDirHistory {
     }
 
     fn entries(&self, from: u64, to: u64) -> Result<Vec<StoredEntry>, HistoryError> {
+        // Never past the committed watermark, even below a newer snapshot: a snapshot installed
+        // from the leader is written before the log below it is purged, so until then the log
+        // there may hold entries that were never committed (a deposed leader's tail). Online
+        // the same window is closed by `MetaState::log_floor`; offline nothing else marks it.
+        let committed = self.committed()?;
+        if from > committed {
+            return Err(HistoryError::OutOfRange {
+                asked: from,
+                end: committed,
+            });
+        }
+        let to = to.min(committed);
         let mut cached = self.segment.borrow_mut();
         let holds = |s: &LoadedSegment| {
             s.frames.first().is_some_and(|f| f.index <= from)

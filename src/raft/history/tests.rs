@@ -257,3 +257,96 @@ async fn concurrent_requests_for_one_offset_share_one_rebuild() {
     let before = history.image_at(Point::Time(1_043)).await.expect("before");
     assert_eq!(before.offset, 43);
 }
+
+/// Offsets 1..=20 committed, then 21..=40 a deposed leader's tail that was never committed
+/// (other records), snapshots at 10 (this node's) and 60 (installed from the leader), and the
+/// committed watermark still at 20: the directory a node leaves between writing the leader's
+/// snapshot and purging its log below it (a crash there, or `yakt-dump` reading it live).
+fn dir_with_an_uncommitted_tail_below_an_installed_snapshot(
+    dir: &Path,
+) -> (Arc<SegmentLog>, Arc<SnapshotStore>) {
+    let (log, _) = SegmentLog::open(
+        &dir.join("log"),
+        LogOptions {
+            segment_bytes: 4096,
+        },
+    )
+    .expect("open log");
+    let mut entries: Vec<_> = (1..=20).map(stored).collect();
+    for i in 21..=40 {
+        let cmd = MetadataCommand {
+            timestamp_ms: 1_000 + i,
+            record: Record::Topic(TopicRecord {
+                name: format!("never-committed-{i}"),
+                topic_uuid: Uuid::from_u128(u128::from(i) << 64 | 9),
+            }),
+        };
+        entries.push(
+            entry_to_stored(&Entry::new(log_id(TERM, i), EntryPayload::Normal(cmd)))
+                .expect("encode"),
+        );
+    }
+    log.append(&entries).expect("append");
+    log.sync().expect("sync");
+    let store = SnapshotStore::open_keeping(&dir.join("snapshots"), 10).expect("snapshots");
+    for s in [10, 60] {
+        store
+            .write(s, TERM, b"meta", &folded(s).encode())
+            .expect("write snapshot");
+    }
+    let (committed, _) = CommittedFile::open(dir).expect("committed");
+    committed.save(EntryId {
+        index: 20,
+        term: TERM,
+    });
+    committed.flush().expect("flush committed");
+    (Arc::new(log), Arc::new(store))
+}
+
+#[test]
+fn offline_never_folds_an_uncommitted_tail_below_a_snapshot_above_the_watermark() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let _files = dir_with_an_uncommitted_tail_below_an_installed_snapshot(d.path());
+    let offline = DataDirHistory::new(d.path());
+    assert_eq!(rebuild_at(&offline, 20).expect("committed"), folded(20));
+    assert_eq!(rebuild_at(&offline, 60).expect("snapshot"), folded(60));
+    for n in [21, 30, 40] {
+        match rebuild_at(&offline, n) {
+            Ok(image) => panic!(
+                "offline at {n} answered an image folding entries above the committed \
+                 watermark, never committed: {image:?}"
+            ),
+            Err(e) => assert!(
+                !matches!(
+                    e,
+                    HistoryError::Storage(_) | HistoryError::Undecodable { .. }
+                ),
+                "at {n}: {e}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn online_never_folds_an_uncommitted_tail_below_a_snapshot_just_installed() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, store) = dir_with_an_uncommitted_tail_below_an_installed_snapshot(d.path());
+    let state = Arc::new(MetaState::at(Applied {
+        offset: 20,
+        term: TERM,
+    }));
+    let online = LiveSource::new(log.clone(), store.clone(), state.clone());
+    assert_eq!(rebuild_at(&online, 20).expect("committed"), folded(20));
+    // The leader's snapshot 60 is installed; openraft has not purged the log below it yet.
+    state.install_at(Applied {
+        offset: 60,
+        term: TERM,
+    });
+    assert_eq!(rebuild_at(&online, 60).expect("snapshot"), folded(60));
+    for n in [20, 30, 40] {
+        match rebuild_at(&online, n) {
+            Err(HistoryError::Compacted { oldest: 60, .. }) => {}
+            other => panic!("online at {n}: {other:?}"),
+        }
+    }
+}
