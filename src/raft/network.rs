@@ -72,13 +72,14 @@ pub struct Network {
 impl Network {
     /// A network whose requests carry `token` as a bearer token when one is set, and leave from
     /// `bind_ip` when one is given, and name this node's cluster (from `identity`); over TLS
-    /// (checking peers against the peer CA, presenting this node's certificate) with `tls`.
+    /// (checking peers against the peer CA, presenting this node's certificate) with `tls`. A
+    /// client that cannot be built (bad TLS material) is an error, never a plain fallback.
     pub fn new(
         token: Option<String>,
         bind_ip: Option<std::net::IpAddr>,
         identity: Arc<Identity>,
         tls: Option<&crate::tls::ClientTls>,
-    ) -> Self {
+    ) -> Result<Self, reqwest::Error> {
         let mut http = reqwest::Client::builder();
         if let Some(tls) = tls {
             http = tls.apply(http);
@@ -92,15 +93,14 @@ impl Network {
             .pool_max_idle_per_host(8)
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_millis(500))
-            .build()
-            .unwrap_or_default();
-        Self {
+            .build()?;
+        Ok(Self {
             http,
             scheme: crate::tls::client::scheme(tls),
             token,
             identity,
             addresses: AddressBook::default(),
-        }
+        })
     }
 
     /// The address book its clients read; the node keeps it current (see `Node::start`).

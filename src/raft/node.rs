@@ -284,7 +284,8 @@ impl Node {
             opts.bind_ip,
             identity.clone(),
             opts.tls.as_ref(),
-        );
+        )
+        .map_err(|e| NodeError::Raft(format!("the HTTP client for peers: {e}")))?;
         let addresses = network.addresses();
         let raft = Raft::new(
             opts.id,
