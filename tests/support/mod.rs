@@ -59,7 +59,20 @@ pub fn stream_http() -> reqwest::Client {
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    match poll_until(timeout, f).await {
+        Some(v) => v,
+        None => panic!("timed out after {timeout:?} waiting for: {what}"),
+    }
+}
+
+/// Polls `f` until it returns `Some`, or answers `None` after `timeout` (for a caller that has
+/// more to say than [`eventually`]'s panic).
+pub async fn poll_until<T, F, Fut>(timeout: Duration, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -67,10 +80,10 @@ where
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f().await {
-            return v;
+            return Some(v);
         }
         if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for: {what}");
+            return None;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -302,30 +315,39 @@ impl Cluster {
     }
 
     /// Waits until the given nodes agree on one leader among them.
+    /// On a timeout it panics with the last lines of each of those nodes' logs, so that a
+    /// cluster that did not elect says why.
     pub async fn leader_among(&self, among: &[usize], timeout: Duration) -> usize {
-        eventually(
-            timeout,
-            "one leader that the given nodes agree on",
-            || async {
-                let mut leader = None;
-                for &i in among {
-                    let v = self.cluster_view(i).await?;
-                    let l = v["leader_id"].as_u64()?;
-                    if leader.is_some_and(|x| x != l) {
-                        return None;
-                    }
-                    leader = Some(l);
+        let found = poll_until(timeout, || async {
+            let mut leader = None;
+            for &i in among {
+                let v = self.cluster_view(i).await?;
+                let l = v["leader_id"].as_u64()?;
+                if leader.is_some_and(|x| x != l) {
+                    return None;
                 }
-                // One of them: right after a partition the others may still name the old leader.
-                let idx = among
-                    .iter()
-                    .copied()
-                    .find(|&i| Some(self.nodes[i].id) == leader)?;
-                let v = self.cluster_view(idx).await?;
-                (v["role"] == "leader").then_some(idx)
-            },
-        )
-        .await
+                leader = Some(l);
+            }
+            // One of them: right after a partition the others may still name the old leader.
+            let idx = among
+                .iter()
+                .copied()
+                .find(|&i| Some(self.nodes[i].id) == leader)?;
+            let v = self.cluster_view(idx).await?;
+            (v["role"] == "leader").then_some(idx)
+        })
+        .await;
+        if let Some(idx) = found {
+            return idx;
+        }
+        let mut tails = String::new();
+        for &i in among {
+            let log = self.nodes[i].log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            tails.push_str(&format!("\n--- node index {i}, last log lines ---\n{tail}"));
+        }
+        panic!("timed out after {timeout:?} waiting for one leader that nodes {among:?} agree on{tails}");
     }
 
     /// Waits until `n` voters are in the membership as seen by the leader.
