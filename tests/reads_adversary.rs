@@ -96,17 +96,6 @@ async fn fetch_pages(addr: String, from: u64, timeout: Duration) -> Vec<(u64, bo
     }
 }
 
-/// Creates topics `prefix-0..n` through node `i`, eight at a time; returns the largest offset.
-async fn write_topics(c: &Cluster, i: usize, prefix: &str, n: usize) -> u64 {
-    let mut head = 0;
-    let names: Vec<String> = (0..n).map(|k| format!("{prefix}-{k}")).collect();
-    for chunk in names.chunks(8) {
-        let offs = futures::future::join_all(chunk.iter().map(|t| c.create_topic(i, t))).await;
-        head = head.max(offs.into_iter().max().unwrap_or(0));
-    }
-    head
-}
-
 fn applied(view: &Value) -> u64 {
     view["applied_offset"].as_u64().expect("applied_offset")
 }
@@ -142,7 +131,7 @@ async fn readers_on_a_follower_that_installs_the_leaders_snapshot_miss_nothing_t
     let c = Cluster::start(3, PURGE_SOON).await;
     let leader = c.leader(SECS_60).await;
     let f = (leader + 1) % 3;
-    let head = write_topics(&c, leader, "early", 10).await;
+    let head = c.create_topics(leader, "early", 10).await;
     c.wait_applied(f, head, SECS_60).await;
     let tail = applied(&c.cluster_view(f).await.expect("view")) + 1;
     let addr = c.nodes[f].addr.clone();
@@ -194,7 +183,7 @@ async fn readers_on_a_follower_that_installs_the_leaders_snapshot_miss_nothing_t
     c.nodes[f].signal(libc::SIGSTOP);
     let deadline = Instant::now() + SECS_60;
     for round in 0.. {
-        write_topics(&c, leader, &format!("frozen{round}"), 24).await;
+        c.create_topics(leader, &format!("frozen{round}"), 24).await;
         let v = c.cluster_view(leader).await.expect("leader view");
         if v["log_start_offset"].as_u64().is_some_and(|s| s > tail + 1) {
             break;

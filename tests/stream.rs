@@ -65,17 +65,6 @@ fn assert_strictly_increasing(offsets: &[u64]) {
     }
 }
 
-/// Creates `n` topics through node `i`, eight at a time; returns the largest offset.
-async fn write_topics(c: &Cluster, i: usize, prefix: &str, n: usize) -> u64 {
-    let mut head = 0;
-    let names: Vec<String> = (0..n).map(|k| format!("{prefix}-{k}")).collect();
-    for chunk in names.chunks(8) {
-        let offs = futures::future::join_all(chunk.iter().map(|t| c.create_topic(i, t))).await;
-        head = head.max(offs.into_iter().max().unwrap_or(0));
-    }
-    head
-}
-
 /// POSTs a topic to `addr` with its own client, retrying while there is no leader.
 async fn post_topic(http: &reqwest::Client, addr: &str, name: &str) -> u64 {
     let deadline = Instant::now() + SECS_30;
@@ -138,8 +127,8 @@ async fn follower_reader_from_zero_gets_exactly_the_leaders_logged_records() {
     let c = Cluster::start(3, &[]).await;
     let leader = c.leader(SECS_30).await;
     let follower = (leader + 1) % 3;
-    write_topics(&c, leader, "via-leader", 15).await;
-    let head = write_topics(&c, follower, "via-follower", 15).await;
+    c.create_topics(leader, "via-leader", 15).await;
+    let head = c.create_topics(follower, "via-follower", 15).await;
     c.wait_applied(follower, head, SECS_30).await;
 
     let mut client = client_on(
@@ -213,7 +202,7 @@ async fn a_dropped_connection_resumes_with_last_event_id_and_loses_nothing() {
     let c = Cluster::start(3, &[]).await;
     let leader = c.leader(SECS_30).await;
     let reader = (leader + 2) % 3;
-    let first = write_topics(&c, leader, "before", 12).await;
+    let first = c.create_topics(leader, "before", 12).await;
 
     // Read part of the log, then drop the client (and its connection) mid-stream.
     let mut client = client_on(&c, &[reader], opts());
@@ -225,7 +214,7 @@ async fn a_dropped_connection_resumes_with_last_event_id_and_loses_nothing() {
     assert!(last < first);
     drop(client);
 
-    let head = write_topics(&c, leader, "after", 12).await;
+    let head = c.create_topics(leader, "after", 12).await;
     c.wait_applied(reader, head, SECS_30).await;
 
     // Reconnect by hand with Last-Event-ID: the server resumes right after it.
@@ -267,7 +256,7 @@ async fn a_reader_whose_node_is_killed_moves_on_and_gets_every_record_once() {
     let leader = c.leader(SECS_30).await;
     let victim = (leader + 1) % 3;
     let other = (leader + 2) % 3;
-    write_topics(&c, leader, "warmup", 5).await;
+    c.create_topics(leader, "warmup", 5).await;
 
     let mut client = client_on(&c, &[victim, other, leader], opts());
     let mut items = Vec::new();
@@ -361,7 +350,7 @@ async fn write_until_purged(c: &Cluster, i: usize) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(45);
     let mut head = 0;
     for round in 0.. {
-        head = head.max(write_topics(c, i, &format!("fill{round}"), 24).await);
+        head = head.max(c.create_topics(i, &format!("fill{round}"), 24).await);
         c.wait_applied(i, head, SECS_30).await;
         let v = c.cluster_view(i).await.expect("cluster view");
         if v["log_start_offset"].as_u64().is_some_and(|s| s > 2) {
@@ -380,7 +369,7 @@ async fn a_reader_below_the_log_start_gets_the_snapshot_then_the_rest() {
     c.create_topic(leader, "early").await;
     write_mixed(&c, leader, "early").await;
     write_until_purged(&c, reader).await;
-    let head = write_topics(&c, leader, "late", 6).await;
+    let head = c.create_topics(leader, "late", 6).await;
     c.wait_applied(reader, head, SECS_30).await;
 
     let mut client = client_on(&c, &[reader], opts());
@@ -423,7 +412,7 @@ async fn two_hundred_readers_on_one_node_each_get_every_record() {
     let c = Cluster::start(3, &[]).await;
     let leader = c.leader(SECS_30).await;
     let node = (leader + 1) % 3;
-    write_topics(&c, leader, "pre", 5).await;
+    c.create_topics(leader, "pre", 5).await;
 
     let http = http();
     let url = format!("http://{}/stream?offset=0", c.nodes[node].addr);
@@ -455,7 +444,7 @@ async fn two_hundred_readers_on_one_node_each_get_every_record() {
     })
     .await;
 
-    write_topics(&c, leader, "during", 30).await;
+    c.create_topics(leader, "during", 30).await;
     c.create_topic(leader, "the-end").await;
     let expected: Vec<u64> = c
         .records_from(leader, 0)
@@ -473,7 +462,7 @@ async fn offset_end_delivers_only_what_comes_after() {
     let c = Cluster::start(3, &[]).await;
     let leader = c.leader(SECS_30).await;
     let node = (leader + 1) % 3;
-    let before = write_topics(&c, leader, "old", 4).await;
+    let before = c.create_topics(leader, "old", 4).await;
     c.wait_applied(node, before, SECS_30).await;
 
     // offset=end: the position is fixed when the response starts.
@@ -522,7 +511,7 @@ async fn names_filter_delivers_only_the_named_records() {
     let c = Cluster::start(3, &[]).await;
     let leader = c.leader(SECS_30).await;
     let node = (leader + 1) % 3;
-    write_topics(&c, leader, "old", 4).await;
+    c.create_topics(leader, "old", 4).await;
 
     // names=TopicRecord: only those arrive, among brokers, partitions, producers and changes.
     let head = write_mixed(&c, leader, "old-0").await;

@@ -395,6 +395,19 @@ impl Cluster {
         .await
     }
 
+    /// Creates topics `prefix-0..n` through node `i`, eight at a time; returns the largest
+    /// offset.
+    pub async fn create_topics(&self, i: usize, prefix: &str, n: usize) -> u64 {
+        let mut head = 0;
+        let names: Vec<String> = (0..n).map(|k| format!("{prefix}-{k}")).collect();
+        for chunk in names.chunks(8) {
+            let offs =
+                futures::future::join_all(chunk.iter().map(|t| self.create_topic(i, t))).await;
+            head = head.max(offs.into_iter().max().unwrap_or(0));
+        }
+        head
+    }
+
     /// Every record node `i` holds from `from`, read page by page with `/fetch`.
     pub async fn records_from(&self, i: usize, from: u64) -> Vec<Value> {
         let mut out = Vec::new();
