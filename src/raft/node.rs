@@ -12,6 +12,7 @@ use openraft::{Config, ServerState, SnapshotPolicy};
 
 use super::committed::CommittedLog;
 use super::history::online::{History, LiveSource};
+use super::log_agreement::{settle_below_snapshot, Agreement};
 use super::log_store::LogStore;
 use super::network::Network;
 use super::proposer::{self, Committed, ProposeError, Proposer};
@@ -23,7 +24,8 @@ use crate::config::Defaults;
 use crate::metadata::WriteRequest;
 use crate::metrics::Metrics;
 use crate::storage::{
-    CommittedFile, DirLock, Identity, LogOptions, SegmentLog, SnapshotStore, StorageError, VoteFile,
+    CommittedFile, DirLock, EntryId, Identity, LogOptions, SegmentLog, SnapshotStore, StorageError,
+    VoteFile,
 };
 
 mod join;
@@ -239,6 +241,22 @@ impl Node {
         let purged = log.last_purged().map(|p| p.index);
         let sm = StateMachine::open(snapshots.clone(), purged).map_err(NodeError::Snapshot)?;
         let state = sm.shared();
+        if let Some(point) = state.snapshot() {
+            let snapshot = EntryId {
+                index: point.offset,
+                term: point.term,
+            };
+            if let Agreement::Purged { found_term } =
+                settle_below_snapshot(&log, snapshot).map_err(storage_err)?
+            {
+                tracing::warn!(
+                    snapshot_offset = snapshot.index,
+                    snapshot_term = snapshot.term,
+                    found_term = ?found_term,
+                    "the log below the newest snapshot was not the committed one (a crash while installing it); purged through the snapshot"
+                );
+            }
+        }
         tracing::info!(
             node = opts.id,
             incarnation = %identity.incarnation(),

@@ -111,8 +111,8 @@ impl MetaState {
     /// for a moment the log still holds whatever this node had there, such as the uncommitted
     /// entries of a deposed leader, below an applied offset that says "committed". Entries at or
     /// above the floor are only ever applied after openraft has made the log agree with the
-    /// leader's. A restart needs no floor: openraft purges below an installed snapshot before
-    /// the node serves.
+    /// leader's. A restart needs no floor: at open, [`super::log_agreement`] purges a log that
+    /// does not agree with the newest snapshot, before the node serves.
     pub fn log_floor(&self) -> u64 {
         self.log_floor.load(Ordering::Acquire)
     }

@@ -14,12 +14,14 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::{HistoryError, HistorySource, CHUNK_BYTES};
+use crate::raft::log_agreement::log_agrees;
 use crate::storage::committed::{decode_committed, COMMITTED_FILE_NAME};
 use crate::storage::frame::ScannedFrame;
 use crate::storage::log::{decode_last_purged, LAST_PURGED_FILE_NAME, LAST_PURGED_MAGIC};
 use crate::storage::snapshot::list_snapshot_files;
 use crate::storage::{
-    decode_meta, parse_segment_file_name, scan_segment, SnapshotInfo, StorageError, StoredEntry,
+    decode_meta, parse_segment_file_name, scan_segment, EntryId, SnapshotInfo, StorageError,
+    StoredEntry,
 };
 
 /// One segment file read into memory and scanned.
@@ -107,16 +109,68 @@ impl DataDirHistory {
         })
     }
 
+    /// The last purged offset the log's own file records.
+    fn purged_base(&self) -> Result<Option<u64>, HistoryError> {
+        let path = self.log_dir().join(LAST_PURGED_FILE_NAME);
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        let body = decode_meta(LAST_PURGED_MAGIC, &bytes)
+            .map_err(|(at, why)| corrupt(&path, format!("byte {at}: {why}")))?;
+        Ok(decode_last_purged(body).map(|id| id.index))
+    }
+
+    /// The newest snapshot's offset when the log below it cannot be trusted: a node that
+    /// crashed between writing a leader's snapshot and purging below it (the node purges there
+    /// when it next opens). The log is trusted when it agrees ([`log_agrees`]) with the
+    /// snapshot, or with the committed watermark, which bounds every read here anyway.
+    fn untrusted_below(&self) -> Result<Option<u64>, HistoryError> {
+        let Some(newest) = self.snapshots()?.into_iter().next() else {
+            return Ok(None);
+        };
+        let snapshot = EntryId {
+            index: newest.offset,
+            term: newest.term,
+        };
+        if log_agrees(self.term_at(snapshot.index)?, snapshot) {
+            return Ok(None);
+        }
+        if let Some(watermark) = self.committed_id()? {
+            if log_agrees(self.term_at(watermark.index)?, watermark) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(snapshot.index))
+    }
+
+    /// The term of the log's entry at `index`, if the log holds it.
+    fn term_at(&self, index: u64) -> Result<Option<u64>, HistoryError> {
+        let holds_it = self.segment_files()?.iter().any(|(base, _)| *base <= index);
+        if !holds_it {
+            return Ok(None);
+        }
+        Ok(self
+            .load_segment_for(index)?
+            .frames
+            .iter()
+            .find(|f| f.index == index)
+            .map(|f| f.term))
+    }
+
     /// The committed watermark (0 without the file): the highest offset whose log entry is
     /// known committed.
     fn committed(&self) -> Result<u64, HistoryError> {
+        Ok(self.committed_id()?.map_or(0, |id| id.index))
+    }
+
+    /// The committed watermark with its term, `None` without the file.
+    fn committed_id(&self) -> Result<Option<EntryId>, HistoryError> {
         let path = self.dir.join(COMMITTED_FILE_NAME);
-        Ok(match read_optional(&path)? {
+        match read_optional(&path)? {
             Some(b) => decode_committed(&b)
-                .map_err(|(at, why)| corrupt(&path, format!("byte {at}: {why}")))?
-                .map_or(0, |id| id.index),
-            None => 0,
-        })
+                .map_err(|(at, why)| corrupt(&path, format!("byte {at}: {why}"))),
+            None => Ok(None),
+        }
     }
 }
 
@@ -128,13 +182,7 @@ impl HistorySource for DataDirHistory {
     }
 
     fn log_base(&self) -> Result<Option<u64>, HistoryError> {
-        let path = self.log_dir().join(LAST_PURGED_FILE_NAME);
-        let Some(bytes) = read_optional(&path)? else {
-            return Ok(None);
-        };
-        let body = decode_meta(LAST_PURGED_MAGIC, &bytes)
-            .map_err(|(at, why)| corrupt(&path, format!("byte {at}: {why}")))?;
-        Ok(decode_last_purged(body).map(|id| id.index))
+        Ok(self.purged_base()?.max(self.untrusted_below()?))
     }
 
     fn snapshots(&self) -> Result<Vec<SnapshotInfo>, HistoryError> {
@@ -149,7 +197,8 @@ impl HistorySource for DataDirHistory {
         // Never past the committed watermark, even below a newer snapshot: a snapshot installed
         // from the leader is written before the log below it is purged, so until then the log
         // there may hold entries that were never committed (a deposed leader's tail). Online
-        // the same window is closed by `MetaState::log_floor`; offline nothing else marks it.
+        // the same window is closed by `MetaState::log_floor`; offline `log_base` treats the
+        // log below such a snapshot as purged once the watermark has passed it.
         let committed = self.committed()?;
         if from > committed {
             return Err(HistoryError::OutOfRange {

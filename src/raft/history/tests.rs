@@ -260,10 +260,12 @@ async fn concurrent_requests_for_one_offset_share_one_rebuild() {
 
 /// Offsets 1..=20 committed, then 21..=40 a deposed leader's tail that was never committed
 /// (other records), snapshots at 10 (this node's) and 60 (installed from the leader), and the
-/// committed watermark still at 20: the directory a node leaves between writing the leader's
-/// snapshot and purging its log below it (a crash there, or `yakt-dump` reading it live).
+/// committed watermark at `watermark` (still 20, or already moved to the snapshot's 60): the
+/// directory a node leaves between writing the leader's snapshot and purging its log below it
+/// (a crash there, or `yakt-dump` reading it live).
 fn dir_with_an_uncommitted_tail_below_an_installed_snapshot(
     dir: &Path,
+    watermark: u64,
 ) -> (Arc<SegmentLog>, Arc<SnapshotStore>) {
     let (log, _) = SegmentLog::open(
         &dir.join("log"),
@@ -296,7 +298,7 @@ fn dir_with_an_uncommitted_tail_below_an_installed_snapshot(
     }
     let (committed, _) = CommittedFile::open(dir).expect("committed");
     committed.save(EntryId {
-        index: 20,
+        index: watermark,
         term: TERM,
     });
     committed.flush().expect("flush committed");
@@ -304,9 +306,27 @@ fn dir_with_an_uncommitted_tail_below_an_installed_snapshot(
 }
 
 #[test]
+fn offline_never_folds_an_uncommitted_tail_below_a_snapshot_the_watermark_already_reached() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let _files = dir_with_an_uncommitted_tail_below_an_installed_snapshot(d.path(), 60);
+    let offline = DataDirHistory::new(d.path());
+    assert_eq!(rebuild_at(&offline, 60).expect("snapshot"), folded(60));
+    for n in [15, 20, 30, 40, 59] {
+        match rebuild_at(&offline, n) {
+            Err(HistoryError::Compacted { oldest: 60, .. }) => {}
+            Ok(image) => panic!(
+                "offline at {n} folded the log below a snapshot it does not agree with \
+                 (entries 21..=40 were never committed): {image:?}"
+            ),
+            Err(e) => panic!("offline at {n}: {e}"),
+        }
+    }
+}
+
+#[test]
 fn offline_never_folds_an_uncommitted_tail_below_a_snapshot_above_the_watermark() {
     let d = tempfile::tempdir().expect("tempdir");
-    let _files = dir_with_an_uncommitted_tail_below_an_installed_snapshot(d.path());
+    let _files = dir_with_an_uncommitted_tail_below_an_installed_snapshot(d.path(), 20);
     let offline = DataDirHistory::new(d.path());
     assert_eq!(rebuild_at(&offline, 20).expect("committed"), folded(20));
     assert_eq!(rebuild_at(&offline, 60).expect("snapshot"), folded(60));
@@ -330,7 +350,7 @@ fn offline_never_folds_an_uncommitted_tail_below_a_snapshot_above_the_watermark(
 #[test]
 fn online_never_folds_an_uncommitted_tail_below_a_snapshot_just_installed() {
     let d = tempfile::tempdir().expect("tempdir");
-    let (log, store) = dir_with_an_uncommitted_tail_below_an_installed_snapshot(d.path());
+    let (log, store) = dir_with_an_uncommitted_tail_below_an_installed_snapshot(d.path(), 20);
     let state = Arc::new(MetaState::at(Applied {
         offset: 20,
         term: TERM,
