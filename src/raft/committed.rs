@@ -257,7 +257,7 @@ fn decode(stored: &StoredEntry) -> Result<CommittedEntry, CommittedError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use openraft::entry::RaftEntry;
     use openraft::EntryPayload;
 
@@ -293,7 +293,7 @@ mod tests {
     }
 
     /// Appends entries `from..=to` of term `term` (each a metadata record stamped `1000 + i`).
-    fn append(log: &SegmentLog, from: u64, to: u64, term: u64) {
+    pub(crate) fn append(log: &SegmentLog, from: u64, to: u64, term: u64) {
         let record = sample_records().remove(0);
         let stored: Vec<_> = (from..=to)
             .map(|i| {

@@ -63,34 +63,17 @@ pub fn settle_below_snapshot(
 mod tests {
     use std::sync::Arc;
 
-    use openraft::entry::RaftEntry;
-    use openraft::EntryPayload;
-
     use super::*;
-    use crate::metadata::record::tests::sample_records;
-    use crate::metadata::MetadataCommand;
-    use crate::raft::codec::entry_to_stored;
+    use crate::raft::committed::tests::append;
     use crate::raft::committed::{Batch, CommittedLog};
     use crate::raft::state_machine::{Applied, MetaState};
-    use crate::raft::{log_id, Entry};
     use crate::storage::LogOptions;
 
     /// A log holding `runs` of `(from, to, term)` entries, each a metadata record.
     fn log_with(dir: &std::path::Path, runs: &[(u64, u64, u64)]) -> Arc<SegmentLog> {
         let (log, _) = SegmentLog::open(dir, LogOptions::default()).expect("open");
-        let record = sample_records().remove(0);
         for &(from, to, term) in runs {
-            let stored: Vec<_> = (from..=to)
-                .map(|i| {
-                    let cmd = MetadataCommand {
-                        timestamp_ms: 1000 + i,
-                        record: record.clone(),
-                    };
-                    entry_to_stored(&Entry::new(log_id(term, i), EntryPayload::Normal(cmd)))
-                        .expect("encode")
-                })
-                .collect();
-            log.append(&stored).expect("append");
+            append(&log, from, to, term);
         }
         Arc::new(log)
     }
