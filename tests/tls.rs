@@ -250,22 +250,8 @@ async fn swapped_certificate_is_served_without_restart_and_open_stream_keeps_goi
     let mut seen = String::new();
     read_until(&mut body, &mut seen, "before-swap").await;
 
-    // A new certificate from the same CA, put in place the way a renewal tool would: each
-    // file written aside and renamed over the old one.
-    let aside = tempfile::tempdir_in(&certs).expect("dir");
-    let renewed = ca.issue_into(aside.path(), "node-1").expect("renewal");
-    for (from, to) in [
-        (&renewed.key, certs.join("node-1.key")),
-        (&renewed.cert, certs.join("node-1.crt")),
-    ] {
-        std::fs::rename(from, to).expect("rename");
-    }
-    let wanted = std::fs::read(certs.join("node-1.crt")).expect("read");
-    let wanted_der = rustls_pemfile::certs(&mut &wanted[..])
-        .next()
-        .expect("cert")
-        .expect("pem")
-        .to_vec();
+    // A new certificate from the same CA, put in place the way a renewal tool would.
+    let wanted_der = renew_node_1(&certs, &ca);
     assert_ne!(wanted_der, before);
     eventually(
         Duration::from_secs(20),
@@ -280,6 +266,71 @@ async fn swapped_certificate_is_served_without_restart_and_open_stream_keeps_goi
     // The stream opened under the old certificate still delivers.
     c.create_topic(0, "after-swap").await;
     read_until(&mut body, &mut seen, "after-swap").await;
+}
+
+/// Renews node-1's certificate in `certs` (written aside, renamed over the old files, as a
+/// renewal tool does) and returns the new certificate's DER.
+fn renew_node_1(certs: &Path, ca: &Ca) -> Vec<u8> {
+    let aside = tempfile::tempdir_in(certs).expect("dir");
+    let renewed = ca.issue_into(aside.path(), "node-1").expect("renewal");
+    for (from, to) in [
+        (&renewed.key, certs.join("node-1.key")),
+        (&renewed.cert, certs.join("node-1.crt")),
+    ] {
+        std::fs::rename(from, to).expect("rename");
+    }
+    let pem = std::fs::read(certs.join("node-1.crt")).expect("read");
+    let der = rustls_pemfile::certs(&mut &pem[..])
+        .next()
+        .expect("cert")
+        .expect("pem")
+        .to_vec();
+    der
+}
+
+#[tokio::test]
+#[ignore = "slow: starts a node and waits for a certificate reload"]
+async fn sighup_reloads_a_certificate_whose_files_kept_their_modification_times() {
+    let (mut c, certs, ca) = tls_cluster(cert_args, &[]);
+    c.add_node();
+    c.wait_voters(1, Duration::from_secs(30)).await;
+    let addr = c.nodes[0].addr.clone();
+    let before = served_cert(&addr, &certs).await;
+    let mtime = |name: &str| {
+        std::fs::metadata(certs.join(name))
+            .and_then(|m| m.modified())
+            .expect("mtime")
+    };
+    let (cert_time, key_time) = (mtime("node-1.crt"), mtime("node-1.key"));
+    let wanted = renew_node_1(&certs, &ca);
+    assert_ne!(wanted, before);
+    // Back-dated to the old files' times: the modification-time poll sees nothing new, so only
+    // SIGHUP can make the node read them.
+    for (name, time) in [("node-1.crt", cert_time), ("node-1.key", key_time)] {
+        std::fs::File::options()
+            .write(true)
+            .open(certs.join(name))
+            .and_then(|f| f.set_modified(time))
+            .expect("set mtime");
+    }
+    assert_eq!(
+        (mtime("node-1.crt"), mtime("node-1.key")),
+        (cert_time, key_time)
+    );
+    c.nodes[0].signal(libc::SIGHUP);
+    eventually(
+        Duration::from_secs(20),
+        "the certificate read on SIGHUP served to new connections",
+        || {
+            let (addr, certs, wanted) = (addr.clone(), certs.clone(), wanted.clone());
+            async move { (served_cert(&addr, &certs).await == wanted).then_some(()) }
+        },
+    )
+    .await;
+    assert!(
+        c.nodes[0].running(),
+        "SIGHUP reloads, it does not stop the node"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
