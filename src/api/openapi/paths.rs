@@ -269,7 +269,7 @@ pub fn ui_index() {}
 
 /// One of the console's files (built into the binary).
 #[utoipa::path(get, path = "/ui/{file}", tag = "console",
-    params(("file" = String, Path, description = "`index.html`, `console.css`, `*.js`")),
+    params(("file" = String, Path, description = "`index.html`, `style.css`, `*.js`")),
     responses(
         (status = 200, description = "The file", content(
             (String = "text/html; charset=utf-8"),
