@@ -133,6 +133,8 @@ async fn a_page_of_another_origin_streams_from_a_follower_across_its_restart() {
     c.wait_voters(3, Duration::from_secs(30)).await;
     let l = c.leader(Duration::from_secs(30)).await;
     let f = (0..3).find(|&i| i != l).expect("a follower");
+    let cluster_id = c.cluster_view(f).await.expect("a view")["cluster_id"].clone();
+    assert!(cluster_id.is_string(), "the follower knows its cluster");
     let src = format!(
         "http://{}/stream?offset=0&access_token={TOKEN}",
         c.nodes[f].addr
@@ -185,6 +187,25 @@ async fn a_page_of_another_origin_streams_from_a_follower_across_its_restart() {
     );
     let ids: Vec<String> = expected.iter().map(u64::to_string).collect();
     assert_eq!(shown["ids"], json!(ids), "each event's id is its offset");
+    // The restarted node names the same cluster, in /cluster and in its headers.
+    let after = c.cluster_view(f).await.expect("a view");
+    assert_eq!(
+        after["cluster_id"], cluster_id,
+        "the cluster id survives a restart"
+    );
+    let resp = c
+        .http
+        .get(format!("http://{}/get_all_brokers", c.nodes[f].addr))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(
+        resp.headers()
+            .get("x-yakt-cluster-id")
+            .and_then(|v| v.to_str().ok()),
+        cluster_id.as_str(),
+        "the header after a restart"
+    );
 
     b.close().await;
 }
