@@ -120,7 +120,13 @@ impl Contract {
             "components": self.doc["components"],
             "allOf": [schema],
         });
-        let validator = jsonschema::draft202012::new(&root)
+        // Formats are checked too (an `internalUUID` that is no UUID fails); OpenAPI's own
+        // `int32`/`int64` are not JSON Schema formats and are left to `type`.
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .should_ignore_unknown_formats(true)
+            .build(&root)
             .map_err(|e| format!("the document's schema does not compile: {e}"))?;
         let errors: Vec<String> = validator
             .iter_errors(instance)
@@ -307,6 +313,13 @@ fn the_checker_refuses_wrong_answers() {
         c.check("POST", "/register_broker", 200, json, &bytes(&good)),
         Ok(())
     );
+    let mut bad_uuid = good.clone();
+    bad_uuid["metadata"]["internalUUID"] = json!("not-a-uuid");
+    assert!(
+        c.check("POST", "/register_broker", 200, json, &bytes(&bad_uuid))
+            .is_err(),
+        "the checker accepted an internalUUID that is no UUID"
+    );
     let mut wrong_port = good.clone();
     wrong_port["metadata"]["brokerPort"] = json!("9092");
     let mut no_offset = good.clone();
@@ -386,6 +399,14 @@ fn the_checker_refuses_wrong_answers() {
             200,
             json,
             bytes(&json!({"status": "ok", "leader_id": "one"})),
+        ),
+        (
+            "a token scope that does not exist",
+            "GET",
+            "/ui/api/settings",
+            200,
+            json,
+            bytes(&json!({"token": "sometimes"})),
         ),
         (
             "a 416 without log_end_offset",
