@@ -78,6 +78,14 @@ pub fn document() -> Value {
         "headers": {"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}},
         "content": error.clone(),
     });
+    // Each event's `data` is a JSON object: a LogRecord (`record`), a snapshot, progress or a
+    // `stream_error`; OpenAPI 3.1 has no per-event schema (3.2's `itemSchema`).
+    doc["paths"]["/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]["schema"] = json!({
+        "type": "object",
+        "description": "The `data` of each event: `record` a LogRecord, `snapshot` a SnapshotBody, \
+            `progress` {applied_offset, commit_offset, leader_id, term, node_id}, `stream_error` \
+            an ErrorBody",
+    });
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return doc;
     };

@@ -8,6 +8,10 @@
 
 use super::schemas::*;
 
+// Patterns are literals in the attributes below (utoipa takes no constant there): the
+// timestamp forms are Unix seconds (fractional too) or milliseconds, `YYYY-MM-DD_HH:MM:SS` (UTC),
+// or RFC 3339 with its offset; `names` is a comma-separated list of record names.
+
 const CONSISTENT: &str =
     "`true` makes the read linearizable: the node first learns the leader's commit index and \
      waits until it has applied it (503 without a leader).";
@@ -15,9 +19,9 @@ const CONSISTENT: &str =
 /// The whole image, or the image at an older point (time travel).
 #[utoipa::path(get, path = "/get_metadata", tag = "metadata",
     params(
-        ("consistent" = Option<String>, Query, description = CONSISTENT),
+        ("consistent" = Option<bool>, Query, description = CONSISTENT),
         ("at_offset" = Option<u64>, Query, description = "The image right after this offset (time travel)."),
-        ("at" = Option<String>, Query, description = "The image at this time: `YYYY-MM-DD_HH:MM:SS` (UTC), Unix seconds or milliseconds, or RFC 3339."),
+        ("at" = Option<String>, Query, pattern = r"^([0-9]{1,13}(\.[0-9]{1,3})?|[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(_([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]|T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])))$", description = "The image at this time: `YYYY-MM-DD_HH:MM:SS` (UTC), Unix seconds or milliseconds, or RFC 3339."),
     ),
     responses(
         (status = 200, description = "The image", body = MetadataAnswer),
@@ -40,7 +44,7 @@ pub fn register_broker() {}
 
 /// Brokers not CLOSED.
 #[utoipa::path(get, path = "/get_all_brokers", tag = "metadata",
-    params(("consistent" = Option<String>, Query, description = CONSISTENT)),
+    params(("consistent" = Option<bool>, Query, description = CONSISTENT)),
     responses(
         (status = 200, description = "The brokers", body = BrokerList),
         (status = 400, description = "An unknown parameter", body = ErrorBody),
@@ -51,8 +55,8 @@ pub fn get_all_brokers() {}
 /// One broker.
 #[utoipa::path(get, path = "/get_broker/{broker_id}", tag = "metadata",
     params(
-        ("broker_id" = String, Path, description = "The broker's id (an integer)"),
-        ("consistent" = Option<String>, Query, description = CONSISTENT),
+        ("broker_id" = i32, Path, minimum = 0, description = "The broker's id"),
+        ("consistent" = Option<bool>, Query, description = CONSISTENT),
     ),
     responses(
         (status = 200, description = "The broker", body = OneBroker),
@@ -64,7 +68,7 @@ pub fn get_broker() {}
 
 /// Closes a broker (appends a change record with `brokerStatus: CLOSED`).
 #[utoipa::path(put, path = "/delete_broker/{broker_id}", tag = "metadata",
-    params(("broker_id" = String, Path, description = "The broker's id")),
+    params(("broker_id" = i32, Path, minimum = 0, description = "The broker's id")),
     responses(
         (status = 200, description = "Committed", body = DeleteBrokerAnswer),
         (status = 400, description = "Not an integer", body = ErrorBody),
@@ -87,7 +91,7 @@ pub fn create_topic() {}
 #[utoipa::path(get, path = "/get_topic/{topic_name}", tag = "metadata",
     params(
         ("topic_name" = String, Path, description = "The topic's name"),
-        ("consistent" = Option<String>, Query, description = CONSISTENT),
+        ("consistent" = Option<bool>, Query, description = CONSISTENT),
     ),
     responses(
         (status = 200, description = "The topic", body = OneTopic),
@@ -111,8 +115,8 @@ pub fn create_partition() {}
 /// Every partition, or one topic's.
 #[utoipa::path(get, path = "/get_partitions", tag = "metadata",
     params(
-        ("topicUUID" = Option<String>, Query, description = "Only this topic's partitions"),
-        ("consistent" = Option<String>, Query, description = CONSISTENT),
+        ("topicUUID" = Option<uuid::Uuid>, Query, description = "Only this topic's partitions"),
+        ("consistent" = Option<bool>, Query, description = CONSISTENT),
     ),
     responses(
         (status = 200, description = "The partitions", body = PartitionList),
@@ -123,7 +127,7 @@ pub fn get_partitions() {}
 
 /// Hands a producer id to a broker (appends a ProducerIdsRecord).
 #[utoipa::path(post, path = "/register_producer/{broker_id}", tag = "metadata",
-    params(("broker_id" = String, Path, description = "The broker's id")),
+    params(("broker_id" = i32, Path, minimum = 0, description = "The broker's id")),
     request_body = RegisterProducerBody,
     responses(
         (status = 200, description = "Committed", body = RegisterProducerAnswer),
@@ -135,7 +139,7 @@ pub fn register_producer() {}
 
 /// Every producer registration.
 #[utoipa::path(get, path = "/get_producer_ids", tag = "metadata",
-    params(("consistent" = Option<String>, Query, description = CONSISTENT)),
+    params(("consistent" = Option<bool>, Query, description = CONSISTENT)),
     responses(
         (status = 200, description = "The producer ids", body = ProducerIdList),
         (status = 400, description = "An unknown parameter", body = ErrorBody),
@@ -156,7 +160,7 @@ pub fn broker_registration_change() {}
 
 /// What a broker needs to catch up since a time.
 #[utoipa::path(get, path = "/broker_mgmt/{timestamp}", tag = "catch-up",
-    params(("timestamp" = String, Path, description = "`YYYY-MM-DD_HH:MM:SS` (UTC), Unix seconds or milliseconds, or RFC 3339")),
+    params(("timestamp" = String, Path, pattern = r"^([0-9]{1,13}(\.[0-9]{1,3})?|[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(_([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]|T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])))$", description = "`YYYY-MM-DD_HH:MM:SS` (UTC), Unix seconds or milliseconds, or RFC 3339")),
     responses(
         (status = 200, description = "Delta or snapshot", body = CatchUpAnswer),
         (status = 400, description = "A bad timestamp", body = ErrorBody),
@@ -166,7 +170,7 @@ pub fn broker_mgmt() {}
 
 /// What a producer or consumer needs to catch up since a time (no ProducerIdsRecord).
 #[utoipa::path(get, path = "/client_mgmt/{timestamp}", tag = "catch-up",
-    params(("timestamp" = String, Path, description = "As `/broker_mgmt`")),
+    params(("timestamp" = String, Path, pattern = r"^([0-9]{1,13}(\.[0-9]{1,3})?|[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(_([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]|T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])))$", description = "As `/broker_mgmt`")),
     responses(
         (status = 200, description = "Delta or snapshot", body = CatchUpAnswer),
         (status = 400, description = "A bad timestamp", body = ErrorBody),
@@ -179,11 +183,11 @@ pub fn client_mgmt() {}
 /// `event: stream_error` before the stream ends on an error. Resumes with `Last-Event-ID`.
 #[utoipa::path(get, path = "/stream", tag = "log",
     params(
-        ("offset" = Option<String>, Query, description = "First offset (default: the log start); `end` for only what comes next"),
-        ("names" = Option<String>, Query, description = "Comma-separated record names to keep"),
+        ("offset" = Option<String>, Query, pattern = r"^([0-9]+|start|earliest|end|latest)$", description = "First offset (default: the log start); `end` for only what comes next"),
+        ("names" = Option<String>, Query, pattern = r"^(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord)(,(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord))*$", description = "Comma-separated record names to keep"),
         ("access_token" = Option<String>, Query, description = "The token, for `EventSource` (which cannot send headers)"),
         ("require_leader" = Option<String>, Query, description = "`false` keeps the stream open on a node without a leader"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this id"),
+        ("Last-Event-ID" = Option<String>, Header, pattern = r"^[0-9]+$", description = "Resume after this id"),
     ),
     responses(
         (status = 200, description = "An endless `text/event-stream`", body = String, content_type = "text/event-stream"),
@@ -195,10 +199,10 @@ pub fn stream() {}
 /// The log as JSON pages (long poll).
 #[utoipa::path(get, path = "/fetch", tag = "log",
     params(
-        ("offset" = Option<String>, Query, description = "First offset (default: the log start); `end` for only what comes next"),
-        ("max_records" = Option<u64>, Query, description = "Most records in the page (default 1000, at most 10000)"),
-        ("wait_ms" = Option<u64>, Query, description = "How long to wait for new records when there are none (at most 30000)"),
-        ("names" = Option<String>, Query, description = "Comma-separated record names to keep"),
+        ("offset" = Option<String>, Query, pattern = r"^([0-9]+|start|earliest|end|latest)$", description = "First offset (default: the log start); `end` for only what comes next"),
+        ("max_records" = Option<u64>, Query, minimum = 1, description = "Most records in the page (default 1000; more than 10000 reads 10000)"),
+        ("wait_ms" = Option<u64>, Query, description = "How long to wait for new records when there are none (more than 30000 waits 30000)"),
+        ("names" = Option<String>, Query, pattern = r"^(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord)(,(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord))*$", description = "Comma-separated record names to keep"),
         ("access_token" = Option<String>, Query, description = "The token, as for `/stream`"),
     ),
     responses(
@@ -240,7 +244,7 @@ pub fn add_member() {}
 
 /// Removes a node.
 #[utoipa::path(delete, path = "/cluster/members/{id}", tag = "membership",
-    params(("id" = String, Path, description = "The node's id")),
+    params(("id" = u64, Path, description = "The node's id")),
     responses(
         (status = 200, description = "Removed", body = MemberRemoved),
         (status = 400, description = "Not an integer", body = ErrorBody),
