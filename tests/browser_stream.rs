@@ -90,6 +90,18 @@ async fn page_listener() -> (TcpListener, String) {
     (l, format!("http://127.0.0.1:{port}"))
 }
 
+/// `n` nodes whose reads need [`TOKEN`] and that allow `origin` (`--cors-origin`); the test's
+/// own client sends the token.
+async fn protected(n: usize, origin: &str) -> Cluster {
+    let mut c = Cluster::empty(&["--token", TOKEN, "--protect-reads", "--cors-origin", origin]);
+    c.http = support::http_with_token(TOKEN);
+    for _ in 0..n {
+        c.add_node();
+    }
+    c.wait_voters(n, Duration::from_secs(30)).await;
+    c
+}
+
 /// Creates `n` topics through node `i`; their offsets.
 async fn write(c: &Cluster, i: usize, prefix: &str, n: usize) -> Vec<u64> {
     let mut offsets = Vec::new();
@@ -119,18 +131,7 @@ fn offsets(v: &Value) -> Vec<u64> {
 #[ignore = "slow: a 3-node cluster and headless Chromium"]
 async fn a_page_of_another_origin_streams_from_a_follower_across_its_restart() {
     let (allowed, allowed_origin) = page_listener().await;
-    let mut c = Cluster::empty(&[
-        "--token",
-        TOKEN,
-        "--protect-reads",
-        "--cors-origin",
-        &allowed_origin,
-    ]);
-    c.http = support::http_with_token(TOKEN);
-    for _ in 0..3 {
-        c.add_node();
-    }
-    c.wait_voters(3, Duration::from_secs(30)).await;
+    let mut c = protected(3, &allowed_origin).await;
     let l = c.leader(Duration::from_secs(30)).await;
     let f = (0..3).find(|&i| i != l).expect("a follower");
     let cluster_id = c.cluster_view(f).await.expect("a view")["cluster_id"].clone();
@@ -215,16 +216,7 @@ async fn a_page_of_another_origin_streams_from_a_follower_across_its_restart() {
 async fn a_page_of_an_origin_not_allowed_shows_nothing_when_reads_are_protected() {
     let (allowed, allowed_origin) = page_listener().await;
     let (other, other_origin) = page_listener().await;
-    let mut c = Cluster::empty(&[
-        "--token",
-        TOKEN,
-        "--protect-reads",
-        "--cors-origin",
-        &allowed_origin,
-    ]);
-    c.http = support::http_with_token(TOKEN);
-    c.add_node();
-    c.wait_voters(1, Duration::from_secs(30)).await;
+    let c = protected(1, &allowed_origin).await;
     let written = write(&c, 0, "t", 3).await;
     let src = format!(
         "http://{}/stream?offset=0&access_token={TOKEN}",
@@ -349,10 +341,7 @@ async fn cors_answers_star_on_open_reads_and_listed_origins_everywhere() {
 
     // Protected reads: only the listed origin, for every method, preflight included.
     let listed = "http://127.0.0.1:2";
-    let mut p = Cluster::empty(&["--token", TOKEN, "--protect-reads", "--cors-origin", listed]);
-    p.http = support::http_with_token(TOKEN);
-    p.add_node();
-    p.wait_voters(1, Duration::from_secs(30)).await;
+    let p = protected(1, listed).await;
     let a = p.nodes[0].addr.clone();
     let (st, h) = cors(&a, Method::GET, "/cluster", page, None, Some(TOKEN)).await;
     assert_eq!(
