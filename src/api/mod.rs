@@ -2,6 +2,7 @@
 //! operating endpoints, and node-to-node Raft RPC, all on the node's one address.
 
 pub mod catchup;
+pub mod cors;
 pub mod error;
 pub mod event_cache;
 pub mod history;
@@ -9,6 +10,7 @@ pub mod log_read;
 pub mod members;
 pub mod metadata;
 pub mod middleware;
+pub mod openapi;
 pub mod ops;
 pub mod raft_rpc;
 pub mod server;
@@ -46,6 +48,8 @@ pub struct ApiOptions {
     /// `/raft/*` only from connections whose client certificate the peer CA signed (set by
     /// [`server::run`] when the node serves TLS with a peer CA).
     pub require_peer_cert: bool,
+    /// `--cors-origin`: origins a browser page may call every endpoint from (see [`cors`]).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ApiOptions {
@@ -57,6 +61,7 @@ impl Default for ApiOptions {
             protect_reads: false,
             slow_reader_timeout: Defaults::SLOW_READER_TIMEOUT,
             require_peer_cert: false,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -70,6 +75,7 @@ pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
         .merge(members::routes())
         .merge(stream::routes())
         .merge(ui::routes())
+        .merge(openapi::routes())
         .layer(DefaultBodyLimit::max(opts.body_limit))
         .merge(
             raft_rpc::routes()
@@ -96,6 +102,10 @@ pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             opts.clone(),
             middleware::auth,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            cors::CorsPolicy::new(&opts),
+            cors::cors,
         ))
         .layer(axum::middleware::from_fn_with_state(
             node.clone(),

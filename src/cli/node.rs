@@ -82,6 +82,16 @@ pub struct NodeArgs {
     /// Require the token on reads too.
     #[arg(long, env = "YAKT_PROTECT_READS")]
     pub protect_reads: bool,
+    /// Let a browser page from this origin (e.g. https://console.example:8443) call every
+    /// endpoint, preflight included; repeatable. Reads are open to every origin anyway unless
+    /// --protect-reads.
+    #[arg(
+        long = "cors-origin",
+        value_name = "ORIGIN",
+        env = "YAKT_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origin: Vec<String>,
     /// Cut off an SSE reader whose buffer stays full this long (e.g. 10s, 500ms).
     #[arg(long, env = "YAKT_SLOW_READER_TIMEOUT", default_value_t = HumanDuration(Defaults::SLOW_READER_TIMEOUT))]
     pub slow_reader_timeout: HumanDuration,
@@ -217,6 +227,7 @@ fn options(args: &NodeArgs) -> anyhow::Result<(NodeOptions, ServerOptions)> {
             protect_reads: args.protect_reads,
             slow_reader_timeout: args.slow_reader_timeout.into(),
             require_peer_cert: false,
+            cors_origins: args.cors_origin.clone(),
         },
         tls: server_tls,
         ..ServerOptions::default()

@@ -18,7 +18,19 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A broker's lifecycle status, the original YAKt specification's five values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    utoipa::ToSchema,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum BrokerStatus {
     /// Starting up.
@@ -78,7 +90,18 @@ impl FromStr for BrokerStatus {
 /// `SASL_PLAINTEXT`, `SASL_SSL`), case-sensitive, so that a typo such as `PLAINTXT` is refused
 /// instead of being stored for brokers to trip over. `PLAINTEXT` is the default.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+    utoipa::ToSchema,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
 )]
 pub enum SecurityProtocol {
     /// No TLS, no SASL; the default.
@@ -134,7 +157,7 @@ impl FromStr for SecurityProtocol {
 }
 
 /// A broker's registration; also the image's view of a broker's current state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegisterBrokerRecord {
     /// Host name or address clients connect to.
     #[serde(rename = "brokerHost")]
@@ -175,7 +198,7 @@ impl RegisterBrokerRecord {
 }
 
 /// A topic.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicRecord {
     /// The topic's name (Kafka's rules).
     pub name: String,
@@ -185,7 +208,7 @@ pub struct TopicRecord {
 }
 
 /// A partition of a topic and its replica assignment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionRecord {
     /// In-sync replicas, a subset of `replicas`.
     #[serde(rename = "ISR")]
@@ -226,7 +249,7 @@ impl PartitionRecord {
 }
 
 /// A producer id handed to a broker.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerIdsRecord {
     /// The broker's epoch when the id was handed out (Kafka's fencing check).
     #[serde(rename = "brokerEpoch")]
@@ -240,7 +263,7 @@ pub struct ProducerIdsRecord {
 }
 
 /// A change to a registered broker; `delete_broker` is one with `brokerStatus: CLOSED`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRegistrationChangeBrokerRecord {
     /// New host, if changed.
     #[serde(
@@ -358,7 +381,7 @@ pub struct MetadataCommand {
 }
 
 /// A record as it appears in the log, stream and catch-up answers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogRecord {
     /// The entry's Raft index.
     pub offset: u64,
@@ -369,6 +392,7 @@ pub struct LogRecord {
     /// The record type's name ([`Record::name`]).
     pub name: String,
     /// The record's fields ([`Record::fields_json`]).
+    #[schema(value_type = Object)]
     pub fields: serde_json::Value,
 }
 

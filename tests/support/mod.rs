@@ -50,6 +50,22 @@ pub const PURGE_SOON: &[&str] = &[
     "4096",
 ];
 
+/// An HTTP client that sends `Authorization: Bearer <token>` on every request: a [`Cluster`]'s
+/// `http` for nodes started with `--token ... --protect-reads` (else it cannot even see them up).
+pub fn http_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("a header value"),
+    );
+    reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("client")
+}
+
 /// An HTTP client without a whole-request timeout, for streams that stay open across faults.
 pub fn stream_http() -> reqwest::Client {
     reqwest::Client::builder()

@@ -1,0 +1,579 @@
+//! The shapes of the answers and request bodies that the handlers build as JSON on the spot
+//! (`json!`), written down as types so that `utoipa` can describe them. They are never built by
+//! the server: the handlers own their answers, and `tests/openapi.rs` holds these types to what
+//! the handlers really send (every answer of a running cluster is validated against them).
+//!
+//! The records themselves (`RegisterBrokerRecord`, ..., `LogRecord`) are the model's own types
+//! with `ToSchema` derived where they are defined.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::metadata::record::{
+    BrokerRegistrationChangeBrokerRecord, BrokerStatus, LogRecord, PartitionRecord,
+    ProducerIdsRecord, RegisterBrokerRecord, SecurityProtocol, TopicRecord,
+};
+
+/// API.md's one error shape: `{"error": kind, "message": text}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The kind, a short machine-readable word (`bad_request`, `not_found`, `conflict`,
+    /// `unauthorized`, `unavailable`, `unknown_outcome`, `cluster_mismatch`, ...).
+    pub error: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+/// `410` of time travel: the point is older than what the node can rebuild.
+#[derive(Serialize, ToSchema)]
+pub struct CompactedError {
+    /// `compacted`.
+    pub error: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The oldest offset this node can still rebuild.
+    pub oldest_offset: u64,
+}
+
+/// `416`: an offset past the end of the committed log.
+#[derive(Serialize, ToSchema)]
+pub struct OutOfRangeError {
+    /// `offset_out_of_range`.
+    pub error: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The offset after the last committed record.
+    pub log_end_offset: u64,
+}
+
+/// The image: the current state of each entity under its record name, and the change records.
+#[derive(Serialize, ToSchema)]
+pub struct MetadataImage {
+    /// Every broker ever registered, in its current state.
+    #[serde(rename = "RegisterBrokerRecord")]
+    pub register_broker_record: Vec<RegisterBrokerRecord>,
+    /// Every topic.
+    #[serde(rename = "TopicRecord")]
+    pub topic_record: Vec<TopicRecord>,
+    /// Every partition, in its current state.
+    #[serde(rename = "PartitionRecord")]
+    pub partition_record: Vec<PartitionRecord>,
+    /// Every producer id handed out.
+    #[serde(rename = "ProducerIdsRecord")]
+    pub producer_ids_record: Vec<ProducerIdsRecord>,
+    /// Every broker change record, in log order.
+    #[serde(rename = "BrokerRegistrationChangeBrokerRecord")]
+    pub broker_registration_change_broker_record: Vec<BrokerRegistrationChangeBrokerRecord>,
+}
+
+/// `/get_metadata`'s answer (also time travel's, and a snapshot's body).
+#[derive(Serialize, ToSchema)]
+pub struct MetadataAnswer {
+    /// The last offset the image includes.
+    pub offset: u64,
+    /// The Raft term of that offset.
+    pub epoch: u64,
+    /// The image.
+    pub metadata: MetadataImage,
+}
+
+/// `{"metadata": [brokers]}`.
+#[derive(Serialize, ToSchema)]
+pub struct BrokerList {
+    /// Brokers not `CLOSED`, by id.
+    pub metadata: Vec<RegisterBrokerRecord>,
+}
+
+/// `{"metadata": broker}`.
+#[derive(Serialize, ToSchema)]
+pub struct OneBroker {
+    /// The broker (a `CLOSED` one too).
+    pub metadata: RegisterBrokerRecord,
+}
+
+/// A topic with its partitions.
+#[derive(Serialize, ToSchema)]
+pub struct TopicWithPartitions {
+    /// The topic's name.
+    pub name: String,
+    /// The topic's id.
+    #[serde(rename = "topicUUID")]
+    pub topic_uuid: Uuid,
+    /// Its partitions.
+    pub partitions: Vec<PartitionRecord>,
+}
+
+/// `{"metadata": topic}`.
+#[derive(Serialize, ToSchema)]
+pub struct OneTopic {
+    /// The topic.
+    pub metadata: TopicWithPartitions,
+}
+
+/// `{"metadata": [partitions]}`.
+#[derive(Serialize, ToSchema)]
+pub struct PartitionList {
+    /// Partitions, each in its current state.
+    pub metadata: Vec<PartitionRecord>,
+}
+
+/// `{"metadata": [producer ids]}`.
+#[derive(Serialize, ToSchema)]
+pub struct ProducerIdList {
+    /// Every producer registration.
+    pub metadata: Vec<ProducerIdsRecord>,
+}
+
+/// Declares the answer of a write: `{"message", "offset", "metadata": <record fields>}`.
+macro_rules! write_answer {
+    ($(#[$doc:meta])* $name:ident, $record:ty $(, $(#[$fdoc:meta])* $extra:ident : $ty:ty as $wire:literal)*) => {
+        $(#[$doc])*
+        #[derive(Serialize, ToSchema)]
+        pub struct $name {
+            /// What was done, for a person.
+            pub message: String,
+            /// The offset of the record in the log.
+            pub offset: u64,
+            /// The record's fields as committed, server-set ones included.
+            pub metadata: $record,
+            $($(#[$fdoc])* #[serde(rename = $wire)] pub $extra: $ty,)*
+        }
+    };
+}
+
+write_answer!(
+    /// `POST /register_broker`'s answer.
+    RegisterBrokerAnswer,
+    RegisterBrokerRecord,
+    /// The offset of the registration record (KRaft's broker epoch), where the server says it.
+    broker_epoch: Option<u64> as "brokerEpoch"
+);
+write_answer!(
+    /// `POST /create_topic`'s answer.
+    CreateTopicAnswer,
+    TopicRecord
+);
+write_answer!(
+    /// `POST /create_partition`'s answer.
+    CreatePartitionAnswer,
+    PartitionRecord
+);
+write_answer!(
+    /// `POST /register_producer/{broker_id}`'s answer.
+    RegisterProducerAnswer,
+    ProducerIdsRecord
+);
+write_answer!(
+    /// `PUT /broker_registration_change`'s answer.
+    BrokerChangeAnswer,
+    BrokerRegistrationChangeBrokerRecord
+);
+
+/// `PUT /delete_broker/{broker_id}`'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct DeleteBrokerAnswer {
+    /// What was done.
+    pub message: String,
+    /// The offset of the change record.
+    pub offset: u64,
+    /// The closed broker's `internalUUID`.
+    #[serde(rename = "brokerUUID")]
+    pub broker_uuid: Option<Uuid>,
+}
+
+/// A partition leader as a client may send it: a broker id or a broker's `internalUUID`.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LeaderValue {
+    /// A broker id (one of `replicas`).
+    Id(u32),
+    /// A broker's `internalUUID` (the original specification's form).
+    Uuid(Uuid),
+}
+
+/// The fields a client sends to register a broker.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBrokerFields {
+    /// ≥ 0.
+    #[serde(rename = "brokerId")]
+    #[schema(minimum = 0)]
+    pub broker_id: i32,
+    /// Host clients connect to.
+    #[serde(rename = "brokerHost")]
+    #[schema(min_length = 1)]
+    pub broker_host: String,
+    /// Listener port (a numeric string is accepted too).
+    #[serde(rename = "brokerPort")]
+    #[schema(minimum = 1, maximum = 65535)]
+    pub broker_port: u16,
+    /// Default `PLAINTEXT`.
+    #[serde(rename = "securityProtocol")]
+    pub security_protocol: Option<SecurityProtocol>,
+    /// Default `ALIVE`.
+    #[serde(rename = "brokerStatus")]
+    pub broker_status: Option<BrokerStatus>,
+    /// Optional rack.
+    #[serde(rename = "rackId")]
+    pub rack_id: Option<String>,
+}
+
+/// The fields a client sends to create a topic.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTopicFields {
+    /// 1–249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+    #[schema(pattern = r"^[a-zA-Z0-9._-]{1,249}$")]
+    pub name: String,
+}
+
+/// The fields a client sends to create a partition.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePartitionFields {
+    /// ≥ 0.
+    #[serde(rename = "partitionId")]
+    #[schema(minimum = 0)]
+    pub partition_id: i32,
+    /// An existing topic.
+    #[serde(rename = "topicUUID")]
+    pub topic_uuid: Uuid,
+    /// Registered broker ids, no repeats.
+    #[schema(min_items = 1, value_type = Vec<u32>)]
+    pub replicas: Vec<i32>,
+    /// A subset of `replicas`.
+    #[serde(rename = "ISR")]
+    #[schema(value_type = Vec<u32>)]
+    pub isr: Vec<i32>,
+    /// Replicas being removed.
+    #[serde(rename = "removingReplicas")]
+    #[schema(value_type = Option<Vec<u32>>)]
+    pub removing_replicas: Option<Vec<i32>>,
+    /// Replicas being added.
+    #[serde(rename = "addingReplicas")]
+    #[schema(value_type = Option<Vec<u32>>)]
+    pub adding_replicas: Option<Vec<i32>>,
+    /// One of `replicas`.
+    pub leader: LeaderValue,
+}
+
+/// The fields a client sends to register a producer id.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterProducerFields {
+    /// ≥ 0; omitted, the server allocates the next free one.
+    #[serde(rename = "producerId")]
+    #[schema(minimum = 0)]
+    pub producer_id: Option<i64>,
+}
+
+/// The fields a client sends to change a broker's registration.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerChangeFields {
+    /// The broker to change.
+    #[serde(rename = "brokerId")]
+    #[schema(minimum = 0)]
+    pub broker_id: i32,
+    /// New host.
+    #[serde(rename = "brokerHost")]
+    #[schema(min_length = 1)]
+    pub broker_host: Option<String>,
+    /// New port (a numeric string is accepted too).
+    #[serde(rename = "brokerPort")]
+    #[schema(minimum = 1, maximum = 65535)]
+    pub broker_port: Option<u16>,
+    /// New protocol.
+    #[serde(rename = "securityProtocol")]
+    pub security_protocol: Option<SecurityProtocol>,
+    /// New status.
+    #[serde(rename = "brokerStatus")]
+    pub broker_status: Option<BrokerStatus>,
+}
+
+/// Declares a write body: the original YAKt envelope around the fields, or the bare fields.
+macro_rules! write_body {
+    ($(#[$doc:meta])* $name:ident, $envelope:ident, $fields:ty, $record:literal) => {
+        /// The original YAKt write envelope: `{"type": "metadata", "name": <record>, "fields"}`.
+        #[derive(Serialize, ToSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $envelope {
+            /// `metadata`.
+            #[serde(rename = "type")]
+            #[schema(pattern = "^metadata$")]
+            pub kind: Option<String>,
+            /// The record name; one that does not match the endpoint is a `400`.
+            #[schema(pattern = $record)]
+            pub name: Option<String>,
+            /// The record's fields.
+            pub fields: $fields,
+        }
+        $(#[$doc])*
+        #[derive(Serialize, ToSchema)]
+        #[serde(untagged)]
+        pub enum $name {
+            /// In the envelope.
+            Envelope($envelope),
+            /// The bare fields.
+            Fields($fields),
+        }
+    };
+}
+
+write_body!(
+    /// `POST /register_broker`'s body.
+    RegisterBrokerBody,
+    RegisterBrokerEnvelope,
+    RegisterBrokerFields,
+    "^RegisterBrokerRecord$"
+);
+write_body!(
+    /// `POST /create_topic`'s body.
+    CreateTopicBody,
+    CreateTopicEnvelope,
+    CreateTopicFields,
+    "^TopicRecord$"
+);
+write_body!(
+    /// `POST /create_partition`'s body.
+    CreatePartitionBody,
+    CreatePartitionEnvelope,
+    CreatePartitionFields,
+    "^PartitionRecord$"
+);
+write_body!(
+    /// `POST /register_producer/{broker_id}`'s body (may be empty: `{}`).
+    RegisterProducerBody,
+    RegisterProducerEnvelope,
+    RegisterProducerFields,
+    "^ProducerIdsRecord$"
+);
+write_body!(
+    /// `PUT /broker_registration_change`'s body.
+    BrokerChangeBody,
+    BrokerChangeEnvelope,
+    BrokerChangeFields,
+    "^(BrokerRegistrationChangeBrokerRecord|RegistrationChangeBrokerRecord)$"
+);
+
+/// Catch-up's mode.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CatchUpMode {
+    /// Every record at or after the time.
+    Delta,
+    /// The whole image.
+    Snapshot,
+}
+
+/// `/broker_mgmt/{timestamp}` and `/client_mgmt/{timestamp}`.
+#[derive(Serialize, ToSchema)]
+pub struct CatchUpAnswer {
+    /// Delta or snapshot.
+    pub mode: CatchUpMode,
+    /// The time asked for, ms since the Unix epoch.
+    pub since: u64,
+    /// The applied offset the answer reflects.
+    pub offset: u64,
+    /// The timestamp of the newest record included (the next call's `{timestamp}`).
+    pub until: Option<u64>,
+    /// By record name: the records (delta mode, each a `LogRecord`) or the entities (snapshot
+    /// mode, as in `/get_metadata`). `client_mgmt` leaves out `ProducerIdsRecord`.
+    pub metadata: BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+/// A snapshot in a `/fetch` answer (and the `snapshot` event of `/stream`).
+#[derive(Serialize, ToSchema)]
+pub struct SnapshotBody {
+    /// The snapshot's last offset.
+    pub offset: u64,
+    /// Its Raft term.
+    pub epoch: u64,
+    /// The image at that offset.
+    pub metadata: MetadataImage,
+}
+
+/// `/fetch`'s page.
+#[derive(Serialize, ToSchema)]
+pub struct FetchAnswer {
+    /// Committed records from the offset asked for (filtered by `names`).
+    pub records: Vec<LogRecord>,
+    /// Where the next fetch starts.
+    pub next_offset: u64,
+    /// One past the last offset this node has applied.
+    pub high_watermark: u64,
+    /// The first offset still in the log.
+    pub log_start_offset: u64,
+    /// The commit offset this node knows.
+    pub commit_offset: Option<u64>,
+    /// The leader this node sees.
+    pub leader_id: Option<u64>,
+    /// Present when the offset asked for lies below the log start: the image to start from.
+    pub snapshot: Option<SnapshotBody>,
+}
+
+/// A node's Raft role.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Leads.
+    Leader,
+    /// Follows a leader.
+    Follower,
+    /// Campaigns.
+    Candidate,
+    /// Replicates without a vote.
+    Learner,
+    /// Stopping.
+    Shutdown,
+}
+
+/// A member of the cluster in `/cluster`.
+#[derive(Serialize, ToSchema)]
+pub struct ClusterMember {
+    /// Node id.
+    pub id: u64,
+    /// HOST:PORT it serves on.
+    pub addr: String,
+    /// Votes (else a learner).
+    pub voter: bool,
+    /// The UUID made when that member's data directory was created.
+    pub incarnation: Option<Uuid>,
+}
+
+/// The newest snapshot's point.
+#[derive(Serialize, ToSchema)]
+pub struct SnapshotPoint {
+    /// Its last offset.
+    pub offset: u64,
+    /// Its Raft term.
+    pub epoch: u64,
+}
+
+/// `/cluster`: the cluster as this node sees it.
+#[derive(Serialize, ToSchema)]
+pub struct ClusterView {
+    /// The cluster's UUID, fixed when it was first started, the same on every node (`null`
+    /// only on a node that has not joined yet).
+    pub cluster_id: Option<Uuid>,
+    /// This node's id.
+    pub node_id: u64,
+    /// This node's data directory's UUID.
+    pub incarnation: Uuid,
+    /// Whether this node counts toward quorums.
+    pub voting: bool,
+    /// Why this node is recovering, when it is.
+    pub recovering: Option<String>,
+    /// This node's Raft role.
+    pub role: Role,
+    /// The leader this node sees.
+    pub leader_id: Option<u64>,
+    /// The leader's address.
+    pub leader_addr: Option<String>,
+    /// Current Raft term.
+    pub term: u64,
+    /// Voters and learners.
+    pub members: Vec<ClusterMember>,
+    /// Highest offset known committed.
+    pub commit_offset: Option<u64>,
+    /// Highest offset applied to the image.
+    pub applied_offset: Option<u64>,
+    /// The last offset in this node's log.
+    pub last_log_offset: Option<u64>,
+    /// The first offset still in the log.
+    pub log_start_offset: Option<u64>,
+    /// The newest snapshot.
+    pub snapshot: Option<SnapshotPoint>,
+}
+
+/// `/health` when a leader is seen.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// The leader.
+    pub leader_id: u64,
+}
+
+/// `POST /cluster/members`'s body.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberBody {
+    /// The new node's id.
+    pub id: u64,
+    /// HOST:PORT it serves on.
+    #[schema(
+        pattern = r"^[^:]+:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"
+    )]
+    pub addr: String,
+}
+
+/// `POST /cluster/members`'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct MemberAdded {
+    /// What was done.
+    pub message: String,
+    /// The node's id.
+    pub id: u64,
+    /// Its address.
+    pub addr: String,
+}
+
+/// `DELETE /cluster/members/{id}`'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct MemberRemoved {
+    /// What was done.
+    pub message: String,
+    /// The node's id.
+    pub id: u64,
+}
+
+/// What the cluster's token protects.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    /// No token.
+    None,
+    /// Writes need the token.
+    Writes,
+    /// Reads need it too.
+    Reads,
+}
+
+/// `/ui/api/settings`.
+#[derive(Serialize, ToSchema)]
+pub struct ConsoleSettings {
+    /// What the token protects.
+    pub token: TokenScope,
+}
+
+/// One member in `/ui/api/members`, with its own `/cluster` view.
+#[derive(Serialize, ToSchema)]
+pub struct ConsoleMember {
+    /// Node id.
+    pub id: u64,
+    /// Its address.
+    pub addr: String,
+    /// Votes.
+    pub voter: bool,
+    /// Its data directory's UUID.
+    pub incarnation: Option<Uuid>,
+    /// Its `/cluster`, when it answered in time.
+    pub view: Option<ClusterView>,
+    /// Why it did not, for a person.
+    pub error: Option<String>,
+}
+
+/// `/ui/api/members`: this node's view and each member's own.
+#[derive(Serialize, ToSchema)]
+pub struct ConsoleMembers {
+    /// The node that answered.
+    pub node_id: u64,
+    /// Its `/cluster`.
+    pub cluster: ClusterView,
+    /// Every member.
+    pub members: Vec<ConsoleMember>,
+}
