@@ -9,175 +9,18 @@
 //! stale. The user's actions (tabs, the offset field, buttons, the token) are real clicks and
 //! keystrokes.
 
+#[path = "support/browser.rs"]
+mod browser;
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use browser::Headless;
 use serde_json::{json, Value};
-use support::{eventually, free_port, Cluster};
-
-/// Where Debian's `chromium-driver` and `chromium` put their programs (`CHROMEDRIVER` and
-/// `CHROMIUM` override).
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const CHROMIUM: &str = "/usr/bin/chromium";
+use support::{eventually, Cluster};
 
 /// How long the page gets to show something.
 const PAGE: Duration = Duration::from_secs(20);
-
-/// chromedriver and the headless Chromium it starts, in a process group of their own so that
-/// both go when the test ends, even by a panic.
-struct Browser {
-    client: Option<Client>,
-    driver: Child,
-    _profile: tempfile::TempDir,
-}
-
-fn program(var: &str, default: &str) -> PathBuf {
-    let p = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(default));
-    assert!(
-        p.exists(),
-        "{} not found: the console's browser tests need Debian's chromium and chromium-driver \
-         packages (`apt-get install -y chromium chromium-driver`, as .ci/run does), or {var} \
-         naming the program",
-        p.display()
-    );
-    p
-}
-
-impl Browser {
-    async fn start() -> Browser {
-        let driver_bin = program("CHROMEDRIVER", CHROMEDRIVER);
-        let chromium = program("CHROMIUM", CHROMIUM);
-        let port = free_port();
-        let driver = {
-            use std::os::unix::process::CommandExt;
-            Command::new(&driver_bin)
-                .arg(format!("--port={port}"))
-                .arg("--allowed-ips=127.0.0.1")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .process_group(0)
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {}: {e}", driver_bin.display()))
-        };
-        let profile = tempfile::tempdir().expect("a profile directory");
-        let mut browser = Browser {
-            client: None,
-            driver,
-            _profile: profile,
-        };
-        let addr = format!("127.0.0.1:{port}");
-        eventually(
-            Duration::from_secs(20),
-            "chromedriver listening",
-            || async { support::port_open(&addr).then_some(()) },
-        )
-        .await;
-        let caps = json!({
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1280,1000",
-                    format!("--user-data-dir={}", browser._profile.path().display()),
-                ],
-            }
-        });
-        let caps = match caps {
-            Value::Object(m) => m,
-            _ => unreachable!("a JSON object literal"),
-        };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://{addr}"))
-            .await
-            .unwrap_or_else(|e| panic!("a WebDriver session with headless Chromium: {e}"));
-        browser.client = Some(client);
-        browser
-    }
-
-    fn c(&self) -> &Client {
-        self.client.as_ref().expect("a session")
-    }
-
-    /// Runs a script in the page and returns its value.
-    async fn js(&self, script: &str) -> Value {
-        self.c()
-            .execute(script, vec![])
-            .await
-            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
-    }
-
-    /// Polls a script until `accept` takes its value, or fails with `what` and the last value.
-    async fn until<T>(
-        &self,
-        what: &str,
-        script: &str,
-        mut accept: impl FnMut(&Value) -> Option<T>,
-    ) -> T {
-        let mut last = Value::Null;
-        let deadline = std::time::Instant::now() + PAGE;
-        loop {
-            last = self.c().execute(script, vec![]).await.unwrap_or(last);
-            if let Some(v) = accept(&last) {
-                return v;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the page did not show {what} within {PAGE:?}; it last showed {last}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn click(&self, css: &str) {
-        self.c()
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let el = self
-            .c()
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
-        el.clear()
-            .await
-            .unwrap_or_else(|e| panic!("clearing {css}: {e}"));
-        el.send_keys(text)
-            .await
-            .unwrap_or_else(|e| panic!("typing into {css}: {e}"));
-    }
-
-    async fn finish(mut self) {
-        if let Some(c) = self.client.take() {
-            let _ = c.close().await;
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // The whole group: chromedriver and every Chromium process it started.
-        unsafe {
-            libc::kill(-(self.driver.id() as i32), libc::SIGKILL);
-        }
-        let _ = self.driver.wait();
-    }
-}
 
 /// The members table as the page shows it: `[{id, role}]`.
 const MEMBERS: &str = "return [...document.querySelectorAll('#members tbody tr')]\
@@ -361,18 +204,18 @@ async fn console_shows_a_live_cluster() {
     )
     .await;
 
-    let b = Browser::start().await;
-    b.c()
+    let b = Headless::start().await;
+    b.client()
         .goto(&format!("http://{addr}/"))
         .await
         .expect("open the console");
-    let url = b.c().current_url().await.expect("the page's URL");
+    let url = b.client().current_url().await.expect("the page's URL");
     assert_eq!(url.path(), "/ui/", "GET / leads to the console");
 
     // The three members, exactly one of them the leader, and it is the one the nodes name.
     let leader_id = c.nodes[leader].id;
     let shown = b
-        .until("three members with one leader", MEMBERS, |v| {
+        .poll("three members with one leader", PAGE, MEMBERS, |v| {
             one_leader(v, 3)
         })
         .await;
@@ -380,8 +223,9 @@ async fn console_shows_a_live_cluster() {
         shown, leader_id,
         "the page names the leader the cluster has"
     );
-    b.until(
+    b.poll(
         "which node it talks to",
+        PAGE,
         "return document.getElementById('talking-to').dataset.nodeId",
         |v| (v.as_str() == Some(&c.nodes[page_node].id.to_string())).then_some(()),
     )
@@ -389,44 +233,47 @@ async fn console_shows_a_live_cluster() {
 
     // Topics, folded from the stream: all of them, with their partitions.
     b.click("a[data-tab=topics]").await;
-    b.until(
+    b.poll(
         "the twelve topics in the count",
+        PAGE,
         "return document.getElementById('topic-count').textContent",
         |v| (v.as_str() == Some("12")).then_some(()),
     )
     .await;
     b.click(".topic-row[data-name=orders]").await;
-    b.until(
+    b.poll(
         "the three partitions of the topic picked",
+        PAGE,
         "return [...document.querySelectorAll('#partitions .vrow')].map(r => r.dataset.partition)",
         |v| (v == &json!(["0", "1", "2"])).then_some(()),
     )
     .await;
 
     if let Some(path) = std::env::var_os("YAKT_CONSOLE_SCREENSHOT") {
-        b.js("window.scrollTo(0, 0); return null").await;
-        let png = b.c().screenshot().await.expect("a screenshot");
+        b.eval("window.scrollTo(0, 0); return null").await;
+        let png = b.client().screenshot().await.expect("a screenshot");
         std::fs::write(&path, png).expect("write the screenshot");
     }
 
     // A topic created over HTTP shows up in the same page (no reload: the marker survives).
-    b.js("window.__notReloaded = 17; return null").await;
+    b.eval("window.__notReloaded = 17; return null").await;
     b.type_into("#topic-filter", "late-topic").await;
     c.create_topic(page_node, "late-topic").await;
-    b.until(
+    b.poll(
         "late-topic in the topic list",
+        PAGE,
         "return [...document.querySelectorAll('#topics .topic-row')].map(r => r.dataset.name)",
         |v| (v == &json!(["late-topic"])).then_some(()),
     )
     .await;
-    assert_eq!(b.js("return window.__notReloaded").await, json!(17));
+    assert_eq!(b.eval("return window.__notReloaded").await, json!(17));
 
     // SIGKILL the leader: the page shows the one the others elect, and the old one unreachable.
     c.nodes[leader].kill();
     let rest: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     let new_leader = c.nodes[c.leader_among(&rest, Duration::from_secs(30)).await].id;
     let rows = b
-        .until("the new leader", MEMBERS, |v| {
+        .poll("the new leader", PAGE, MEMBERS, |v| {
             (one_leader(v, 3) == Some(new_leader)).then(|| v.clone())
         })
         .await;
@@ -435,24 +282,29 @@ async fn console_shows_a_live_cluster() {
         .and_then(|r| r.iter().find(|r| r["id"] == leader_id))
         .expect("the old leader's row");
     assert_eq!(old["role"], "unreachable", "the killed leader: {rows}");
-    assert_eq!(b.js("return window.__notReloaded").await, json!(17));
+    assert_eq!(b.eval("return window.__notReloaded").await, json!(17));
 
     // The record stream from offset 0, below the log start: the snapshot as one row, then
     // the records after it, in order.
     b.click("a[data-tab=stream]").await;
     b.type_into("#stream-offset", "0").await;
     b.click("#stream-start").await;
-    b.until("a snapshot row", RECORD_ROWS, |v| {
+    b.poll("a snapshot row", PAGE, RECORD_ROWS, |v| {
         (v.as_array()?.first()?["name"] == "snapshot").then_some(())
     })
     .await;
     c.create_topic(page_node, "after-the-snapshot").await;
     let rows = b
-        .until("the snapshot row, then a new record", RECORD_ROWS, |v| {
-            let rows = v.as_array()?;
-            let last = rows.last()?["fields"].as_str()?;
-            (rows.len() >= 2 && last.contains("after-the-snapshot")).then(|| v.clone())
-        })
+        .poll(
+            "the snapshot row, then a new record",
+            PAGE,
+            RECORD_ROWS,
+            |v| {
+                let rows = v.as_array()?;
+                let last = rows.last()?["fields"].as_str()?;
+                (rows.len() >= 2 && last.contains("after-the-snapshot")).then(|| v.clone())
+            },
+        )
         .await;
     let rows = rows.as_array().expect("rows");
     assert_eq!(rows[0]["name"], "snapshot", "{rows:?}");
@@ -480,9 +332,12 @@ async fn console_shows_a_live_cluster() {
             .unwrap_or_default()
     };
     let shown = b
-        .until("the records from the chosen offset", RECORD_ROWS, |v| {
-            (offsets(v) == expected).then(|| v.clone())
-        })
+        .poll(
+            "the records from the chosen offset",
+            PAGE,
+            RECORD_ROWS,
+            |v| (offsets(v) == expected).then(|| v.clone()),
+        )
         .await;
     assert!(
         shown[0]["fields"]
@@ -494,8 +349,9 @@ async fn console_shows_a_live_cluster() {
     // Pause, write, resume: the stream continues after the last offset shown, nothing lost,
     // nothing shown twice.
     b.click("#stream-pause").await;
-    b.until(
+    b.poll(
         "the stream paused",
+        PAGE,
         "return document.getElementById('stream-state').dataset.state",
         |v| (v == "paused").then_some(()),
     )
@@ -509,11 +365,11 @@ async fn console_shows_a_live_cluster() {
         .filter_map(|r| r["offset"].as_u64())
         .collect();
     assert!(expected.contains(&during));
-    b.until("the records after resuming", RECORD_ROWS, |v| {
+    b.poll("the records after resuming", PAGE, RECORD_ROWS, |v| {
         (offsets(v) == expected).then_some(())
     })
     .await;
-    b.finish().await;
+    b.close().await;
 }
 
 /// `?access_token=` on `/stream` and `/fetch` (for `EventSource`, which cannot send headers),
@@ -611,21 +467,23 @@ async fn console_asks_for_the_token_when_reads_are_protected() {
     })
     .await;
 
-    let b = Browser::start().await;
-    b.c()
+    let b = Headless::start().await;
+    b.client()
         .goto(&format!("http://{addr}/ui/#topics"))
         .await
         .expect("open the console");
-    b.until(
+    b.poll(
         "the token field, asked for",
+        PAGE,
         "const box = document.getElementById('token-box'); \
          return !box.hidden && box.classList.contains('needed') && \
                 document.getElementById('banner').dataset.kind === 'auth'",
         |v| (v == true).then_some(()),
     )
     .await;
-    b.until(
+    b.poll(
         "the stream refused without the token",
+        PAGE,
         "return document.getElementById('live').dataset.state",
         |v| (v == "unauthorized").then_some(()),
     )
@@ -633,22 +491,26 @@ async fn console_asks_for_the_token_when_reads_are_protected() {
 
     b.type_into("#token", TOKEN).await;
     b.click("#token-use").await;
-    b.until("the one member, leading", MEMBERS, |v| one_leader(v, 1))
-        .await;
-    b.until(
+    b.poll("the one member, leading", PAGE, MEMBERS, |v| {
+        one_leader(v, 1)
+    })
+    .await;
+    b.poll(
         "the topic, streamed with the token",
+        PAGE,
         "return [...document.querySelectorAll('#topics .topic-row')].map(r => r.dataset.name)",
         |v| (v == &json!(["guarded"])).then_some(()),
     )
     .await;
     // A phone-width window: the page itself does not scroll sideways (the members table
     // scrolls in its own box, long identifiers are dropped).
-    b.c()
+    b.client()
         .set_window_size(390, 844)
         .await
         .expect("a phone-sized window");
-    b.until(
+    b.poll(
         "no sideways scrolling at phone width",
+        PAGE,
         "return [document.documentElement.scrollWidth, window.innerWidth]",
         |v| {
             let (w, inner) = (v[0].as_u64()?, v[1].as_u64()?);
@@ -657,12 +519,12 @@ async fn console_asks_for_the_token_when_reads_are_protected() {
     )
     .await;
     let stored = b
-        .js("return [sessionStorage.getItem('yakt.console.token'), localStorage.length, document.cookie]")
+        .eval("return [sessionStorage.getItem('yakt.console.token'), localStorage.length, document.cookie]")
         .await;
     assert_eq!(
         stored,
         json!([TOKEN, 0, ""]),
         "the token is kept in sessionStorage only"
     );
-    b.finish().await;
+    b.close().await;
 }

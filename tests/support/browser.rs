@@ -4,6 +4,8 @@
 //! value is dropped (a panicking test included). Without the programs the test fails, saying
 //! how to install them: it never skips.
 
+#![allow(dead_code)] // each test binary uses part of it
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,6 +67,9 @@ impl Headless {
             "--no-first-run".into(),
             "--disable-background-networking".into(),
             "--disable-component-update".into(),
+            "--disable-quic".into(),
+            "--disable-sync".into(),
+            "--window-size=1280,1000".into(),
             format!("--user-data-dir={}", me._profile.path().display()),
         ];
         let Value::Object(caps) = json!({"goog:chromeOptions": {"binary": chromium, "args": args}})
@@ -94,7 +99,8 @@ impl Headless {
     }
 
     /// Evaluates `script` until `accept` takes its value, or panics after `timeout` with `what`
-    /// and the last value seen.
+    /// and the last value seen. A script that fails (the page is still loading) counts as no
+    /// value yet.
     pub async fn poll<T>(
         &self,
         what: &str,
@@ -103,17 +109,45 @@ impl Headless {
         mut accept: impl FnMut(&Value) -> Option<T>,
     ) -> T {
         let deadline = Instant::now() + timeout;
+        let mut last = Value::Null;
         loop {
-            let v = self.eval(script).await;
-            if let Some(t) = accept(&v) {
+            last = self.client().execute(script, vec![]).await.unwrap_or(last);
+            if let Some(t) = accept(&last) {
                 return t;
             }
             assert!(
                 Instant::now() < deadline,
-                "the page did not show {what} within {timeout:?}; it last showed {v}"
+                "the page did not show {what} within {timeout:?}; it last showed {last}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Clicks the element `css` selects, as a user would.
+    pub async fn click(&self, css: &str) {
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
+    /// Replaces the text of the field `css` selects with `text`, typed key by key.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        el.clear()
+            .await
+            .unwrap_or_else(|e| panic!("clearing {css}: {e}"));
+        el.send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("typing into {css}: {e}"));
+    }
+
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client()
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
     }
 
     /// Ends the session (the browser closes) before the driver is stopped.
