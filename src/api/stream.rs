@@ -37,7 +37,7 @@ use tokio_stream::StreamExt;
 use super::error::ApiError;
 use super::event_cache::{CachedEntry, EventCache};
 use super::log_read::{log_end, out_of_range, Entries, Events, Follow, NameFilter, Reader, Step};
-use super::sse::{event as sse_event, event_bytes};
+use super::sse::event as sse_event;
 use super::ApiOptions;
 use crate::metadata::LogRecord;
 use crate::raft::committed::ImageSnapshot;
@@ -47,7 +47,7 @@ pub mod chunks;
 mod leader_clock;
 pub mod walk;
 
-use chunks::{chunk_image, MAX_CHUNK};
+use chunks::{chunk_image, CHUNK_TARGET, SSE_FRAME};
 pub use leader_clock::LeaderClock;
 use walk::WalkError;
 
@@ -429,15 +429,14 @@ impl Producer {
         let (chunk_tx, mut chunk_rx) = mpsc::channel::<Vec<u8>>(1);
         let image = snap.image.clone();
         let encoder = tokio::task::spawn_blocking(move || {
-            chunk_image(&image, MAX_CHUNK, |c| {
+            chunk_image(&image, CHUNK_TARGET, SSE_FRAME, |c| {
                 chunk_tx
                     .blocking_send(c)
                     .map_err(|_| WalkError::Stopped("the reader is gone".into()))
             })
         });
         while let Some(chunk) = chunk_rx.recv().await {
-            self.send(event_bytes(None, "snapshot_chunk", &chunk), true)
-                .await?;
+            self.send(Bytes::from(chunk), true).await?;
         }
         match encoder.await {
             Ok(Ok(())) => {}
@@ -489,6 +488,10 @@ struct ReaderSide {
 impl ReaderSide {
     /// `first` and whatever else is buffered already, up to `COALESCE_BYTES`, as one chunk.
     fn coalesce(&mut self, first: Bytes) -> Bytes {
+        // A large event (a snapshot chunk) goes out as it is, not copied.
+        if first.len() >= COALESCE_BYTES {
+            return first;
+        }
         let Ok(mut more) = self.events.as_mut().try_recv() else {
             return first;
         };

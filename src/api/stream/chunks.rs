@@ -6,12 +6,29 @@
 use super::walk::{walk, Visitor, WalkError};
 use crate::metadata::Image;
 
-/// Most bytes of one `snapshot_chunk` event on the wire (`event:` and `data:` lines included).
+/// Most bytes of one `snapshot_chunk` event on the wire (`event:` and `data:` lines included):
+/// the contract's bound.
 pub const MAX_CHUNK_EVENT: usize = 1024 * 1024;
-/// Room the SSE framing of a chunk takes around its payload.
-const FRAMING: usize = 64;
-/// Most bytes of one chunk's payload.
-pub const MAX_CHUNK: usize = MAX_CHUNK_EVENT - FRAMING;
+/// The size the stream cuts chunks at: well under the bound, because each reader below the log
+/// start holds a few chunks at once (one being encoded, one queued, one being written), and
+/// twenty such readers holding megabyte chunks would hold more than the whole image.
+pub const CHUNK_TARGET: usize = 256 * 1024;
+
+/// Bytes written around each chunk's payload: the SSE lines of a `snapshot_chunk` event, so a
+/// chunk is handed on as the event itself, without another copy.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame {
+    /// Before the payload (`event: snapshot_chunk\ndata: `).
+    pub prefix: &'static [u8],
+    /// After it (`\n\n`).
+    pub suffix: &'static [u8],
+}
+
+/// The `snapshot_chunk` event framing.
+pub const SSE_FRAME: Frame = Frame {
+    prefix: b"event: snapshot_chunk\ndata: ",
+    suffix: b"\n\n",
+};
 
 const OPEN: &[u8] = b"{\"metadata\":{";
 const CLOSE_LIST: &[u8] = b"]";
@@ -20,6 +37,7 @@ const CLOSE: &[u8] = b"}}";
 /// Builds chunks from a walk and hands each complete one to `emit`.
 struct Chunker<F> {
     max: usize,
+    frame: Frame,
     buf: Vec<u8>,
     /// The record name whose list is open, as JSON (`"TopicRecord"`).
     name: Vec<u8>,
@@ -33,10 +51,14 @@ struct Chunker<F> {
 }
 
 impl<F: FnMut(Vec<u8>) -> Result<(), WalkError>> Chunker<F> {
-    fn new(max: usize, emit: F) -> Self {
+    fn new(max: usize, frame: Frame, emit: F) -> Self {
+        let mut buf = Vec::with_capacity(max);
+        buf.extend_from_slice(frame.prefix);
+        buf.extend_from_slice(OPEN);
         Self {
             max,
-            buf: OPEN.to_vec(),
+            frame,
+            buf,
             name: Vec::new(),
             list_open: false,
             in_list: 0,
@@ -48,12 +70,14 @@ impl<F: FnMut(Vec<u8>) -> Result<(), WalkError>> Chunker<F> {
     /// Closes `buf` as a chunk, hands it on, and starts the next one (reopening the current list
     /// when `reopen`).
     fn cut(&mut self, reopen: bool) -> Result<(), WalkError> {
-        let mut done = std::mem::replace(&mut self.buf, Vec::with_capacity(self.max.min(1 << 20)));
+        let mut done = std::mem::replace(&mut self.buf, Vec::with_capacity(self.max));
         if self.list_open {
             done.extend_from_slice(CLOSE_LIST);
         }
         done.extend_from_slice(CLOSE);
+        done.extend_from_slice(self.frame.suffix);
         (self.emit)(done)?;
+        self.buf.extend_from_slice(self.frame.prefix);
         self.buf.extend_from_slice(OPEN);
         self.lists = 0;
         self.in_list = 0;
@@ -77,7 +101,7 @@ impl<F: FnMut(Vec<u8>) -> Result<(), WalkError>> Chunker<F> {
 
     /// Bytes still to be written to close `buf` now.
     fn closing(&self) -> usize {
-        CLOSE.len() + if self.list_open { CLOSE_LIST.len() } else { 0 }
+        CLOSE.len() + self.frame.suffix.len() + if self.list_open { CLOSE_LIST.len() } else { 0 }
     }
 
     /// Whether `buf` holds anything a chunk must carry.
@@ -100,7 +124,8 @@ impl<F: FnMut(Vec<u8>) -> Result<(), WalkError>> Visitor for Chunker<F> {
         serde_json::to_writer(&mut self.name, name)
             .map_err(|e| WalkError::Shape(format!("record name {name:?}: {e}")))?;
         // `,"name":[` and the closing `]}}`.
-        let need = 1 + self.name.len() + 2 + CLOSE_LIST.len() + CLOSE.len();
+        let need =
+            1 + self.name.len() + 2 + CLOSE_LIST.len() + CLOSE.len() + self.frame.suffix.len();
         if self.has_content() && self.buf.len() + need > self.max {
             self.cut(false)?;
         }
@@ -134,15 +159,16 @@ impl<F: FnMut(Vec<u8>) -> Result<(), WalkError>> Visitor for Chunker<F> {
     }
 }
 
-/// Cuts `image` into chunk payloads of at most `max` bytes each (an entity larger than that
-/// alone would be sent alone: none is, an entity is a few hundred bytes), handing each to `emit`
+/// Cuts `image` into chunks of at most `max` bytes each, `frame` included (an entity larger than
+/// that would be sent alone: none is, an entity is a few hundred bytes), handing each to `emit`
 /// as soon as it is complete; an `Err` from `emit` stops the walk.
 pub fn chunk_image(
     image: &Image,
     max: usize,
+    frame: Frame,
     emit: impl FnMut(Vec<u8>) -> Result<(), WalkError>,
 ) -> Result<(), WalkError> {
-    let mut chunker = Chunker::new(max, emit);
+    let mut chunker = Chunker::new(max, frame, emit);
     walk(image, &mut chunker)?;
     chunker.finish()
 }
@@ -190,11 +216,17 @@ mod tests {
         img
     }
 
-    /// The chunks of `img` cut at `max`, each parsed.
+    /// The chunks of `img` cut at `max` as SSE events, each parsed.
     fn chunks(img: &Image, max: usize) -> Vec<(usize, Value)> {
         let mut out = Vec::new();
-        chunk_image(img, max, |c| {
-            let v: Value = serde_json::from_slice(&c).expect("a chunk is JSON");
+        chunk_image(img, max, SSE_FRAME, |c| {
+            let text = std::str::from_utf8(&c).expect("utf-8");
+            let data = text
+                .strip_prefix("event: snapshot_chunk\ndata: ")
+                .and_then(|t| t.strip_suffix("\n\n"))
+                .expect("an SSE event");
+            assert!(!data.contains('\n'), "one data line");
+            let v: Value = serde_json::from_str(data).expect("a chunk is JSON");
             out.push((c.len(), v));
             Ok(())
         })
@@ -223,7 +255,7 @@ mod tests {
     fn chunks_stay_under_the_limit_and_together_are_the_image() {
         let img = image(700, 30);
         let whole = img.metadata_json();
-        for max in [400, 1000, 4096, 20_000, MAX_CHUNK] {
+        for max in [400, 1000, 4096, 20_000, CHUNK_TARGET, MAX_CHUNK_EVENT] {
             let got = chunks(&img, max);
             for (len, c) in &got {
                 assert!(*len <= max, "a chunk of {len} bytes over {max}: {c}");
@@ -231,7 +263,7 @@ mod tests {
             assert_eq!(union(&got), whole, "cut at {max}");
             if max < 20_000 {
                 assert!(got.len() > 3, "cut at {max}: {} chunks", got.len());
-            } else if max == MAX_CHUNK {
+            } else if max == MAX_CHUNK_EVENT {
                 assert_eq!(got.len(), 1, "a small image is one chunk");
             }
         }
@@ -239,7 +271,7 @@ mod tests {
 
     #[test]
     fn an_empty_image_is_one_chunk_with_every_list() {
-        let got = chunks(&Image::new(), MAX_CHUNK);
+        let got = chunks(&Image::new(), MAX_CHUNK_EVENT);
         assert_eq!(got.len(), 1);
         assert_eq!(union(&got), Image::new().metadata_json());
     }
@@ -248,7 +280,7 @@ mod tests {
     fn a_stopped_emit_ends_the_walk() {
         let img = image(300, 0);
         let mut n = 0;
-        let r = chunk_image(&img, 1000, |_| {
+        let r = chunk_image(&img, 1000, SSE_FRAME, |_| {
             n += 1;
             if n == 2 {
                 Err(WalkError::Stopped("reader gone".into()))
