@@ -184,6 +184,10 @@ impl CommittedLog {
                 };
             }
         }
+        tracing::debug!(
+            offset = applied.offset,
+            "copying the image for readers below the log start"
+        );
         let snap = {
             let at = self.state.read();
             ImageSnapshot {

@@ -11,8 +11,10 @@ use crate::metadata::Image;
 pub const MAX_CHUNK_EVENT: usize = 1024 * 1024;
 /// The size the stream cuts chunks at: well under the bound, because each reader below the log
 /// start holds a few chunks at once (one being encoded, one queued, one being written), and
-/// twenty such readers holding megabyte chunks would hold more than the whole image.
-pub const CHUNK_TARGET: usize = 256 * 1024;
+/// chunks this small stay in the allocator's thread-local pages: with 256 KiB chunks, encoded on
+/// one thread and freed on another, twenty readers of a 4.5 MB image raised the node's peak
+/// memory by 49 MB; with 64 KiB chunks by 23 MB (docs/performance.md).
+pub const CHUNK_TARGET: usize = 64 * 1024;
 
 /// Bytes written around each chunk's payload: the SSE lines of a `snapshot_chunk` event, so a
 /// chunk is handed on as the event itself, without another copy.
