@@ -226,17 +226,24 @@ async fn a_filtered_reader_gets_progress_and_resumes_from_it_with_nothing_missed
         .all(|(e, _, _)| e == "progress"));
 }
 
-/// Starts a client on `nodes` in a task; its items come out of the returned channel.
-fn drive(mut client: StreamClient) -> tokio::sync::mpsc::UnboundedReceiver<StreamItem> {
+/// Runs `client` in a task until it is stopped; its items come out of the channel, and the task
+/// gives the client back (to ask where it went).
+fn drive(
+    mut client: StreamClient,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<StreamItem>,
+    tokio::task::JoinHandle<StreamClient>,
+) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(item) = client.next().await.ok() {
+    let task = tokio::spawn(async move {
+        while let Ok(item) = client.next().await {
             if tx.send(item).is_err() {
-                return;
+                break;
             }
         }
+        client
     });
-    rx
+    (rx, task)
 }
 
 /// Items from `rx` until one at or past `head`.
@@ -276,7 +283,8 @@ async fn a_node_cut_off_ends_its_streams_and_the_client_carries_on_elsewhere() {
         ..StreamOptions::default()
     };
     let client = StreamClient::new([c.nodes[f].addr.clone()], opts).expect("client");
-    let mut rx = drive(client);
+    let stop = client.stop_handle();
+    let (mut rx, task) = drive(client);
     let mut items = Vec::new();
     collect_until(&mut rx, &mut items, head, SECS_30).await;
 
@@ -308,6 +316,20 @@ async fn a_node_cut_off_ends_its_streams_and_the_client_carries_on_elsewhere() {
     let l2 = c.leader(SECS_30).await;
     let head2 = c.create_topics(l2, "after", 5).await;
     collect_until(&mut rx, &mut items, head2, Duration::from_secs(60)).await;
+    stop.stop();
+    let client = task.await.expect("client task");
+    assert!(
+        client.connects() >= 2,
+        "the client reconnected after no_leader: {:?}",
+        client.last_error()
+    );
+    assert!(
+        client
+            .last_error()
+            .is_some_and(|e| e.contains("no_leader") || e.contains("127.0.0.1")),
+        "{:?}",
+        client.last_error()
+    );
 
     let offsets: Vec<u64> = items.iter().map(StreamItem::offset).collect();
     assert!(
