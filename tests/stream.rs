@@ -88,7 +88,8 @@ async fn post_topic(http: &reqwest::Client, addr: &str, name: &str) -> u64 {
     }
 }
 
-/// A raw SSE reader (the library's parser, not the failover client): `(event, id, data)` triples from an open `/stream` response, until
+/// A raw SSE reader (the library's parser, not the failover client): `(event, id, data)` triples
+/// (progress events left out) from an open `/stream` response, until
 /// `done` says so, or panics after `timeout`.
 async fn raw_events(
     resp: reqwest::Response,
@@ -101,7 +102,8 @@ async fn raw_events(
     let mut out = Vec::new();
     loop {
         while let Some(event) = parser.next_event().expect("a well-formed SSE stream") {
-            if event.event.is_empty() {
+            // Progress events come whenever a reader waits (tests/stream_consumer.rs checks them).
+            if event.event.is_empty() || event.event == "progress" {
                 continue;
             }
             let id = event.id.as_deref().and_then(|v| v.parse().ok());

@@ -175,6 +175,8 @@ pub struct StreamClient {
     pending: Option<BoxFuture<'static, (Box<Inner>, Result<StreamItem, ClientError>)>>,
     stats: Stats,
     disconnect: bool,
+    /// `Stopped` was yielded: the stream has ended.
+    ended: bool,
     stop_tx: Arc<watch::Sender<bool>>,
 }
 
@@ -286,6 +288,7 @@ impl StreamClient {
             pending: None,
             stats: Stats::default(),
             disconnect: false,
+            ended: false,
             stop_tx: Arc::new(stop_tx),
         };
         client.refresh_stats();
@@ -293,8 +296,8 @@ impl StreamClient {
     }
 
     /// The next item: waits for it, reconnecting (to the next node, with `Last-Event-ID`) as
-    /// often as needed. Cancel-safe: dropping the future loses nothing (the read goes on at the
-    /// next call).
+    /// often as needed; [`ClientError::Stopped`] once stopped. Cancel-safe: dropping the future
+    /// loses nothing (the read goes on at the next call).
     pub async fn next(&mut self) -> Result<StreamItem, ClientError> {
         match StreamExt::next(self).await {
             Some(r) => r,
@@ -370,6 +373,9 @@ impl Stream for StreamClient {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
         if this.pending.is_none() {
             let Some(mut inner) = this.inner.take() else {
                 return Poll::Ready(None);
@@ -401,6 +407,8 @@ impl Stream for StreamClient {
                 if let Some(inner) = this.inner.as_mut() {
                     inner.conn = None;
                 }
+                // One `Stopped`, then the end of the stream.
+                this.ended = true;
                 Poll::Ready(Some(Err(ClientError::Stopped)))
             }
             other => Poll::Ready(Some(other)),
