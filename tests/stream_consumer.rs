@@ -254,7 +254,7 @@ async fn collect_until(
     timeout: Duration,
 ) {
     let deadline = Instant::now() + timeout;
-    while out.last().map_or(true, |i| i.offset() < head) {
+    while out.last().is_none_or(|i| i.offset() < head) {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, rx.recv()).await {
             Ok(Some(i)) => out.push(i),

@@ -159,6 +159,9 @@ struct Inner {
     members_learned: bool,
 }
 
+/// A `next` in progress: it owns the client's state and gives it back with the item.
+type PendingNext = BoxFuture<'static, (Box<Inner>, Result<StreamItem, ClientError>)>;
+
 /// What the accessors of a [`StreamClient`] report, copied from its state after every item.
 #[derive(Clone, Debug, Default)]
 struct Stats {
@@ -172,7 +175,7 @@ struct Stats {
 /// Tails `/stream` across the nodes of a cluster; see the [module documentation](self).
 pub struct StreamClient {
     inner: Option<Box<Inner>>,
-    pending: Option<BoxFuture<'static, (Box<Inner>, Result<StreamItem, ClientError>)>>,
+    pending: Option<PendingNext>,
     stats: Stats,
     disconnect: bool,
     /// `Stopped` was yielded: the stream has ended.
