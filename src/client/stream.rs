@@ -19,7 +19,8 @@
 //! use futures::StreamExt;
 //! use yakt::client::{StreamClient, StreamItem, StreamOptions};
 //! let mut client = StreamClient::new(["127.0.0.1:5010"], StreamOptions::default())?;
-//! while let Some(item) = client.next().await {
+//! // `StreamExt::next` (an `Option`); the inherent `client.next()` answers `Err(Stopped)` instead.
+//! while let Some(item) = StreamExt::next(&mut client).await {
 //!     match item? {
 //!         StreamItem::Snapshot { offset, .. } => println!("image at {offset}"),
 //!         StreamItem::Record(r) => println!("{} {}", r.offset, r.name),
