@@ -31,6 +31,13 @@ impl Defaults {
     pub const CATCHUP_WINDOW: Duration = Duration::from_secs(600);
     /// How long an SSE reader's buffer may stay full before the reader is cut off.
     pub const SLOW_READER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Longest a `/stream` reader goes without an event: a `progress` event then says where the
+    /// node is.
+    pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+    /// A node without a leader this long ends its streams (`stream_error` `no_leader`).
+    pub const STALE_AFTER: Duration = Duration::from_secs(5);
+    /// A catch-up delta of more records than this is answered in snapshot mode.
+    pub const CATCHUP_MAX_RECORDS: u64 = 100_000;
     /// How long in-flight requests may take to finish once a node stops.
     pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
     /// How long a stopping leader waits for another node to take over.
@@ -131,6 +138,8 @@ mod tests {
         for (d, text) in [
             (Defaults::CATCHUP_WINDOW, "10m"),
             (Defaults::SLOW_READER_TIMEOUT, "10s"),
+            (Defaults::PROGRESS_INTERVAL, "500ms"),
+            (Defaults::STALE_AFTER, "5s"),
             (Duration::from_millis(250), "250ms"),
             (Duration::from_secs(7200), "2h"),
             (Duration::ZERO, "0s"),

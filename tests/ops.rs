@@ -570,9 +570,10 @@ async fn sigterm_on_the_leader_under_load_loses_no_acknowledged_write_and_it_rej
         body
     });
 
-    // A long-polling fetch on the leader: answered (empty) at shutdown, not cut off.
+    // A long-polling fetch on the leader: answered (empty) at shutdown, not cut off. It waits
+    // for a record the load never writes (an offset past the end would be a 416).
     let poll_url = format!(
-        "http://{}/fetch?offset=1000000000&wait_ms=30000",
+        "http://{}/fetch?offset=end&names=ProducerIdsRecord&wait_ms=30000",
         addrs[leader]
     );
     let poll_http = http.clone();

@@ -44,8 +44,14 @@ async fn raw_stream(url: String, timeout: Duration) -> Vec<RawEvent> {
                     data.push_str(v.trim_start());
                 }
             }
-            if ev.is_empty() {
+            // Progress and the first parts of a chunked snapshot are not items; its end
+            // (`id:` the image's offset) stands for the snapshot.
+            if ev.is_empty() || ev == "progress" || ev == "snapshot_begin" || ev == "snapshot_chunk"
+            {
                 continue;
+            }
+            if ev == "snapshot_end" {
+                ev = "snapshot".into();
             }
             let v: Value = serde_json::from_str(&data).expect("event data is JSON");
             let last = v["fields"]["name"] == LAST_TOPIC;

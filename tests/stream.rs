@@ -54,7 +54,7 @@ fn record_values(items: &[StreamItem]) -> Vec<Value> {
         .iter()
         .filter_map(|i| match i {
             StreamItem::Record(r) => Some(serde_json::to_value(r).expect("record json")),
-            StreamItem::Snapshot { .. } => None,
+            StreamItem::Snapshot { .. } | StreamItem::Progress(_) => None,
         })
         .collect()
 }
@@ -88,7 +88,8 @@ async fn post_topic(http: &reqwest::Client, addr: &str, name: &str) -> u64 {
     }
 }
 
-/// A raw SSE reader (the library's parser, not the failover client): `(event, id, data)` triples from an open `/stream` response, until
+/// A raw SSE reader (the library's parser, not the failover client): `(event, id, data)` triples
+/// (progress events left out) from an open `/stream` response, until
 /// `done` says so, or panics after `timeout`.
 async fn raw_events(
     resp: reqwest::Response,
@@ -101,7 +102,8 @@ async fn raw_events(
     let mut out = Vec::new();
     loop {
         while let Some(event) = parser.next_event().expect("a well-formed SSE stream") {
-            if event.event.is_empty() {
+            // Progress events come whenever a reader waits (tests/stream_consumer.rs checks them).
+            if event.event.is_empty() || event.event == "progress" {
                 continue;
             }
             let id = event.id.as_deref().and_then(|v| v.parse().ok());
@@ -676,7 +678,7 @@ async fn a_reader_that_stops_reading_is_cut_off_and_the_node_serves_on() {
     let text = String::from_utf8_lossy(&raw);
     let tail = &text[text.len().saturating_sub(2000)..];
     assert!(
-        tail.contains("event: error") && tail.contains("slow_reader"),
+        tail.contains("event: stream_error") && tail.contains("slow_reader"),
         "expected a slow_reader error event at the end: {tail}"
     );
 
@@ -689,7 +691,7 @@ async fn a_reader_that_stops_reading_is_cut_off_and_the_node_serves_on() {
     // So many records were written that the start of the log may have been purged meanwhile.
     let (from, records) = match &items[0] {
         StreamItem::Snapshot { offset, .. } => (offset + 1, &items[1..]),
-        StreamItem::Record(_) => (0, &items[..]),
+        StreamItem::Record(_) | StreamItem::Progress(_) => (0, &items[..]),
     };
     assert_eq!(record_values(records), c.records_from(leader, from).await);
 }

@@ -320,6 +320,8 @@ fn read_stream(url: String) -> (Arc<Mutex<Vec<Event>>>, tokio::task::JoinHandle<
         };
         let mut body = resp.bytes_stream();
         let mut parser = sse::Parser::new(1 << 24);
+        // A chunked snapshot is kept as one `snapshot` event, at `snapshot_end`.
+        let mut parts = yakt::client::SnapshotAssembly::default();
         while let Some(Ok(chunk)) = body.next().await {
             if parser.feed(&chunk).is_err() {
                 return;
@@ -329,7 +331,32 @@ fn read_stream(url: String) -> (Arc<Mutex<Vec<Event>>>, tokio::task::JoinHandle<
                 let Ok(next) = parser.next_event() else {
                     return;
                 };
-                let Some(ev) = next else { break };
+                let Some(mut ev) = next else { break };
+                match ev.event.as_str() {
+                    "progress" => continue,
+                    "snapshot_begin" => {
+                        let _ = parts.begin(&ev.data);
+                        continue;
+                    }
+                    "snapshot_chunk" => {
+                        let _ = parts.chunk(&ev.data);
+                        continue;
+                    }
+                    "snapshot_end" => {
+                        if let Ok(yakt::client::StreamItem::Snapshot {
+                            offset,
+                            epoch,
+                            metadata,
+                        }) = parts.end(&ev.data)
+                        {
+                            ev.event = "snapshot".into();
+                            ev.data =
+                                json!({"offset": offset, "epoch": epoch, "metadata": metadata})
+                                    .to_string();
+                        }
+                    }
+                    _ => {}
+                }
                 if !ev.event.is_empty() {
                     out.lock().expect("events").push(Event {
                         id: ev.id.and_then(|id| id.parse().ok()),

@@ -4,12 +4,17 @@
 //! to the log). What differs between the three is only when a reader stops ([`Follow`]) and what
 //! it makes of the entries ([`Decoder`]).
 
+use openraft::type_config::async_runtime::WatchReceiver;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::error::kind_for_status;
 use super::event_cache::{CachedEntry, EventCache};
 use super::sse;
 use super::ApiError;
@@ -81,9 +86,35 @@ impl NameFilter {
     }
 }
 
-/// The `event: snapshot` of the stream for `snap`.
-pub fn snapshot_event(snap: &ImageSnapshot) -> Bytes {
-    sse::event(Some(snap.offset), "snapshot", &snap.to_json().to_string())
+/// The first offset past the committed log as this node knows it: a reader may ask for any
+/// offset up to this one (and waits there for the next record); beyond it is `416`.
+///
+/// The end is this node's commit offset, not its applied offset: a follower that is behind in
+/// applying still accepts a reader resuming from what another node already sent (the reader
+/// waits until this node has applied that far). A follower that has not even *learned* of that
+/// commit yet answers `416`, and the reader moves on to another node.
+pub fn log_end(node: &Node) -> u64 {
+    let committed = node
+        .raft
+        .metrics()
+        .borrow_watched()
+        .local_committed
+        .map_or(0, |c| c.index);
+    committed.max(node.state.applied().offset) + 1
+}
+
+/// The answer to a read from `from` beyond [`log_end`] `end`:
+/// `416 {"error": "offset_out_of_range", "message", "log_end_offset"}`.
+pub fn out_of_range(from: u64, end: u64) -> Response {
+    let status = StatusCode::RANGE_NOT_SATISFIABLE;
+    let body = json!({
+        "error": kind_for_status(status),
+        "message": format!(
+            "offset {from} is beyond the end of the committed log ({end} is the next offset to be written)"
+        ),
+        "log_end_offset": end,
+    });
+    (status, Json(body)).into_response()
 }
 
 /// When a reader stops reading.

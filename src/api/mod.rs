@@ -45,6 +45,12 @@ pub struct ApiOptions {
     pub protect_reads: bool,
     /// How long an SSE reader's buffer may stay full before the reader is cut off.
     pub slow_reader_timeout: Duration,
+    /// Longest a stream reader goes without an event before a `progress` event.
+    pub progress_interval: Duration,
+    /// A node without a leader this long ends its streams (unless `require_leader=false`).
+    pub stale_after: Duration,
+    /// A catch-up delta of more records than this is answered in snapshot mode.
+    pub catchup_max_records: u64,
     /// `/raft/*` only from connections whose client certificate the peer CA signed (set by
     /// [`server::run`] when the node serves TLS with a peer CA).
     pub require_peer_cert: bool,
@@ -60,6 +66,9 @@ impl Default for ApiOptions {
             token: None,
             protect_reads: false,
             slow_reader_timeout: Defaults::SLOW_READER_TIMEOUT,
+            progress_interval: Defaults::PROGRESS_INTERVAL,
+            stale_after: Defaults::STALE_AFTER,
+            catchup_max_records: Defaults::CATCHUP_MAX_RECORDS,
             require_peer_cert: false,
             cors_origins: Vec::new(),
         }
@@ -113,6 +122,7 @@ pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
         ))
         .layer(Extension(opts))
         .layer(Extension(Arc::new(event_cache::EventCache::default())))
+        .layer(Extension(Arc::new(stream::LeaderClock::default())))
         .with_state(node)
 }
 

@@ -11,6 +11,11 @@ const RECORD_EVENT_CAPACITY: usize = 320;
 /// One event with a text payload. `data` is one line of JSON (compact JSON has no raw newlines).
 pub fn event(id: Option<u64>, event: &str, data: &str) -> Bytes {
     debug_assert!(!data.contains(['\n', '\r']));
+    event_bytes(id, event, data.as_bytes())
+}
+
+/// One event whose payload is already bytes of one-line JSON (a snapshot chunk).
+pub fn event_bytes(id: Option<u64>, event: &str, data: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(data.len() + event.len() + 40);
     if let Some(id) = id {
         put_id(&mut b, id);
@@ -18,7 +23,7 @@ pub fn event(id: Option<u64>, event: &str, data: &str) -> Bytes {
     b.extend_from_slice(b"event: ");
     b.extend_from_slice(event.as_bytes());
     b.extend_from_slice(b"\ndata: ");
-    b.extend_from_slice(data.as_bytes());
+    b.extend_from_slice(data);
     b.extend_from_slice(b"\n\n");
     b.freeze()
 }
@@ -74,8 +79,8 @@ mod tests {
     #[test]
     fn event_without_id() {
         assert_eq!(
-            event(None, "error", "{}"),
-            Bytes::from_static(b"event: error\ndata: {}\n\n")
+            event(None, "stream_error", "{}"),
+            Bytes::from_static(b"event: stream_error\ndata: {}\n\n")
         );
         assert_eq!(
             event(Some(7), "snapshot", "{}"),

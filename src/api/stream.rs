@@ -5,15 +5,20 @@
 //! ([`super::log_read`]). `/stream` encodes each record as its event once: the events of the most
 //! recent offsets are shared by all readers through [`super::event_cache`], so readers at the
 //! tail do not each decode and print the same records. A reader whose offset was purged below the
-//! log start first gets the image as a snapshot, then the records after it.
+//! log start first gets the image in chunks (`snapshot_begin`, `snapshot_chunk`s of at most
+//! 1 MiB, `snapshot_end`), then the records after it. A reader with nothing to receive gets
+//! `progress` events saying how far it has read; a node without a leader for `--stale-after`
+//! ends its streams (`stream_error` `no_leader`), and an offset beyond the committed log is
+//! `416`. See docs/streaming.md.
 
+use openraft::type_config::async_runtime::WatchReceiver;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::header::{self, HeaderName};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -25,16 +30,26 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc::error::{SendTimeoutError, TryRecvError, TrySendError};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 use super::error::ApiError;
 use super::event_cache::{CachedEntry, EventCache};
-use super::log_read::{snapshot_event, Entries, Events, Follow, NameFilter, Reader, Step};
+use super::log_read::{log_end, out_of_range, Entries, Events, Follow, NameFilter, Reader, Step};
 use super::sse::event as sse_event;
 use super::ApiOptions;
 use crate::metadata::LogRecord;
+use crate::raft::committed::ImageSnapshot;
 use crate::raft::Node;
+
+pub mod chunks;
+mod leader_clock;
+pub mod walk;
+
+use chunks::{chunk_image, CHUNK_TARGET, SSE_FRAME};
+pub use leader_clock::LeaderClock;
+use walk::WalkError;
 
 /// Events buffered per SSE reader before it counts as slow.
 const READER_BUFFER: usize = 1024;
@@ -51,8 +66,8 @@ pub fn routes() -> Router<Arc<Node>> {
 }
 
 /// `/stream`'s query. Unknown parameters are refused (`?ofset=5` must not stream from 0);
-/// `access_token` is read by the auth layer, and `require_leader` is accepted because a stream
-/// already stays open without a leader (what `require_leader=false` asks for).
+/// `access_token` is read by the auth layer; `require_leader=false` keeps the stream open on a
+/// node without a leader (see `--stale-after`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StreamQuery {
@@ -60,7 +75,6 @@ struct StreamQuery {
     names: Option<String>,
     #[allow(dead_code)]
     access_token: Option<String>,
-    #[allow(dead_code)]
     require_leader: Option<String>,
 }
 
@@ -76,10 +90,49 @@ fn parse_offset(raw: Option<&str>, node: &Node) -> Result<u64, ApiError> {
     }
 }
 
+/// What a stream needs besides the node: its settings and the node-wide leader clock.
+struct StreamSettings {
+    slow_after: Duration,
+    progress_interval: Duration,
+    /// `None` with `require_leader=false`: the stream stays open without a leader.
+    stale_after: Option<Duration>,
+    clock: Arc<LeaderClock>,
+}
+
+/// `require_leader=`: `true` (the default) or `false`.
+fn parse_require_leader(raw: Option<&str>) -> Result<bool, ApiError> {
+    match raw {
+        None | Some("") | Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "require_leader must be true or false, got {other:?}"
+        ))),
+    }
+}
+
+/// The offset a stream starts at: after `Last-Event-ID` when sent, else `offset=`.
+fn start_offset(headers: &HeaderMap, q: &StreamQuery, node: &Node) -> Result<u64, ApiError> {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    match resume {
+        Some(id) => id
+            .parse::<u64>()
+            .ok()
+            .and_then(|k| k.checked_add(1))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("Last-Event-ID must be an offset, got {id:?}"))
+            }),
+        None => parse_offset(q.offset.as_deref(), node),
+    }
+}
+
 async fn stream(
     State(node): State<Arc<Node>>,
     Extension(opts): Extension<ApiOptions>,
     Extension(cache): Extension<Arc<EventCache>>,
+    Extension(clock): Extension<Arc<LeaderClock>>,
     headers: HeaderMap,
     Query(q): Query<StreamQuery>,
 ) -> Response {
@@ -87,47 +140,66 @@ async fn stream(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim);
-    let start = match resume {
-        Some(id) => match id.parse::<u64>().ok().and_then(|k| k.checked_add(1)) {
-            Some(k) => k,
-            None => {
-                return ApiError::bad_request(format!(
-                    "Last-Event-ID must be an offset, got {id:?}"
-                ))
-                .into_response()
-            }
-        },
-        None => match parse_offset(q.offset.as_deref(), &node) {
-            Ok(o) => o,
-            Err(e) => return e.into_response(),
-        },
+    let require_leader = match parse_require_leader(q.require_leader.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
     };
+    let start = match start_offset(&headers, &q, &node) {
+        Ok(o) => o,
+        Err(e) => return e.into_response(),
+    };
+    let end = log_end(&node);
+    if start > end {
+        return out_of_range(start, end);
+    }
     let (tx, rx) = mpsc::channel(READER_BUFFER);
+    // The browser's reconnection delay, before anything else.
+    let _ = tx.try_send(Bytes::from_static(RETRY));
     let (cut_tx, cut_rx) = oneshot::channel();
     node.metrics.sse_readers.inc();
     let guard = ReaderGuard(node.clone());
-    tokio::spawn(produce(
+    let settings = StreamSettings {
+        slow_after: opts.slow_reader_timeout,
+        progress_interval: opts.progress_interval.max(MIN_PROGRESS_INTERVAL),
+        stale_after: require_leader.then_some(opts.stale_after),
+        clock,
+    };
+    let producer = Producer {
         node,
-        cache,
-        start,
-        filter,
         tx,
-        cut_tx,
-        opts.slow_reader_timeout,
-    ));
+        cut: Some(cut_tx),
+        settings,
+        last_id: start.checked_sub(1),
+        last_sent: Instant::now(),
+    };
+    tokio::spawn(producer.run(cache, start, filter));
     (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
+            (HeaderName::from_static("x-accel-buffering"), "no"),
         ],
         Body::from_stream(consume(rx, cut_rx, guard)),
     )
         .into_response()
 }
+
+/// This node's commit offset, the leader it sees and its term, read without copying the rest
+/// of the Raft metrics.
+fn raft_position(node: &Node) -> (u64, Option<u64>, u64) {
+    let metrics = node.raft.metrics();
+    let m = metrics.borrow_watched();
+    (
+        m.local_committed.map_or(0, |c| c.index),
+        m.current_leader,
+        m.current_term,
+    )
+}
+
+/// The first bytes of every stream: reconnect after a second (EventSource's default is 3 s).
+const RETRY: &[u8] = b"retry: 1000\n\n";
+/// The shortest progress interval honoured (a smaller setting would flood readers).
+const MIN_PROGRESS_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Counts an open reader until its stream is dropped.
 struct ReaderGuard(Arc<Node>);
@@ -171,68 +243,220 @@ async fn deliver(
     }
 }
 
-/// Reads the log (or the shared cache of recent events) ahead of one SSE reader into its
-/// bounded buffer.
-async fn produce(
-    node: Arc<Node>,
-    cache: Arc<EventCache>,
-    next: u64,
-    filter: NameFilter,
-    tx: mpsc::Sender<Bytes>,
-    cut: oneshot::Sender<Cutoff>,
+/// Puts one large event (a snapshot chunk) into the reader's buffer once at most one other
+/// event waits there: the buffer is bounded by count, and a thousand megabyte chunks queued for
+/// a slow reader would be a gigabyte.
+async fn deliver_large(
+    tx: &mpsc::Sender<Bytes>,
+    ev: Bytes,
     slow_after: Duration,
-) {
-    let mut reader = Reader::new(node.clone(), next, Follow::Forever, Events(cache));
-    loop {
-        let step = tokio::select! {
-            step = reader.step() => step,
-            _ = tx.closed() => return,
-        };
-        let (snapshot, batch) = match step {
-            Ok(Some(Step::Snapshot(snap))) => (Some(snapshot_event(&snap)), Vec::new()),
-            Ok(Some(Step::Items(batch))) => (None, batch),
-            Ok(None) => {
-                if *node.shutdown_signal().borrow() {
-                    // Tell the reader why the stream ends, so it reconnects elsewhere (or
-                    // later) with Last-Event-ID.
-                    let data = json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
-                    let _ = tx.try_send(sse_event(None, "shutdown", &data.to_string()));
+) -> Result<(), Undelivered> {
+    let drained = tx.max_capacity().saturating_sub(1).max(1);
+    match tokio::time::timeout(slow_after, tx.reserve_many(drained)).await {
+        Err(_) => return Err(Undelivered::Slow),
+        Ok(Err(_)) => return Err(Undelivered::Closed),
+        Ok(Ok(permits)) => drop(permits),
+    }
+    deliver(tx, ev, slow_after).await
+}
+
+/// Reads the log (or the shared cache of recent events) ahead of one SSE reader into its
+/// bounded buffer, with progress events while it has nothing else to send.
+struct Producer {
+    node: Arc<Node>,
+    tx: mpsc::Sender<Bytes>,
+    cut: Option<oneshot::Sender<Cutoff>>,
+    settings: StreamSettings,
+    /// The highest `id:` the reader has (or resumed from).
+    last_id: Option<u64>,
+    /// When an event last went into the reader's buffer.
+    last_sent: Instant,
+}
+
+impl Producer {
+    async fn run(mut self, cache: Arc<EventCache>, from: u64, filter: NameFilter) {
+        let mut reader = Reader::new(self.node.clone(), from, Follow::Forever, Events(cache));
+        loop {
+            let from = reader.next_offset();
+            let idle = tokio::time::sleep_until(self.last_sent + self.settings.progress_interval);
+            let step = tokio::select! {
+                biased;
+                _ = self.tx.closed() => return,
+                step = reader.step() => Some(step),
+                _ = idle => None,
+            };
+            let sent = match step {
+                None => self.on_idle(&reader).await,
+                Some(Ok(Some(Step::Snapshot(snap)))) => self.send_snapshot(snap).await,
+                Some(Ok(Some(Step::Items(batch)))) => self.send_records(from, batch, filter).await,
+                Some(Ok(None)) => {
+                    if *self.node.shutdown_signal().borrow() {
+                        // Tell the reader why the stream ends, so it reconnects elsewhere (or
+                        // later) with Last-Event-ID.
+                        let data = json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
+                        let _ = self
+                            .tx
+                            .try_send(sse_event(None, "shutdown", &data.to_string()));
+                    }
+                    return;
                 }
-                return;
-            }
-            Err(e) => {
-                let _ = cut.send(Cutoff {
+                Some(Err(e)) => Err(Cutoff {
                     kind: "read_failed",
                     message: e.to_string(),
-                });
+                }),
+            };
+            if let Err(why) = sent {
+                self.end(why, &reader);
                 return;
             }
-        };
-        let records = batch.into_iter().filter_map(|e| match e {
-            CachedEntry::Record { name, event } if filter.allows(name) => Some(event),
-            _ => None,
-        });
-        for ev in snapshot.into_iter().chain(records) {
-            match deliver(&tx, ev, slow_after).await {
-                Ok(()) => {}
-                Err(Undelivered::Closed) => return,
-                Err(Undelivered::Slow) => {
-                    tracing::warn!(
-                        next_offset = reader.next_offset(),
-                        timeout_ms = slow_after.as_millis() as u64,
-                        "slow_reader: cut off an SSE reader whose buffer stayed full"
-                    );
-                    let _ = cut.send(Cutoff {
-                        kind: "slow_reader",
-                        message: format!(
-                            "this reader did not keep up (buffer full for {:?}); reconnect with Last-Event-ID to resume",
-                            slow_after
-                        ),
-                    });
+            // Caught up: everything applied is in the reader's buffer. Say so with a progress
+            // event, unless the last event sent already stands at this offset.
+            let at = reader.next_offset().checked_sub(1);
+            if reader.next_offset() > self.node.state.applied().offset && at > self.last_id {
+                if let Err(why) = self.send_progress(at).await {
+                    self.end(why, &reader);
                     return;
                 }
             }
         }
+    }
+
+    /// Ends the stream with `why` as its `stream_error` (nothing for a reader that is gone).
+    fn end(&mut self, why: Cutoff, reader: &Reader<Events>) {
+        if why.kind == "closed" {
+            return;
+        }
+        if why.kind == "slow_reader" {
+            tracing::warn!(
+                next_offset = reader.next_offset(),
+                timeout_ms = self.settings.slow_after.as_millis() as u64,
+                "slow_reader: cut off an SSE reader whose buffer stayed full"
+            );
+        }
+        if let Some(cut) = self.cut.take() {
+            let _ = cut.send(why);
+        }
+    }
+
+    /// The progress interval passed without an event: end the stream when the node has been
+    /// without a leader too long, else send where the reader stands.
+    async fn on_idle(&mut self, reader: &Reader<Events>) -> Result<(), Cutoff> {
+        if let Some(stale_after) = self.settings.stale_after {
+            if let Some(for_) = self.settings.clock.leaderless_for(&self.node) {
+                if for_ >= stale_after {
+                    return Err(Cutoff {
+                        kind: "no_leader",
+                        message: format!(
+                            "node {} has had no leader for {:?} (--stale-after {:?}): its log may be behind the cluster's; reconnect to another node with Last-Event-ID, or add require_leader=false to read it anyway",
+                            self.node.id, for_, stale_after
+                        ),
+                    });
+                }
+            }
+        }
+        self.send_progress(reader.next_offset().checked_sub(1))
+            .await
+    }
+
+    /// `event: progress`, `id:` `at` (the last offset the reader has been sent everything up
+    /// to; none before offset 0).
+    async fn send_progress(&mut self, at: Option<u64>) -> Result<(), Cutoff> {
+        let (commit, leader, term) = raft_position(&self.node);
+        let data = json!({
+            "applied_offset": self.node.state.applied().offset,
+            "commit_offset": commit,
+            "leader_id": leader,
+            "term": term,
+            "node_id": self.node.id,
+        });
+        self.send(sse_event(at, "progress", &data.to_string()), false)
+            .await?;
+        self.last_id = self.last_id.max(at);
+        Ok(())
+    }
+
+    /// One event into the reader's buffer.
+    async fn send(&mut self, ev: Bytes, large: bool) -> Result<(), Cutoff> {
+        let slow_after = self.settings.slow_after;
+        let r = if large {
+            deliver_large(&self.tx, ev, slow_after).await
+        } else {
+            deliver(&self.tx, ev, slow_after).await
+        };
+        match r {
+            Ok(()) => {
+                self.last_sent = Instant::now();
+                Ok(())
+            }
+            Err(Undelivered::Closed) => Err(Cutoff {
+                kind: "closed",
+                message: String::new(),
+            }),
+            Err(Undelivered::Slow) => Err(Cutoff {
+                kind: "slow_reader",
+                message: format!(
+                    "this reader did not keep up (buffer full for {slow_after:?}); reconnect with Last-Event-ID to resume"
+                ),
+            }),
+        }
+    }
+
+    /// The records of `batch` (consecutive entries from offset `from`) that pass `filter`.
+    async fn send_records(
+        &mut self,
+        from: u64,
+        batch: Vec<CachedEntry>,
+        filter: NameFilter,
+    ) -> Result<(), Cutoff> {
+        for (offset, entry) in (from..).zip(batch) {
+            if let CachedEntry::Record { name, event } = entry {
+                if filter.allows(name) {
+                    self.send(event, false).await?;
+                    self.last_id = Some(offset);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The image in chunks: `snapshot_begin`, `snapshot_chunk`s of at most a megabyte each
+    /// (encoded on a blocking thread from the shared copy, one chunk ahead of the reader), then
+    /// `snapshot_end` with the image's offset as its id.
+    async fn send_snapshot(&mut self, snap: ImageSnapshot) -> Result<(), Cutoff> {
+        let head = json!({"offset": snap.offset, "epoch": snap.epoch}).to_string();
+        self.send(sse_event(None, "snapshot_begin", &head), false)
+            .await?;
+        let (chunk_tx, mut chunk_rx) = mpsc::channel::<Vec<u8>>(1);
+        let image = snap.image.clone();
+        let encoder = tokio::task::spawn_blocking(move || {
+            chunk_image(&image, CHUNK_TARGET, SSE_FRAME, |c| {
+                chunk_tx
+                    .blocking_send(c)
+                    .map_err(|_| WalkError::Stopped("the reader is gone".into()))
+            })
+        });
+        while let Some(chunk) = chunk_rx.recv().await {
+            self.send(Bytes::from(chunk), true).await?;
+        }
+        match encoder.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(Cutoff {
+                    kind: "read_failed",
+                    message: format!("encoding the image at {}: {e}", snap.offset),
+                })
+            }
+            Err(e) => {
+                return Err(Cutoff {
+                    kind: "read_failed",
+                    message: format!("encoding the image at {}: {e}", snap.offset),
+                })
+            }
+        }
+        self.send(sse_event(Some(snap.offset), "snapshot_end", &head), false)
+            .await?;
+        self.last_id = Some(snap.offset);
+        Ok(())
     }
 }
 
@@ -264,6 +488,10 @@ struct ReaderSide {
 impl ReaderSide {
     /// `first` and whatever else is buffered already, up to `COALESCE_BYTES`, as one chunk.
     fn coalesce(&mut self, first: Bytes) -> Bytes {
+        // A large event (a snapshot chunk) goes out as it is, not copied.
+        if first.len() >= COALESCE_BYTES {
+            return first;
+        }
         let Ok(mut more) = self.events.as_mut().try_recv() else {
             return first;
         };
@@ -284,7 +512,7 @@ impl ReaderSide {
     }
 }
 
-/// The reader's side: buffered events, then a final `event: error` if it was cut off; a
+/// The reader's side: buffered events, then a final `event: stream_error` if it was cut off; a
 /// keep-alive comment after `KEEP_ALIVE` without events.
 ///
 /// Events already buffered go out together as one body chunk (up to `COALESCE_BYTES`): one
@@ -313,7 +541,7 @@ fn consume(
         // The producer is gone: say why, once, if it was a cutoff.
         let reason = side.cut.take()?.await.ok()?;
         let data = json!({"error": reason.kind, "message": reason.message});
-        Some((Ok(sse_event(None, "error", &data.to_string())), side))
+        Some((Ok(sse_event(None, "stream_error", &data.to_string())), side))
     })
 }
 
@@ -349,9 +577,13 @@ pub const FETCH_MAX_WAIT_MS: u64 = 30_000;
 async fn fetch(
     State(node): State<Arc<Node>>,
     Query(q): Query<FetchQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let filter = NameFilter::parse(q.names.as_deref())?;
     let offset = parse_offset(q.offset.as_deref(), &node)?;
+    let end = log_end(&node);
+    if offset > end {
+        return Ok(out_of_range(offset, end));
+    }
     let max_records = parse_num(
         q.max_records.as_deref(),
         "max_records",
@@ -362,16 +594,19 @@ async fn fetch(
     let wait_ms = parse_num(q.wait_ms.as_deref(), "wait_ms", 0, FETCH_MAX_WAIT_MS)?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
     let page = |records: Vec<LogRecord>, next: u64, snapshot: Option<serde_json::Value>| {
+        let (commit, leader, _) = raft_position(&node);
         let mut body = json!({
             "records": records,
             "next_offset": next,
             "high_watermark": node.state.applied().offset + 1,
             "log_start_offset": node.committed().read_start().unwrap_or(next),
+            "commit_offset": commit,
+            "leader_id": leader,
         });
         if let Some(s) = snapshot {
             body["snapshot"] = s;
         }
-        Json(body)
+        Json(body).into_response()
     };
     let mut reader = Reader::new(node.clone(), offset, Follow::Until(deadline), Entries);
     loop {

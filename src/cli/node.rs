@@ -95,6 +95,16 @@ pub struct NodeArgs {
     /// Cut off an SSE reader whose buffer stays full this long (e.g. 10s, 500ms).
     #[arg(long, env = "YAKT_SLOW_READER_TIMEOUT", default_value_t = HumanDuration(Defaults::SLOW_READER_TIMEOUT))]
     pub slow_reader_timeout: HumanDuration,
+    /// Send a /stream reader a `progress` event after this long without any other (e.g. 500ms).
+    #[arg(long, env = "YAKT_PROGRESS_INTERVAL", default_value_t = HumanDuration(Defaults::PROGRESS_INTERVAL))]
+    pub progress_interval: HumanDuration,
+    /// End this node's streams (`stream_error` `no_leader`) once it has had no leader this long,
+    /// so readers move to a node that has one; `?require_leader=false` keeps a stream open.
+    #[arg(long, env = "YAKT_STALE_AFTER", default_value_t = HumanDuration(Defaults::STALE_AFTER))]
+    pub stale_after: HumanDuration,
+    /// Answer a catch-up delta of more records than this in snapshot mode.
+    #[arg(long, env = "YAKT_CATCHUP_MAX_RECORDS", default_value_t = Defaults::CATCHUP_MAX_RECORDS)]
+    pub catchup_max_records: u64,
     /// Serve HTTPS (and only HTTPS) with this certificate chain (PEM); re-read when the file
     /// changes or on SIGHUP. Needs --tls-key.
     #[arg(long, env = "YAKT_TLS_CERT", requires = "tls_key")]
@@ -226,6 +236,9 @@ fn options(args: &NodeArgs) -> anyhow::Result<(NodeOptions, ServerOptions)> {
             token,
             protect_reads: args.protect_reads,
             slow_reader_timeout: args.slow_reader_timeout.into(),
+            progress_interval: args.progress_interval.into(),
+            stale_after: args.stale_after.into(),
+            catchup_max_records: args.catchup_max_records,
             require_peer_cert: false,
             cors_origins: args.cors_origin.clone(),
         },

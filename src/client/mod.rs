@@ -16,6 +16,6 @@ pub mod options;
 pub mod sse;
 pub mod stream;
 
-pub use fold::ImageFold;
-pub use options::{ClientError, StartAt, StopHandle, StreamItem, StreamOptions};
+pub use fold::{ImageFold, SnapshotAssembly};
+pub use options::{ClientError, Progress, StartAt, StopHandle, StreamItem, StreamOptions};
 pub use stream::StreamClient;

@@ -24,14 +24,38 @@ pub enum StreamItem {
     },
     /// One committed metadata record.
     Record(LogRecord),
+    /// The node has sent everything up to `offset` (its applied offset): nothing in between
+    /// passed the reader's filter. Yielded only with [`StreamOptions::progress`]; the client
+    /// resumes after it either way.
+    Progress(Progress),
+}
+
+/// An `event: progress`: where the node that sent it stands.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Progress {
+    /// The event's id: everything up to here has been sent.
+    #[serde(skip)]
+    pub offset: u64,
+    /// The node's applied offset.
+    pub applied_offset: u64,
+    /// The node's commit offset.
+    pub commit_offset: u64,
+    /// The leader the node sees, if any.
+    pub leader_id: Option<u64>,
+    /// The node's Raft term.
+    pub term: u64,
+    /// The node's id.
+    pub node_id: u64,
 }
 
 impl StreamItem {
-    /// The item's offset (a snapshot's is the last offset it includes).
+    /// The item's offset (a snapshot's is the last offset it includes, a progress event's the
+    /// offset up to which everything has been sent).
     pub fn offset(&self) -> u64 {
         match self {
             StreamItem::Snapshot { offset, .. } => *offset,
             StreamItem::Record(r) => r.offset,
+            StreamItem::Progress(p) => p.offset,
         }
     }
 }
@@ -68,8 +92,14 @@ pub struct StreamOptions {
     /// Give up ([`ClientError::Unavailable`]) after this many failures in a row without an item
     /// yielded in between; `None` retries forever.
     pub max_failures: Option<u32>,
-    /// Largest event accepted (a snapshot of a big image is one event).
+    /// Largest event accepted (snapshot chunks are at most 1 MiB).
     pub max_event_bytes: usize,
+    /// Bearer token sent with every request (nodes started with `--protect-reads`).
+    pub token: Option<String>,
+    /// Yield `progress` events as [`StreamItem::Progress`] (off: they only move the resume point).
+    pub progress: bool,
+    /// Ask `/cluster` for the members and add them to the nodes to fail over to.
+    pub learn_members: bool,
 }
 
 impl Default for StreamOptions {
@@ -83,6 +113,9 @@ impl Default for StreamOptions {
             connect_timeout: Duration::from_secs(3),
             max_failures: None,
             max_event_bytes: 64 * 1024 * 1024,
+            token: None,
+            progress: false,
+            learn_members: true,
         }
     }
 }

@@ -1,42 +1,50 @@
 //! Tailing the metadata log over `GET /stream` (server-sent events).
 //!
-//! [`StreamClient`] connects to one node of a list, reads the SSE frames with
-//! [`sse::Parser`](super::sse::Parser) (`event: record` and `event: snapshot` are items; `:`
-//! lines are keep-alives), and after **any**
-//! failure — connection refused or reset, end of the body, no bytes for
-//! [`StreamOptions::idle_timeout`], an `event: error` from the server, a frame it cannot read —
-//! waits a backoff and connects to the next node with `Last-Event-ID: <last offset yielded>`.
-//! Every node serves the same log at the same offsets, so the stream continues where it broke.
+//! [`StreamClient`] is a [`futures::Stream`] of [`StreamItem`]s. It connects to one node of a
+//! list (which it extends with the members `/cluster` names), reads the SSE frames with
+//! [`sse::Parser`](super::sse::Parser) (`record`, `progress`, and chunked snapshots put back
+//! together by [`SnapshotAssembly`]), and after **any** failure — connection refused or reset,
+//! end of the body, no bytes for [`StreamOptions::idle_timeout`], an `event: stream_error` from
+//! the server (`no_leader` included), a `416` (that node has not learned of what was read
+//! elsewhere), a frame it cannot read — waits a backoff and connects to the next node with
+//! `Last-Event-ID: <last id>`, where the last id is that of the last item yielded or of the last
+//! `progress` event, whichever is later. Every node serves the same log at the same offsets, so
+//! the stream continues where it broke: nothing missed, nothing repeated.
 //!
 //! Each offset is yielded at most once and offsets only grow: an item whose offset is at or below
-//! the last one yielded (a node that resent something) is dropped.
+//! the last id (a node that resent something) is dropped.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), yakt::client::ClientError> {
+//! use futures::StreamExt;
 //! use yakt::client::{StreamClient, StreamItem, StreamOptions};
-//! let mut client = StreamClient::new(
-//!     ["127.0.0.1:5010", "127.0.0.1:5011", "127.0.0.1:5012"],
-//!     StreamOptions::default(),
-//! )?;
-//! loop {
-//!     match client.next().await? {
+//! let mut client = StreamClient::new(["127.0.0.1:5010"], StreamOptions::default())?;
+//! // `StreamExt::next` (an `Option`); the inherent `client.next()` answers `Err(Stopped)` instead.
+//! while let Some(item) = StreamExt::next(&mut client).await {
+//!     match item? {
 //!         StreamItem::Snapshot { offset, .. } => println!("image at {offset}"),
 //!         StreamItem::Record(r) => println!("{} {}", r.offset, r.name),
+//!         StreamItem::Progress(p) => println!("read up to {}", p.offset),
 //!     }
 //! }
+//! # Ok(())
 //! # }
 //! ```
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use futures::StreamExt;
-use serde::Deserialize;
+use futures::{FutureExt, Stream, StreamExt};
 use serde_json::Value;
 use tokio::sync::watch;
 
+use super::fold::SnapshotAssembly;
+use super::options::Progress;
 pub use super::options::{ClientError, StartAt, StopHandle, StreamItem, StreamOptions};
 use super::sse;
 use crate::metadata::LogRecord;
@@ -48,7 +56,8 @@ struct Conn {
 }
 
 /// What one event means for the client.
-enum Handled {
+#[derive(Debug, PartialEq)]
+pub(crate) enum Handled {
     Item(StreamItem),
     Skip,
     Reconnect(String),
@@ -60,36 +69,128 @@ enum ConnectError {
     Fatal(ClientError),
 }
 
-#[derive(Deserialize)]
-struct SnapshotData {
-    offset: u64,
-    epoch: u64,
-    metadata: Value,
+/// Where a reader stands across connections: the last id it has (items yielded, progress
+/// events) and the snapshot being received. Pure, so the resume rules are tested without nodes.
+#[derive(Debug, Default)]
+pub(crate) struct Resume {
+    last_id: Option<u64>,
+    assembly: SnapshotAssembly,
+    duplicates: u64,
+    yield_progress: bool,
 }
 
-/// Tails `/stream` across a list of nodes; see the [module documentation](self).
-pub struct StreamClient {
+impl Resume {
+    /// A new connection: a snapshot received in part is dropped (it comes again in whole, since
+    /// the resume point is before it).
+    pub(crate) fn reconnected(&mut self) {
+        self.assembly.reset();
+    }
+
+    /// One event of the stream.
+    pub(crate) fn handle(&mut self, ev: sse::Event) -> Handled {
+        let item = match ev.event.as_str() {
+            "record" => match serde_json::from_str::<LogRecord>(&ev.data) {
+                Ok(r) => StreamItem::Record(r),
+                Err(e) => return Handled::Reconnect(format!("undecodable record event: {e}")),
+            },
+            "snapshot_begin" => {
+                return match self.assembly.begin(&ev.data) {
+                    Ok(()) => Handled::Skip,
+                    Err(e) => Handled::Reconnect(e.to_string()),
+                }
+            }
+            "snapshot_chunk" => {
+                return match self.assembly.chunk(&ev.data) {
+                    Ok(()) => Handled::Skip,
+                    Err(e) => Handled::Reconnect(e.to_string()),
+                }
+            }
+            "snapshot_end" => match self.assembly.end(&ev.data) {
+                Ok(item) => item,
+                Err(e) => return Handled::Reconnect(e.to_string()),
+            },
+            "progress" => {
+                let Some(id) = ev.id.as_deref().and_then(|i| i.parse::<u64>().ok()) else {
+                    return Handled::Skip; // before offset 0: nothing to resume after
+                };
+                let mut p: Progress = match serde_json::from_str(&ev.data) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return Handled::Reconnect(format!("undecodable progress event: {e}"))
+                    }
+                };
+                p.offset = id;
+                if self.last_id.is_some_and(|l| id <= l) {
+                    return Handled::Skip;
+                }
+                self.last_id = Some(id);
+                return if self.yield_progress {
+                    Handled::Item(StreamItem::Progress(p))
+                } else {
+                    Handled::Skip
+                };
+            }
+            "stream_error" => {
+                return Handled::Reconnect(format!("the node ended the stream: {}", ev.data))
+            }
+            _ => return Handled::Skip,
+        };
+        if self.last_id.is_some_and(|l| item.offset() <= l) {
+            self.duplicates += 1;
+            return Handled::Skip;
+        }
+        self.last_id = Some(item.offset());
+        Handled::Item(item)
+    }
+}
+
+/// The connection state of a [`StreamClient`], moved into the future of each `next`.
+struct Inner {
     nodes: Vec<String>,
     node: usize,
     opts: StreamOptions,
     http: reqwest::Client,
     conn: Option<Conn>,
-    last_yielded: Option<u64>,
+    resume: Resume,
     failures: u32,
+    connects: u64,
+    last_error: Option<String>,
+    stop_rx: watch::Receiver<bool>,
+    /// Whether `/cluster` was asked since the last connection failure.
+    members_learned: bool,
+}
+
+/// A `next` in progress: it owns the client's state and gives it back with the item.
+type PendingNext = BoxFuture<'static, (Box<Inner>, Result<StreamItem, ClientError>)>;
+
+/// What the accessors of a [`StreamClient`] report, copied from its state after every item.
+#[derive(Clone, Debug, Default)]
+struct Stats {
+    last_id: Option<u64>,
+    node: String,
     connects: u64,
     duplicates: u64,
     last_error: Option<String>,
+}
+
+/// Tails `/stream` across the nodes of a cluster; see the [module documentation](self).
+pub struct StreamClient {
+    inner: Option<Box<Inner>>,
+    pending: Option<PendingNext>,
+    stats: Stats,
+    disconnect: bool,
+    /// `Stopped` was yielded: the stream has ended.
+    ended: bool,
     stop_tx: Arc<watch::Sender<bool>>,
-    stop_rx: watch::Receiver<bool>,
 }
 
 /// `host:port` or a URL, as a base URL without a trailing slash.
-fn base_url(addr: &str) -> String {
+fn base_url(addr: &str, scheme: &str) -> String {
     let a = addr.trim().trim_end_matches('/');
-    if a.starts_with("http://") || a.starts_with("https://") {
+    if a.contains("://") {
         a.to_string()
     } else {
-        format!("http://{a}")
+        format!("{scheme}://{a}")
     }
 }
 
@@ -108,9 +209,10 @@ fn encode_query(s: &str) -> String {
 
 impl StreamClient {
     /// A client of the nodes at `nodes` (`HOST:PORT` or `http://HOST:PORT`), tried in order and
-    /// then round-robin after failures. It connects lazily, on the first [`next`](Self::next).
-    /// It uses its own HTTP client, which ignores proxy settings (streams go direct);
-    /// use [`with_http`](Self::with_http) to share or configure one.
+    /// then round-robin after failures, with the other members `/cluster` names added. It
+    /// connects lazily, on the first item asked for. It uses its own HTTP client, which ignores
+    /// proxy settings (streams go direct); use [`with_http`](Self::with_http) to share or
+    /// configure one.
     pub fn new<I, S>(nodes: I, opts: StreamOptions) -> Result<Self, ClientError>
     where
         I: IntoIterator<Item = S>,
@@ -144,14 +246,7 @@ impl StreamClient {
             .build()?;
         let nodes: Vec<String> = nodes
             .into_iter()
-            .map(|n| {
-                let a = n.as_ref().trim();
-                if a.contains("://") {
-                    a.to_string()
-                } else {
-                    format!("https://{a}")
-                }
-            })
+            .map(|n| base_url(n.as_ref(), "https"))
             .collect();
         Self::with_http(nodes, opts, http)
     }
@@ -167,38 +262,50 @@ impl StreamClient {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let nodes: Vec<String> = nodes.into_iter().map(|n| base_url(n.as_ref())).collect();
+        let nodes: Vec<String> = nodes
+            .into_iter()
+            .map(|n| base_url(n.as_ref(), "http"))
+            .collect();
         if nodes.is_empty() {
             return Err(ClientError::NoNodes);
         }
         let (stop_tx, stop_rx) = watch::channel(false);
-        Ok(Self {
+        let resume = Resume {
+            yield_progress: opts.progress,
+            ..Resume::default()
+        };
+        let inner = Inner {
             nodes,
             node: 0,
             opts,
             http,
             conn: None,
-            last_yielded: None,
+            resume,
             failures: 0,
             connects: 0,
-            duplicates: 0,
             last_error: None,
-            stop_tx: Arc::new(stop_tx),
             stop_rx,
-        })
+            members_learned: false,
+        };
+        let mut client = Self {
+            inner: Some(Box::new(inner)),
+            pending: None,
+            stats: Stats::default(),
+            disconnect: false,
+            ended: false,
+            stop_tx: Arc::new(stop_tx),
+        };
+        client.refresh_stats();
+        Ok(client)
     }
 
     /// The next item: waits for it, reconnecting (to the next node, with `Last-Event-ID`) as
-    /// often as needed. Cancel-safe: dropping the future loses nothing.
+    /// often as needed; [`ClientError::Stopped`] once stopped. Cancel-safe: dropping the future
+    /// loses nothing (the read goes on at the next call).
     pub async fn next(&mut self) -> Result<StreamItem, ClientError> {
-        let mut stop = self.stop_rx.clone();
-        if *stop.borrow() {
-            return Err(ClientError::Stopped);
-        }
-        tokio::select! {
-            biased;
-            _ = stop.wait_for(|s| *s) => Err(ClientError::Stopped),
-            r = self.next_inner() => r,
+        match StreamExt::next(self).await {
+            Some(r) => r,
+            None => Err(ClientError::Stopped),
         }
     }
 
@@ -210,43 +317,127 @@ impl StreamClient {
     /// Stops the client: closes its connection; `next` returns [`ClientError::Stopped`].
     pub fn stop(&mut self) {
         self.stop_tx.send_replace(true);
-        self.conn = None;
+        self.disconnect();
     }
 
-    /// Drops the current connection (if any); the next `next` reconnects to the same node with
-    /// `Last-Event-ID`. For tests and for callers that know a connection went bad.
+    /// Drops the current connection (if any); the next item is read from a new connection to
+    /// the same node, with `Last-Event-ID`. For tests and for callers that know a connection
+    /// went bad.
     pub fn disconnect(&mut self) {
-        self.conn = None;
+        match self.inner.as_mut() {
+            Some(inner) => {
+                inner.conn = None;
+                inner.resume.reconnected();
+            }
+            None => self.disconnect = true,
+        }
     }
 
-    /// The offset of the last item yielded: what `Last-Event-ID` carries on a reconnect.
+    /// The last id the client has: of the last item yielded or the last progress event, what
+    /// `Last-Event-ID` carries on a reconnect.
     pub fn last_event_id(&self) -> Option<u64> {
-        self.last_yielded
+        self.stats.last_id
     }
 
     /// The base URL of the node the client reads from (or will connect to next).
     pub fn current_node(&self) -> &str {
-        &self.nodes[self.node]
+        &self.stats.node
     }
 
     /// Successful connections made so far (1 plus the reconnects).
     pub fn connects(&self) -> u64 {
-        self.connects
+        self.stats.connects
     }
 
-    /// Items dropped because their offset was at or below the last one yielded.
+    /// Items dropped because their offset was at or below the last id.
     pub fn duplicates_dropped(&self) -> u64 {
-        self.duplicates
+        self.stats.duplicates
     }
 
     /// The last failure that caused a reconnect, if any.
     pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+        self.stats.last_error.as_deref()
+    }
+
+    fn refresh_stats(&mut self) {
+        if let Some(i) = self.inner.as_ref() {
+            self.stats = Stats {
+                last_id: i.resume.last_id,
+                node: i.nodes[i.node].clone(),
+                connects: i.connects,
+                duplicates: i.resume.duplicates,
+                last_error: i.last_error.clone(),
+            };
+        }
+    }
+}
+
+impl Stream for StreamClient {
+    type Item = Result<StreamItem, ClientError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        if this.pending.is_none() {
+            let Some(mut inner) = this.inner.take() else {
+                return Poll::Ready(None);
+            };
+            if std::mem::take(&mut this.disconnect) {
+                inner.conn = None;
+                inner.resume.reconnected();
+            }
+            this.pending = Some(
+                async move {
+                    let r = inner.next().await;
+                    (inner, r)
+                }
+                .boxed(),
+            );
+        }
+        let Some(pending) = this.pending.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let (inner, r) = match pending.poll_unpin(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(done) => done,
+        };
+        this.pending = None;
+        this.inner = Some(inner);
+        this.refresh_stats();
+        match r {
+            Err(ClientError::Stopped) => {
+                if let Some(inner) = this.inner.as_mut() {
+                    inner.conn = None;
+                }
+                // One `Stopped`, then the end of the stream.
+                this.ended = true;
+                Poll::Ready(Some(Err(ClientError::Stopped)))
+            }
+            other => Poll::Ready(Some(other)),
+        }
+    }
+}
+
+impl Inner {
+    async fn next(&mut self) -> Result<StreamItem, ClientError> {
+        let mut stop = self.stop_rx.clone();
+        if *stop.borrow() {
+            return Err(ClientError::Stopped);
+        }
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => Err(ClientError::Stopped),
+            r = self.next_inner() => r,
+        }
     }
 
     /// Counts a failure, moves to the next node, and gives up past `max_failures`.
     fn fail(&mut self, why: String) -> Result<(), ClientError> {
         self.conn = None;
+        self.resume.reconnected();
+        self.members_learned = false;
         self.failures = self.failures.saturating_add(1);
         self.node = (self.node + 1) % self.nodes.len();
         tracing::debug!(node = %self.nodes[self.node], error = %why, "stream reconnecting");
@@ -274,6 +465,9 @@ impl StreamClient {
                 if self.failures > 0 {
                     tokio::time::sleep(self.backoff()).await;
                 }
+                if self.opts.learn_members && !self.members_learned {
+                    self.learn_members().await;
+                }
                 match self.connect().await {
                     Ok(c) => {
                         self.connects += 1;
@@ -297,10 +491,9 @@ impl StreamClient {
                 }
             };
             if let Some(ev) = event {
-                match self.handle(ev) {
+                match self.resume.handle(ev) {
                     Handled::Item(item) => {
                         self.failures = 0;
-                        self.last_yielded = Some(item.offset());
                         return Ok(item);
                     }
                     Handled::Skip => continue,
@@ -323,37 +516,49 @@ impl StreamClient {
         }
     }
 
-    fn handle(&mut self, ev: sse::Event) -> Handled {
-        let item = match ev.event.as_str() {
-            "record" => match serde_json::from_str::<LogRecord>(&ev.data) {
-                Ok(r) => StreamItem::Record(r),
-                Err(e) => return Handled::Reconnect(format!("undecodable record event: {e}")),
-            },
-            "snapshot" => match serde_json::from_str::<SnapshotData>(&ev.data) {
-                Ok(s) => StreamItem::Snapshot {
-                    offset: s.offset,
-                    epoch: s.epoch,
-                    metadata: s.metadata,
-                },
-                Err(e) => return Handled::Reconnect(format!("undecodable snapshot event: {e}")),
-            },
-            "error" => {
-                return Handled::Reconnect(format!("the node ended the stream: {}", ev.data))
-            }
-            _ => return Handled::Skip,
-        };
-        if self.last_yielded.is_some_and(|l| item.offset() <= l) {
-            self.duplicates += 1;
-            return Handled::Skip;
+    fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        let req = self.http.get(url);
+        match &self.opts.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
         }
-        Handled::Item(item)
+    }
+
+    /// Adds the members the current node's `/cluster` names to the nodes to fail over to
+    /// (best effort: a node that does not answer is tried anyway).
+    async fn learn_members(&mut self) {
+        self.members_learned = true;
+        let base = self.nodes[self.node].clone();
+        let url = format!("{base}/cluster");
+        let req = self.get(&url).timeout(self.opts.connect_timeout);
+        let view: Option<Value> = async move {
+            let resp = req.send().await.ok()?;
+            resp.status().is_success().then_some(())?;
+            resp.json().await.ok()
+        }
+        .await;
+        let Some(members) = view.as_ref().and_then(|v| v["members"].as_array()) else {
+            return;
+        };
+        let scheme = if base.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        for m in members {
+            if let Some(addr) = m["addr"].as_str() {
+                let url = base_url(addr, scheme);
+                if !self.nodes.contains(&url) {
+                    self.nodes.push(url);
+                }
+            }
+        }
     }
 
     /// Resolves [`StartAt::End`] to a concrete offset on the current node.
     async fn resolve_end(&mut self, base: &str) -> Result<u64, ConnectError> {
         let url = format!("{base}/fetch?offset=end&max_records=1");
         let resp = self
-            .http
             .get(&url)
             .timeout(self.opts.connect_timeout.max(Duration::from_secs(5)))
             .send()
@@ -374,7 +579,8 @@ impl StreamClient {
     async fn connect(&mut self) -> Result<Conn, ConnectError> {
         let base = self.nodes[self.node].clone();
         let mut query = Vec::new();
-        if self.last_yielded.is_none() {
+        let last_id = self.resume.last_id;
+        if last_id.is_none() {
             if self.opts.start == StartAt::End {
                 let at = self.resolve_end(&base).await?;
                 self.opts.start = StartAt::Offset(at);
@@ -395,10 +601,9 @@ impl StreamClient {
             format!("{base}/stream?{}", query.join("&"))
         };
         let mut req = self
-            .http
             .get(&url)
             .header(reqwest::header::ACCEPT, "text/event-stream");
-        if let Some(k) = self.last_yielded {
+        if let Some(k) = last_id {
             req = req.header("Last-Event-ID", k.to_string());
         }
         let resp = tokio::time::timeout(self.opts.connect_timeout, req.send())
@@ -409,7 +614,9 @@ impl StreamClient {
         if !status.is_success() {
             let code = status.as_u16();
             let body = resp.text().await.unwrap_or_default();
-            if status.is_client_error() && code != 408 && code != 429 {
+            // 416: this node has not learned of the offsets read elsewhere yet; 408/429: later.
+            let retry = matches!(code, 408 | 416 | 429);
+            if status.is_client_error() && !retry {
                 return Err(ConnectError::Fatal(ClientError::Rejected {
                     node: base,
                     status: code,
@@ -418,9 +625,141 @@ impl StreamClient {
             }
             return Err(ConnectError::Retry(format!("{url}: {code} {body}")));
         }
+        self.resume.reconnected();
         Ok(Conn {
             body: resp.bytes_stream().boxed(),
             parser: sse::Parser::new(self.opts.max_event_bytes),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: Option<u64>, event: &str, data: &str) -> sse::Event {
+        sse::Event {
+            id: id.map(|i| i.to_string()),
+            event: event.into(),
+            data: data.into(),
+        }
+    }
+
+    fn record(offset: u64) -> sse::Event {
+        let data = serde_json::json!({"offset": offset, "epoch": 1, "timestamp": 1,
+            "name": "TopicRecord", "fields": {"name": format!("t{offset}")}});
+        ev(Some(offset), "record", &data.to_string())
+    }
+
+    fn progress(id: u64) -> sse::Event {
+        let data = serde_json::json!({"applied_offset": id, "commit_offset": id,
+            "leader_id": 1, "term": 1, "node_id": 2});
+        ev(Some(id), "progress", &data.to_string())
+    }
+
+    /// Runs events through `r`, as connections that each end where the next begins: the ids
+    /// of the items yielded.
+    fn feed(r: &mut Resume, conns: Vec<Vec<sse::Event>>) -> Vec<u64> {
+        let mut out = Vec::new();
+        for events in conns {
+            r.reconnected();
+            for e in events {
+                match r.handle(e) {
+                    Handled::Item(i) => out.push(i.offset()),
+                    Handled::Skip => {}
+                    Handled::Reconnect(_) => break,
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_failover_resumes_after_the_last_id_without_repeats_or_gaps() {
+        let mut r = Resume::default();
+        // Node A sends 3, 5, a progress at 9 (6..=9 filtered out), then says it has no leader.
+        // Node B (resumed after 9) resends 8 and 9 (an older cache), then 12; node C sends a
+        // progress at 11 (behind what was yielded) and 13.
+        let got = feed(
+            &mut r,
+            vec![
+                vec![
+                    record(3),
+                    record(5),
+                    progress(9),
+                    ev(None, "stream_error", r#"{"error":"no_leader"}"#),
+                    record(10),
+                ],
+                vec![record(8), record(9), record(12)],
+                vec![progress(11), record(13)],
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![3, 5, 12, 13],
+            "record 10 came after the stream_error"
+        );
+        assert_eq!(r.last_id, Some(13));
+        assert_eq!(r.duplicates, 2);
+    }
+
+    #[test]
+    fn progress_moves_the_resume_point_and_is_yielded_only_when_asked() {
+        let mut quiet = Resume::default();
+        assert_eq!(
+            feed(&mut quiet, vec![vec![progress(4), record(2)]]),
+            Vec::<u64>::new()
+        );
+        assert_eq!(quiet.last_id, Some(4));
+        let mut loud = Resume {
+            yield_progress: true,
+            ..Resume::default()
+        };
+        assert_eq!(
+            feed(&mut loud, vec![vec![progress(4), progress(4), record(5)]]),
+            vec![4, 5]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_cut_mid_way_is_dropped_and_taken_whole_from_the_next_node() {
+        let mut r = Resume::default();
+        let begin = ev(None, "snapshot_begin", r#"{"offset":20,"epoch":2}"#);
+        let chunk = |names: &str| {
+            ev(
+                None,
+                "snapshot_chunk",
+                &format!(r#"{{"metadata":{{"TopicRecord":[{names}]}}}}"#),
+            )
+        };
+        let end = ev(Some(20), "snapshot_end", r#"{"offset":20,"epoch":2}"#);
+        let a = r#"{"name":"a","topicUUID":"00000000-0000-4000-8000-000000000001"}"#;
+        let b = r#"{"name":"b","topicUUID":"00000000-0000-4000-8000-000000000002"}"#;
+        let mut items = Vec::new();
+        for conn in [
+            vec![begin.clone(), chunk(a)],
+            vec![begin.clone(), chunk(a), chunk(b), end.clone(), record(21)],
+        ] {
+            r.reconnected();
+            for e in conn {
+                if let Handled::Item(i) = r.handle(e) {
+                    items.push(i);
+                }
+            }
+        }
+        assert_eq!(items.len(), 2, "{items:?}");
+        let StreamItem::Snapshot {
+            offset, metadata, ..
+        } = &items[0]
+        else {
+            panic!("{items:?}")
+        };
+        assert_eq!(*offset, 20);
+        assert_eq!(
+            metadata["TopicRecord"].as_array().map(Vec::len),
+            Some(2),
+            "only the whole second copy: {metadata}"
+        );
+        assert_eq!(items[1].offset(), 21);
     }
 }

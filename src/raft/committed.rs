@@ -6,13 +6,13 @@
 //! else committed batches), the caller never sees the segment log: a purge that runs between
 //! two reads comes back as a snapshot, not as records silently skipped.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::json;
 
 use super::codec::{stored_to_command, CodecError};
 use super::state_machine::MetaState;
-use crate::metadata::{LogRecord, MetadataCommand};
+use crate::metadata::{Image, LogRecord, MetadataCommand};
 use crate::metrics::Histogram;
 use crate::storage::{SegmentLog, StorageError, StoredEntry};
 
@@ -62,21 +62,24 @@ impl CommittedEntry {
     }
 }
 
-/// The image as a reader below the log start receives it.
+/// The image as a reader below the log start receives it: a private copy, shared by every
+/// reader that asks at the same applied offset, so it can be encoded piece by piece without
+/// holding the state machine's lock and without one JSON tree per reader.
 #[derive(Clone, Debug)]
 pub struct ImageSnapshot {
     /// The applied offset the image is at.
     pub offset: u64,
     /// The term of that entry.
     pub epoch: u64,
-    /// `/get_metadata`'s `metadata`.
-    pub metadata: serde_json::Value,
+    /// The image at `offset` (never changed: a copy taken under the read lock).
+    pub image: Arc<Image>,
 }
 
 impl ImageSnapshot {
-    /// `{"offset", "epoch", "metadata"}`, as the stream and fetch send it.
+    /// `{"offset", "epoch", "metadata"}` as one JSON tree: only for answers that are one JSON
+    /// document anyway (`/fetch`); the stream sends the image in chunks instead.
     pub fn to_json(&self) -> serde_json::Value {
-        json!({"offset": self.offset, "epoch": self.epoch, "metadata": self.metadata})
+        json!({"offset": self.offset, "epoch": self.epoch, "metadata": self.image.metadata_json()})
     }
 }
 
@@ -104,12 +107,20 @@ pub enum Since {
 pub struct CommittedLog {
     log: Arc<SegmentLog>,
     state: Arc<MetaState>,
+    /// The last copy of the image handed out (offset, epoch, copy), while a reader still holds
+    /// it: readers arriving at the same applied offset share it instead of each copying the
+    /// image, and no copy outlives its last reader.
+    shared: Mutex<Option<(u64, u64, Weak<Image>)>>,
 }
 
 impl CommittedLog {
     /// Reads `log` up to what `state` has applied.
     pub fn new(log: Arc<SegmentLog>, state: Arc<MetaState>) -> Self {
-        Self { log, state }
+        Self {
+            log,
+            state,
+            shared: Mutex::new(None),
+        }
     }
 
     /// Committed entries from `from`, at most up to `up_to` (and never past the applied
@@ -158,14 +169,35 @@ impl CommittedLog {
         ((below_start || from < self.state.log_floor()) && from <= applied).then(|| self.image())
     }
 
-    /// The image and the applied position it reflects, read together.
-    fn image(&self) -> ImageSnapshot {
-        let at = self.state.read();
-        ImageSnapshot {
-            offset: at.applied.offset,
-            epoch: at.applied.term,
-            metadata: at.image.metadata_json(),
+    /// The image and the applied position it reflects, read together: a copy taken under the
+    /// state's read lock (a memory copy, no encoding), or the copy another reader took at the
+    /// same applied offset. Encoding it happens later, without any lock.
+    pub fn image(&self) -> ImageSnapshot {
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let applied = self.state.applied();
+        if let Some((offset, epoch, weak)) = shared.as_ref().filter(|s| s.0 == applied.offset) {
+            if let Some(image) = weak.upgrade() {
+                return ImageSnapshot {
+                    offset: *offset,
+                    epoch: *epoch,
+                    image,
+                };
+            }
         }
+        tracing::debug!(
+            offset = applied.offset,
+            "copying the image for readers below the log start"
+        );
+        let snap = {
+            let at = self.state.read();
+            ImageSnapshot {
+                offset: at.applied.offset,
+                epoch: at.applied.term,
+                image: Arc::new(at.image.clone()),
+            }
+        };
+        *shared = Some((snap.offset, snap.epoch, Arc::downgrade(&snap.image)));
+        snap
     }
 
     /// The first offset readers take from the log: the log start, or the floor of an installed

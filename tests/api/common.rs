@@ -64,6 +64,8 @@ pub const FETCH_KEYS: &[&str] = &[
     "next_offset",
     "high_watermark",
     "log_start_offset",
+    "commit_offset",
+    "leader_id",
 ];
 
 /// A raw answer: status, content type and body text.

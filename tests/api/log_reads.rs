@@ -220,7 +220,7 @@ pub async fn catch_up(cx: &Ctx, records: &[Value], t: &Topics) {
         for (path, with_producers, node) in [("broker_mgmt", true, f), ("client_mgmt", false, g)] {
             let v = ok(&c, node, "GET", &format!("/{path}/{form}"), None).await;
             let what = format!("/{path}/{form}");
-            assert_keys(&v, &["mode", "since", "offset", "metadata"], &what);
+            assert_keys(&v, &["mode", "since", "until", "offset", "metadata"], &what);
             assert_eq!(v["mode"], "delta", "{what}: {v}");
             assert_eq!(v["since"], since, "{what}");
             assert_eq!(v["offset"], end, "{what}");
@@ -245,7 +245,7 @@ pub async fn catch_up(cx: &Ctx, records: &[Value], t: &Topics) {
     for (path, with_producers) in [("broker_mgmt", true), ("client_mgmt", false)] {
         let v = ok(&c, f, "GET", &format!("/{path}/{old}"), None).await;
         let what = format!("/{path}/{old}");
-        assert_keys(&v, &["mode", "since", "offset", "metadata"], &what);
+        assert_keys(&v, &["mode", "since", "until", "offset", "metadata"], &what);
         assert_eq!(v["mode"], "snapshot", "{what}: {v}");
         let mut want = image.clone();
         if !with_producers {

@@ -261,6 +261,8 @@ async fn read_stream(http: reqwest::Client, addr: String, log: Arc<Mutex<StreamL
             Ok(resp) if resp.status() == 200 => {
                 let mut body = resp.bytes_stream();
                 let mut parser = sse::Parser::new(1 << 24);
+                // A chunked snapshot is recorded as one `snapshot` event, at `snapshot_end`.
+                let mut parts = yakt::client::SnapshotAssembly::default();
                 'read: loop {
                     match body.next().await {
                         Some(Ok(chunk)) => {
@@ -277,6 +279,35 @@ async fn read_stream(http: reqwest::Client, addr: String, log: Arc<Mutex<StreamL
                             Ok(None) => break,
                             Err(e) => break 'read format!("connection {connection}: {e}"),
                         };
+                        let ev = match ev.event.as_str() {
+                            // Where the reader stands, not a record: nothing to check.
+                            "progress" => continue,
+                            "snapshot_begin" | "snapshot_chunk" => {
+                                let r = if ev.event == "snapshot_begin" {
+                                    parts.begin(&ev.data)
+                                } else {
+                                    parts.chunk(&ev.data)
+                                };
+                                if let Err(e) = r {
+                                    break 'read format!("connection {connection}: {e}");
+                                }
+                                continue;
+                            }
+                            "snapshot_end" => match parts.end(&ev.data) {
+                                Ok(yakt::client::StreamItem::Snapshot {
+                                    offset,
+                                    epoch,
+                                    metadata,
+                                }) => sse::Event {
+                                    id: ev.id,
+                                    event: "snapshot".into(),
+                                    data: serde_json::json!({"offset": offset, "epoch": epoch, "metadata": metadata}).to_string(),
+                                },
+                                Ok(_) => continue,
+                                Err(e) => break 'read format!("connection {connection}: {e}"),
+                            },
+                            _ => ev,
+                        };
                         match ev.id.and_then(|id| id.parse::<u64>().ok()) {
                             Some(id) => {
                                 let data = serde_json::from_str(&ev.data)
@@ -288,7 +319,7 @@ async fn read_stream(http: reqwest::Client, addr: String, log: Arc<Mutex<StreamL
                                     connection,
                                 });
                             }
-                            // `event: shutdown` / `event: error` carry no id: why the
+                            // `event: shutdown` / `event: stream_error` carry no id: why the
                             // connection ends, not a record. (An id-only event has no data
                             // and is not dispatched: it moves the position past offsets
                             // without a record; nothing to check.)

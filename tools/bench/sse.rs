@@ -103,9 +103,9 @@ pub async fn read(
                             value,
                         } => {
                             event_is_record = value == b"record";
-                            if value == b"snapshot" {
+                            if value == b"snapshot_end" {
                                 local.snapshots += 1;
-                            } else if value == b"error" || value == b"shutdown" {
+                            } else if value == b"stream_error" || value == b"shutdown" {
                                 bail!("/stream sent event {}", String::from_utf8_lossy(value));
                             }
                         }
