@@ -5,6 +5,7 @@ pub mod catchup;
 pub mod error;
 pub mod event_cache;
 pub mod history;
+pub mod liveness;
 pub mod log_read;
 pub mod members;
 pub mod metadata;
@@ -65,6 +66,7 @@ impl Default for ApiOptions {
 pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
     Router::new()
         .merge(metadata::routes())
+        .merge(liveness::routes())
         .merge(catchup::routes())
         .merge(ops::routes())
         .merge(members::routes())

@@ -12,6 +12,7 @@ use openraft::{Config, ServerState, SnapshotPolicy};
 
 use super::committed::CommittedLog;
 use super::history::online::{History, LiveSource};
+use super::liveness::Liveness;
 use super::log_store::LogStore;
 use super::network::Network;
 use super::proposer::{self, Committed, ProposeError, Proposer};
@@ -20,7 +21,7 @@ use super::snapshot_trigger;
 use super::state_machine::{MetaState, StateMachine};
 use super::{Member, NodeId, Raft};
 use crate::config::Defaults;
-use crate::metadata::WriteRequest;
+use crate::metadata::{Image, MetadataError, WriteRequest};
 use crate::metrics::Metrics;
 use crate::storage::{
     CommittedFile, DirLock, Identity, LogOptions, SegmentLog, SnapshotStore, StorageError, VoteFile,
@@ -69,6 +70,8 @@ pub struct NodeOptions {
     /// TLS for node-to-node calls (Raft RPCs, joining, forwarding): the peer CA to check the
     /// other nodes against and this node's certificate to present. `None`: plain HTTP.
     pub tls: Option<crate::tls::ClientTls>,
+    /// How long the leader waits for a watched broker's heartbeat before fencing it.
+    pub broker_session_timeout: Duration,
 }
 
 impl NodeOptions {
@@ -90,6 +93,7 @@ impl NodeOptions {
             segment_bytes: Defaults::segment_bytes(),
             token: None,
             tls: None,
+            broker_session_timeout: Defaults::BROKER_SESSION_TIMEOUT,
         }
     }
 }
@@ -146,6 +150,8 @@ pub struct Node {
     /// One membership change at a time: openraft refuses a second while one is under way.
     membership_change: tokio::sync::Mutex<()>,
     proposer: Proposer,
+    /// Broker sessions and fencing, while this node leads (see [`super::liveness`]).
+    liveness: Liveness,
     http: reqwest::Client,
     /// `http` or `https`, for the URLs of the calls above.
     scheme: &'static str,
@@ -332,6 +338,7 @@ impl Node {
             admitting: std::sync::Mutex::new(BTreeSet::new()),
             membership_change: tokio::sync::Mutex::new(()),
             proposer: Proposer::default(),
+            liveness: Liveness::new(opts.broker_session_timeout),
             http,
             scheme: crate::tls::client::scheme(opts.tls.as_ref()),
             token: opts.token,
@@ -350,6 +357,7 @@ impl Node {
         self: &Arc<Self>,
         seeds: Vec<(NodeId, String)>,
     ) -> Result<(), NodeError> {
+        self.start_liveness();
         let initialized = self
             .raft
             .is_initialized()
@@ -390,6 +398,33 @@ impl Node {
         }
         self.tasks.spawn(self.clone().join_loop(seeds));
         Ok(())
+    }
+
+    /// Starts the broker session timer (it acts only while this node leads).
+    fn start_liveness(self: &Arc<Self>) {
+        self.tasks.spawn(super::liveness::run(
+            Arc::downgrade(self),
+            self.liveness.timeout(),
+        ));
+    }
+
+    /// The broker liveness controller.
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
+    }
+
+    /// Commits the writes a plan makes, consecutively (see [`Proposer::propose_plan`]).
+    pub async fn propose_plan(
+        &self,
+        next: impl FnMut(&Image) -> Option<Result<WriteRequest, MetadataError>>,
+    ) -> Result<Vec<Result<Committed, ProposeError>>, ProposeError> {
+        let results = self
+            .proposer
+            .propose_plan(&self.raft, &self.state, next)
+            .await?;
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        self.metrics.records_proposed.add(ok as u64);
+        Ok(results)
     }
 
     /// Validates and commits one metadata write; only the leader can.
