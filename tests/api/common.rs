@@ -11,12 +11,13 @@ use yakt::client::sse;
 
 pub const SECS_30: Duration = Duration::from_secs(30);
 
-pub const RECORD_NAMES: [&str; 5] = [
+pub const RECORD_NAMES: [&str; 6] = [
     "RegisterBrokerRecord",
     "TopicRecord",
     "PartitionRecord",
     "ProducerIdsRecord",
     "BrokerRegistrationChangeBrokerRecord",
+    "PartitionChangeRecord",
 ];
 
 /// The keys of a JSON object, sorted.
@@ -55,6 +56,7 @@ pub const PARTITION_KEYS: &[&str] = &[
     "removingReplicas",
     "addingReplicas",
     "leader",
+    "leaderEpoch",
     "partitionEpoch",
 ];
 pub const PRODUCER_KEYS: &[&str] = &["brokerId", "brokerEpoch", "producerId"];
