@@ -136,7 +136,8 @@ impl Liveness {
     }
 
     /// The sessions, made to belong to `term` (a new term starts them afresh from the image's
-    /// watched brokers).
+    /// watched brokers). Lock order: the sessions, then the image; nothing takes the sessions
+    /// while holding the image.
     fn sessions_in(&self, node: &Node, term: u64) -> std::sync::MutexGuard<'_, Sessions> {
         let mut s = self.sessions();
         if s.term() != Some(term) {
@@ -230,6 +231,8 @@ impl Liveness {
         hb: &Heartbeat,
         caught_up: bool,
     ) -> Option<fn(i32, Vec<i32>) -> plans::Plan> {
+        // Sessions before the image, never the other way round (see `sessions_in`).
+        let avoid = self.sessions().shutting_down();
         let st = node.state.read();
         let img = &st.image;
         let status = img.broker_record(broker_id)?.broker_status;
@@ -246,7 +249,7 @@ impl Liveness {
             return None;
         };
         // Only when the plan would write something on the image as it is.
-        let mut probe = make(broker_id, self.sessions().shutting_down());
+        let mut probe = make(broker_id, avoid);
         probe(img).is_some().then_some(make)
     }
 
