@@ -314,6 +314,30 @@ async fn heartbeats_unfence_and_a_silent_broker_is_fenced_with_its_leadership_mo
         let recs = stream_records(&c, node, names, want).await;
         assert_eq!(recs, on_leader, "node {node}'s stream");
     }
+
+    // Time travel folds the change records: right after the fence, broker 1 still led
+    // partition 0; right after the last move, broker 2 did.
+    let at = |offset: u64| {
+        let c = &c;
+        async move {
+            let (s, v) = c
+                .get(f, &format!("/get_metadata?at_offset={offset}"))
+                .await;
+            assert_eq!(s, 200, "{v}");
+            let p0 = v["metadata"]["PartitionRecord"]
+                .as_array()
+                .and_then(|a| a.iter().find(|p| p["partitionId"] == 0).cloned())
+                .expect("partition 0");
+            let changes = v["metadata"]["PartitionChangeRecord"]
+                .as_array()
+                .map_or(0, Vec::len);
+            (p0["leader"].clone(), changes)
+        }
+    };
+    let fence_at = fence["offset"].as_u64().expect("offset");
+    assert_eq!(at(fence_at).await, (json!(1), 0));
+    let last = changes.last().and_then(|r| r["offset"].as_u64()).expect("offset");
+    assert_eq!(at(last).await, (json!(2), 3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
