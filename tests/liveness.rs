@@ -320,9 +320,7 @@ async fn heartbeats_unfence_and_a_silent_broker_is_fenced_with_its_leadership_mo
     let at = |offset: u64| {
         let c = &c;
         async move {
-            let (s, v) = c
-                .get(f, &format!("/get_metadata?at_offset={offset}"))
-                .await;
+            let (s, v) = c.get(f, &format!("/get_metadata?at_offset={offset}")).await;
             assert_eq!(s, 200, "{v}");
             let p0 = v["metadata"]["PartitionRecord"]
                 .as_array()
@@ -336,7 +334,10 @@ async fn heartbeats_unfence_and_a_silent_broker_is_fenced_with_its_leadership_mo
     };
     let fence_at = fence["offset"].as_u64().expect("offset");
     assert_eq!(at(fence_at).await, (json!(1), 0));
-    let last = changes.last().and_then(|r| r["offset"].as_u64()).expect("offset");
+    let last = changes
+        .last()
+        .and_then(|r| r["offset"].as_u64())
+        .expect("offset");
     assert_eq!(at(last).await, (json!(2), 3));
 }
 
@@ -496,11 +497,15 @@ async fn killing_the_leader_fences_no_broker_that_keeps_heartbeating() {
     for id in 1..=3 {
         brokers.push((id, register_fenced(&c, l, id).await));
     }
+    // Broker 4 falls silent together with the leader: the new leader must still fence it (it
+    // watches every broker that registered FENCED from the moment it leads).
+    let e4 = register_fenced(&c, l, 4).await;
+    let lone = Heartbeater::start(&c, vec![(4, e4)], l);
     // The heartbeats start at the leader, so they have to find the next one after the crash.
     let hb = Heartbeater::start(&c, brokers.clone(), l);
     eventually(SECS_30, "all unfenced", || async {
-        for (id, _) in &brokers {
-            if status(&c, l, *id).await != "UNFENCED" {
+        for id in 1..=4 {
+            if status(&c, l, id).await != "UNFENCED" {
                 return None;
             }
         }
@@ -508,6 +513,7 @@ async fn killing_the_leader_fences_no_broker_that_keeps_heartbeating() {
     })
     .await;
     let before = c.records_from(l, 0).await.len();
+    lone.stop().await;
     c.nodes[l].kill();
     let survivors: Vec<usize> = (0..3).filter(|i| *i != l).collect();
     let nl = c.leader_among(&survivors, SECS_30).await;
@@ -531,14 +537,15 @@ async fn killing_the_leader_fences_no_broker_that_keeps_heartbeating() {
     );
     hb.stop().await;
     let after = c.records_from(nl, 0).await;
-    let fences: Vec<&Value> = after[before..]
+    let fenced: Vec<&Value> = after[before..]
         .iter()
-        .filter(|r| r["fields"]["brokerStatus"] == "FENCED")
+        .filter(|r| {
+            r["name"] == "BrokerRegistrationChangeBrokerRecord"
+                && r["fields"]["brokerStatus"] == "FENCED"
+        })
+        .map(|r| &r["fields"]["brokerId"])
         .collect();
-    assert!(
-        fences.is_empty(),
-        "brokers fenced across the leader change: {fences:?}"
-    );
+    assert_eq!(fenced, [&json!(4)], "only the silent broker is fenced");
     for (id, _) in &brokers {
         assert_eq!(status(&c, nl, *id).await, "UNFENCED", "broker {id}");
     }

@@ -243,7 +243,10 @@ pub fn envelope(name: &str, fields: Value) -> Value {
 pub fn assert_write(v: &Value, fields: &[&str], what: &str) -> (u64, Value) {
     if fields.contains(&"internalUUID") {
         assert_keys(v, &["message", "offset", "metadata", "brokerEpoch"], what);
-        assert_eq!(v["brokerEpoch"], v["offset"], "{what}: brokerEpoch is the offset");
+        assert_eq!(
+            v["brokerEpoch"], v["offset"],
+            "{what}: brokerEpoch is the offset"
+        );
     } else {
         assert_keys(v, &["message", "offset", "metadata"], what);
     }

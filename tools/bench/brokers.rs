@@ -138,7 +138,10 @@ async fn heartbeat_loop(
             "currentMetadataOffset": tail.offset.load(Ordering::Relaxed),
             "wantShutDown": b.shut_down.load(Ordering::Relaxed),
         });
-        b.first_sent.lock().unwrap().get_or_insert_with(Instant::now);
+        b.first_sent
+            .lock()
+            .unwrap()
+            .get_or_insert_with(Instant::now);
         let t0 = Instant::now();
         let url = format!("{}://{}/broker_heartbeat/{}", scheme(), addrs[at], b.id);
         match http.post(&url).json(&body).send().await {
@@ -147,7 +150,10 @@ async fn heartbeat_loop(
                 lat.lock().unwrap().push(t0.elapsed().as_micros() as u64);
                 b.last_ok_ms.store(now_ms(), Ordering::Relaxed);
                 if v["isFenced"] == false {
-                    b.unfenced_at.lock().unwrap().get_or_insert_with(Instant::now);
+                    b.unfenced_at
+                        .lock()
+                        .unwrap()
+                        .get_or_insert_with(Instant::now);
                 }
                 if v["shouldShutDown"] == true {
                     b.shut_down_at
@@ -177,7 +183,12 @@ where
         .await
 }
 
-async fn post(http: &reqwest::Client, addr: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+async fn post(
+    http: &reqwest::Client,
+    addr: &str,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
     let r = http
         .post(format!("{}://{addr}{path}", scheme()))
         .json(&body)
@@ -296,15 +307,27 @@ pub async fn run(s: &Setup<'_>) -> anyhow::Result<Value> {
     let unfence: Vec<u64> = brokers
         .iter()
         .filter_map(|b| {
-            let (a, z) = (*b.first_sent.lock().unwrap(), *b.unfenced_at.lock().unwrap());
+            let (a, z) = (
+                *b.first_sent.lock().unwrap(),
+                *b.unfenced_at.lock().unwrap(),
+            );
             Some(z?.duration_since(a?).as_micros() as u64)
         })
         .collect();
 
     // One partition per broker, led by it, replicated on the next two.
     say(format!("creating {} partitions", s.brokers));
-    let topic = post(s.http, s.leader, "/create_topic", json!({"name": "bench-liveness"})).await?;
-    let t = topic["metadata"]["topicUUID"].as_str().context("topicUUID")?.to_string();
+    let topic = post(
+        s.http,
+        s.leader,
+        "/create_topic",
+        json!({"name": "bench-liveness"}),
+    )
+    .await?;
+    let t = topic["metadata"]["topicUUID"]
+        .as_str()
+        .context("topicUUID")?
+        .to_string();
     let n = s.brokers as i32;
     let created = in_parallel((0..n).collect(), 32, |i| {
         let t = t.clone();
@@ -392,7 +415,10 @@ pub async fn run(s: &Setup<'_>) -> anyhow::Result<Value> {
     let expected: HashSet<i32> = stopped.iter().chain(&shutting).map(|b| b.id).collect();
     let false_fences: Vec<i32> = {
         let f = tail.fenced.lock().unwrap();
-        f.keys().copied().filter(|id| !expected.contains(id)).collect()
+        f.keys()
+            .copied()
+            .filter(|id| !expected.contains(id))
+            .collect()
     };
     let fenced_total: usize = tail.fenced.lock().unwrap().values().map(Vec::len).sum();
     let cpu = match (cpu0, cpu1) {

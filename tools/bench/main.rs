@@ -190,7 +190,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Mode::Brokers => {
             let mut node_args = args.node_arg.clone();
-            node_args.push(format!("--broker-session-timeout={}s", args.session_timeout));
+            node_args.push(format!(
+                "--broker-session-timeout={}s",
+                args.session_timeout
+            ));
             let spawned = match args.spawn {
                 Some(n) => Some(common::spawn_cluster(n, None, &node_args)?),
                 None => None,

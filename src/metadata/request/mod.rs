@@ -7,8 +7,9 @@
 //!   `"metadata"`; `name`, when sent, must be the endpoint's record name.
 //! - Unknown fields are refused (a typo such as `brokerHots` must not be silently dropped).
 //! - Server-set fields (`internalUUID`, `epoch`, `topicUUID` on create_topic, `partitionEpoch`,
-//!   `brokerEpoch`) are refused with a message saying the server sets them. The one exception is
-//!   `brokerId` in a register_producer body: accepted when it equals the path's id.
+//!   `leaderEpoch`, `brokerEpoch`) are refused with a message saying the server sets them. The
+//!   one exception is `brokerId` in a register_producer body: accepted when it equals the path's
+//!   id.
 //! - Widths are Kafka's: `brokerId` and `partitionId` int32, `producerId` int64, all ≥ 0.
 //! - `brokerPort` may be a JSON integer or a string of digits; 1–65535 either way.
 //! - `null` for an optional field means "not sent".
