@@ -229,6 +229,16 @@ async fn heartbeats_unfence_and_a_silent_broker_is_fenced_with_its_leadership_mo
     create_partition(&c, l, &t, 0, &[1, 2, 3]).await;
     create_partition(&c, l, &t, 1, &[1, 2]).await;
     create_partition(&c, l, &t, 2, &[2, 1]).await;
+    // Broker 5 registers the original way and never heartbeats: nothing may happen to it.
+    let (s, v) = c
+        .post(
+            l,
+            "/register_broker",
+            json!({"brokerId": 5, "brokerHost": "kafka-5", "brokerPort": 9092}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    create_partition(&c, l, &t, 3, &[5]).await;
     let others = Heartbeater::start(&c, vec![(2, e2), (3, e3)], f);
     // Broker 1 heartbeats once more, then falls silent.
     let (s, _) = beat(
@@ -284,6 +294,14 @@ async fn heartbeats_unfence_and_a_silent_broker_is_fenced_with_its_leadership_mo
         .await
         .iter()
         .all(|(_, _, v)| v["isFenced"] == false));
+    // More than a session timeout has passed since broker 5 registered: it is untouched.
+    assert_eq!(status(&c, l, 5).await, "ALIVE");
+    let p3 = partition(&c, l, &t, 3).await;
+    assert_eq!(
+        (&p3["leader"], &p3["partitionEpoch"]),
+        (&json!(5), &json!(0)),
+        "{p3}"
+    );
 
     // The same change records, at the same offsets, on every node's stream; the fence first.
     let names = "BrokerRegistrationChangeBrokerRecord,PartitionChangeRecord";
