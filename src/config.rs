@@ -42,6 +42,9 @@ impl Defaults {
     pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
     /// How long a stopping leader waits for another node to take over.
     pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(2);
+    /// How long the leader waits for a watched broker's heartbeat before fencing it (KRaft's
+    /// `broker.session.timeout.ms`).
+    pub const BROKER_SESSION_TIMEOUT: Duration = Duration::from_secs(9);
     /// How long a client may take to send a request's headers (and an idle keep-alive
     /// connection may wait for its next request) before its connection is closed.
     pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);

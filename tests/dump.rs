@@ -281,3 +281,139 @@ fn verify_decodes_the_snapshot_image() {
         "{text}"
     );
 }
+
+/// Metadata records through the node's own codec: a partition whose leader moves, as the
+/// liveness controller writes it.
+fn liveness_records() -> Vec<yakt::metadata::MetadataCommand> {
+    use yakt::metadata::{
+        BrokerStatus, Image, LeaderRef, MetadataCommand, SecurityProtocol, WriteRequest,
+    };
+    let mut img = Image::new();
+    let mut reqs: Vec<WriteRequest> = (1..=2)
+        .map(|b| WriteRequest::RegisterBroker {
+            broker_id: b,
+            broker_host: format!("kafka-{b}"),
+            broker_port: 9092,
+            security_protocol: SecurityProtocol::Plaintext,
+            broker_status: BrokerStatus::Alive,
+            rack_id: None,
+        })
+        .collect();
+    reqs.push(WriteRequest::CreateTopic { name: "t".into() });
+    let mut out = Vec::new();
+    let mut run = |img: &mut Image, req| {
+        let record = img.prepare(req).expect("prepares");
+        let cmd = MetadataCommand {
+            timestamp_ms: TS0 + img.last_offset + 1,
+            record,
+        };
+        img.apply(img.last_offset + 1, &cmd).expect("applies");
+        out.push(cmd);
+    };
+    for r in reqs {
+        run(&mut img, r);
+    }
+    let t = img.topic_record("t").expect("topic").topic_uuid;
+    run(
+        &mut img,
+        WriteRequest::CreatePartition {
+            partition_id: 0,
+            topic_uuid: t,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            removing_replicas: vec![],
+            adding_replicas: vec![],
+            leader: LeaderRef::Id(1),
+        },
+    );
+    run(
+        &mut img,
+        WriteRequest::Reelect {
+            topic_uuid: t,
+            partition_id: 0,
+            leaving: Some(1),
+            avoid: vec![],
+        },
+    );
+    out
+}
+
+#[test]
+fn partition_change_records_dump_as_text_json_and_in_the_snapshot_image() {
+    use openraft::entry::RaftEntry;
+    use openraft::EntryPayload;
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = SegmentLog::open(&d.path().join("log"), LogOptions::default()).expect("open");
+    let cmds = liveness_records();
+    let entries: Vec<StoredEntry> = cmds
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let e = yakt::raft::Entry::new(
+                yakt::raft::log_id(1, i as u64 + 1),
+                EntryPayload::Normal(c.clone()),
+            );
+            yakt::raft::codec::entry_to_stored(&e).expect("encode")
+        })
+        .collect();
+    log.append(&entries).expect("append");
+    log.sync().expect("sync");
+    let image =
+        yakt::metadata::Image::fold(cmds.iter().enumerate().map(|(i, c)| (i as u64 + 1, c)));
+    SnapshotStore::open(&d.path().join("snapshots"))
+        .expect("snapshots")
+        .write(5, 1, b"meta", &image.encode())
+        .expect("snapshot");
+
+    let o = dump(&[], d.path());
+    assert!(o.status.success(), "{}", stdout(&o));
+    let text = stdout(&o);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("index=5 "))
+        .expect("entry 5");
+    assert!(
+        line.contains(" PartitionChangeRecord {\"ISR\":[2],\"leader\":2,\"leaderEpoch\":1,\"partitionEpoch\":1,\"partitionId\":0,\"topicUUID\":"),
+        "{line}"
+    );
+    let created = text
+        .lines()
+        .find(|l| l.starts_with("index=4 "))
+        .expect("entry 4");
+    assert!(created.contains("\"leaderEpoch\":0"), "{created}");
+    assert!(
+        text.contains(
+            "brokers=2 topics=1 partitions=1 producers=0 broker_changes=0 partition_changes=1"
+        ),
+        "{text}"
+    );
+
+    let o = dump(&["--json"], d.path());
+    assert!(o.status.success());
+    let objs: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let e5 = objs
+        .iter()
+        .find(|v| v["type"] == "entry" && v["index"] == 5)
+        .expect("entry 5");
+    assert_eq!(e5["name"], "PartitionChangeRecord");
+    assert_eq!(
+        (
+            &e5["fields"]["leader"],
+            &e5["fields"]["ISR"],
+            &e5["fields"]["leaderEpoch"]
+        ),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!([2]),
+            &serde_json::json!(1)
+        )
+    );
+    let img = objs
+        .iter()
+        .find(|v| v["type"] == "image")
+        .expect("image line");
+    assert_eq!(img["partition_changes"], 1);
+}

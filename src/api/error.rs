@@ -40,7 +40,10 @@ pub fn status_for_kind(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Conflict
+        | ErrorKind::StaleBrokerEpoch
+        | ErrorKind::StalePartitionEpoch
+        | ErrorKind::NotLeaderForPartition => StatusCode::CONFLICT,
     }
 }
 
@@ -73,7 +76,7 @@ impl ApiError {
 
 impl From<MetadataError> for ApiError {
     fn from(e: MetadataError) -> Self {
-        Self::with_status(status_for_kind(e.kind), e.message)
+        Self::new(status_for_kind(e.kind), e.kind.code(), e.message)
     }
 }
 
@@ -137,6 +140,13 @@ mod tests {
             (ErrorKind::BadRequest, 400, "bad_request"),
             (ErrorKind::NotFound, 404, "not_found"),
             (ErrorKind::Conflict, 409, "conflict"),
+            (ErrorKind::StaleBrokerEpoch, 409, "stale_broker_epoch"),
+            (ErrorKind::StalePartitionEpoch, 409, "stale_partition_epoch"),
+            (
+                ErrorKind::NotLeaderForPartition,
+                409,
+                "not_leader_for_partition",
+            ),
         ] {
             let e = ApiError::from(MetadataError {
                 kind,

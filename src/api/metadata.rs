@@ -191,14 +191,21 @@ impl<S: Send + Sync> FromRequest<S> for Incoming {
     }
 }
 
+/// `/register_broker` answers, besides the record, its offset as `brokerEpoch` (KRaft's broker
+/// epoch, which heartbeats name).
 async fn register_broker(State(n): State<Arc<Node>>, inc: Incoming) -> Result<Response, ApiError> {
-    write(
-        n,
-        inc,
-        WriteRequest::parse_register_broker,
-        "broker registered",
-    )
-    .await
+    require_json(&inc.headers, &inc.body)?;
+    let req = WriteRequest::parse_register_broker(&inc.body)?;
+    match write_through_leader(&n, &inc, req).await? {
+        Err(forwarded) => Ok(forwarded),
+        Ok(c) => Ok(Json(json!({
+            "message": "broker registered",
+            "offset": c.offset,
+            "brokerEpoch": c.offset,
+            "metadata": c.record.fields_json(),
+        }))
+        .into_response()),
+    }
 }
 
 async fn create_topic(State(n): State<Arc<Node>>, inc: Incoming) -> Result<Response, ApiError> {

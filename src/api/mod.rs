@@ -6,6 +6,7 @@ pub mod cors;
 pub mod error;
 pub mod event_cache;
 pub mod history;
+pub mod liveness;
 pub mod log_read;
 pub mod members;
 pub mod metadata;
@@ -79,6 +80,7 @@ impl Default for ApiOptions {
 pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
     Router::new()
         .merge(metadata::routes())
+        .merge(liveness::routes())
         .merge(catchup::routes())
         .merge(ops::routes())
         .merge(members::routes())

@@ -76,6 +76,10 @@ pub struct NodeArgs {
     /// Catch-up window of /broker_mgmt and /client_mgmt (e.g. 600, 90s, 10m, 250ms).
     #[arg(long, env = "YAKT_CATCHUP_WINDOW", default_value_t = HumanDuration(Defaults::CATCHUP_WINDOW))]
     pub catchup_window: HumanDuration,
+    /// Fence a watched broker after this long without a heartbeat (KRaft's
+    /// broker.session.timeout.ms; e.g. 9s, 2s, 500ms).
+    #[arg(long, env = "YAKT_BROKER_SESSION_TIMEOUT", default_value_t = HumanDuration(Defaults::BROKER_SESSION_TIMEOUT))]
+    pub broker_session_timeout: HumanDuration,
     /// Bearer token required on writes and /raft/ routes, and used between nodes.
     #[arg(long, env = "YAKT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -229,6 +233,7 @@ fn options(args: &NodeArgs) -> anyhow::Result<(NodeOptions, ServerOptions)> {
     node.segment_bytes = args.segment_bytes;
     node.token = token.clone();
     node.tls = peer_tls;
+    node.broker_session_timeout = args.broker_session_timeout.into();
     let server = ServerOptions {
         api: ApiOptions {
             body_limit: args.max_body,

@@ -9,6 +9,29 @@ pub enum ErrorKind {
     NotFound,
     /// The request is well formed but clashes with the current image (HTTP 409).
     Conflict,
+    /// A heartbeat or `/alter_partition` names a broker epoch that is not the broker's current
+    /// one: the broker registered again since (HTTP 409, `stale_broker_epoch`).
+    StaleBrokerEpoch,
+    /// `/alter_partition` names a partition epoch that is not current (HTTP 409,
+    /// `stale_partition_epoch`): the partition changed since its leader last saw it.
+    StalePartitionEpoch,
+    /// `/alter_partition` from a broker that does not lead the partition (HTTP 409,
+    /// `not_leader_for_partition`).
+    NotLeaderForPartition,
+}
+
+impl ErrorKind {
+    /// API.md's `"error"` string for this kind.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::StaleBrokerEpoch => "stale_broker_epoch",
+            ErrorKind::StalePartitionEpoch => "stale_partition_epoch",
+            ErrorKind::NotLeaderForPartition => "not_leader_for_partition",
+        }
+    }
 }
 
 /// A refused request: its kind and a message for a person. Serializable because the state
@@ -43,6 +66,14 @@ impl MetadataError {
     pub fn conflict(message: impl Into<String>) -> Self {
         MetadataError {
             kind: ErrorKind::Conflict,
+            message: message.into(),
+        }
+    }
+
+    /// A refusal of any kind (the liveness kinds have no shorthand of their own).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        MetadataError {
+            kind,
             message: message.into(),
         }
     }

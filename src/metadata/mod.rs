@@ -1,4 +1,4 @@
-//! The metadata model: the five record types, the client requests that produce them, and the
+//! The metadata model: the six record types, the client requests that produce them, and the
 //! image they fold into. Pure: no I/O, no clock (only `Image::prepare`'s UUIDs), no Raft types.
 //!
 //! Storage does not know this module; the raft, api and CLI layers use it. `record.rs` and
@@ -19,8 +19,8 @@ pub use error::{DecodeError, ErrorKind, MetadataError};
 pub use image::{Image, MetadataAnswer};
 pub use record::{
     group_by_name, BrokerRegistrationChangeBrokerRecord, BrokerStatus, LogRecord, MetadataCommand,
-    PartitionRecord, ProducerIdsRecord, Record, RegisterBrokerRecord, SecurityProtocol,
-    TopicRecord, RECORD_NAMES,
+    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, Record, RegisterBrokerRecord,
+    SecurityProtocol, TopicRecord, NO_LEADER, RECORD_NAMES,
 };
 pub use request::{parse_broker_id_path, parse_topic_uuid, LeaderRef, WriteRequest};
 pub use timestamp::{format_rfc3339_ms, parse_timestamp};

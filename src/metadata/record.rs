@@ -1,4 +1,5 @@
-//! The five record types of API.md, the Raft entry that carries one, and its wire view.
+//! The six record types of API.md (YAKt's five and KRaft's `PartitionChangeRecord`), the Raft
+//! entry that carries one, and its wire view.
 //!
 //! Field names are API.md's exactly. Everything that reaches disk or another node is encoded with
 //! `rmp_serde::to_vec_named` (structs as maps keyed by field name), so adding an optional field
@@ -216,9 +217,14 @@ pub struct PartitionRecord {
     /// Replicas being added by a reassignment, a subset of `replicas` (Kafka's rule).
     #[serde(rename = "addingReplicas", default)]
     pub adding_replicas: Vec<i32>,
-    /// The leader's broker id, one of `replicas` (normalized from an internalUUID if given so).
+    /// The leader's broker id, one of `replicas` (normalized from an internalUUID if given so);
+    /// `-1` once a [`PartitionChangeRecord`] found no replica that could lead.
     pub leader: i32,
-    /// 0 at creation.
+    /// 0 at creation, +1 each time a change record gives the partition another leader. Absent
+    /// in entries written before it existed, which read as 0.
+    #[serde(rename = "leaderEpoch", default)]
+    pub leader_epoch: u64,
+    /// 0 at creation, +1 at every change record.
     #[serde(rename = "partitionEpoch")]
     pub partition_epoch: u64,
     /// The partition's index within its topic, Kafka's `int32`, ≥ 0.
@@ -247,6 +253,36 @@ impl PartitionRecord {
         "leader",
     ];
 }
+
+/// KRaft's `PartitionChangeRecord`: a partition's new leader and ISR, as the liveness controller
+/// (a broker fenced or shutting down) or `/alter_partition` decided them.
+///
+/// It carries the whole new state of the two fields it changes (not a delta), and the epochs it
+/// results in, so that folding it needs nothing but the partition it names and a reader of the
+/// log sees each partition's state without replaying arithmetic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionChangeRecord {
+    /// The new in-sync replicas, a subset of the partition's `replicas`.
+    #[serde(rename = "ISR")]
+    pub isr: Vec<i32>,
+    /// The new leader, one of the replicas, or `-1` when none can lead.
+    pub leader: i32,
+    /// The partition's leader epoch after this change: +1 when `leader` differs from before.
+    #[serde(rename = "leaderEpoch")]
+    pub leader_epoch: u64,
+    /// The partition's epoch after this change: always its epoch before + 1.
+    #[serde(rename = "partitionEpoch")]
+    pub partition_epoch: u64,
+    /// The partition changed, within its topic.
+    #[serde(rename = "partitionId")]
+    pub partition_id: i32,
+    /// The topic of the partition changed.
+    #[serde(rename = "topicUUID")]
+    pub topic_uuid: Uuid,
+}
+
+/// `leader` of a partition that no replica can lead (Kafka's `NO_LEADER`).
+pub const NO_LEADER: i32 = -1;
 
 /// A producer id handed to a broker.
 #[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -321,15 +357,19 @@ pub enum Record {
     /// `BrokerRegistrationChangeBrokerRecord`
     #[serde(rename = "BrokerRegistrationChangeBrokerRecord")]
     BrokerChange(BrokerRegistrationChangeBrokerRecord),
+    /// `PartitionChangeRecord`
+    #[serde(rename = "PartitionChangeRecord")]
+    PartitionChange(PartitionChangeRecord),
 }
 
 /// API.md's record names, in the order `/get_metadata` lists them.
-pub const RECORD_NAMES: [&str; 5] = [
+pub const RECORD_NAMES: [&str; 6] = [
     "RegisterBrokerRecord",
     "TopicRecord",
     "PartitionRecord",
     "ProducerIdsRecord",
     "BrokerRegistrationChangeBrokerRecord",
+    "PartitionChangeRecord",
 ];
 
 /// `serde_json::to_value` for the record structs: they have only string keys and plain values,
@@ -347,6 +387,7 @@ impl Record {
             Record::Partition(_) => RECORD_NAMES[2],
             Record::ProducerIds(_) => RECORD_NAMES[3],
             Record::BrokerChange(_) => RECORD_NAMES[4],
+            Record::PartitionChange(_) => RECORD_NAMES[5],
         }
     }
     /// The record's fields as JSON, API.md's names: [`RecordFields`] as a `Value`.
@@ -367,6 +408,7 @@ impl Serialize for RecordFields<'_> {
             Record::Partition(r) => r.serialize(s),
             Record::ProducerIds(r) => r.serialize(s),
             Record::BrokerChange(r) => r.serialize(s),
+            Record::PartitionChange(r) => r.serialize(s),
         }
     }
 }
@@ -414,7 +456,7 @@ impl LogRecord {
 /// Every record name is present as a key, with an empty list when no record of that kind is in
 /// `records` (so clients can index without checking); lists are in offset order. With
 /// `include_producers == false` (`/client_mgmt`) `ProducerIdsRecord` is left out, key included.
-/// Records whose name is not one of the five are dropped.
+/// Records whose name is not one of the six are dropped.
 pub fn group_by_name(records: &[LogRecord], include_producers: bool) -> serde_json::Value {
     let mut sorted: Vec<&LogRecord> = records.iter().collect();
     sorted.sort_by_key(|r| r.offset);
@@ -463,6 +505,7 @@ pub(crate) mod tests {
                 removing_replicas: vec![],
                 adding_replicas: vec![2],
                 leader: 1,
+                leader_epoch: 0,
                 partition_epoch: 0,
             }),
             Record::ProducerIds(ProducerIdsRecord {
@@ -477,6 +520,14 @@ pub(crate) mod tests {
                 security_protocol: None,
                 broker_status: Some(BrokerStatus::Closed),
                 epoch: 4,
+            }),
+            Record::PartitionChange(PartitionChangeRecord {
+                topic_uuid: u,
+                partition_id: 0,
+                leader: NO_LEADER,
+                isr: vec![2],
+                leader_epoch: 1,
+                partition_epoch: 1,
             }),
         ]
     }
@@ -501,7 +552,15 @@ pub(crate) mod tests {
         {
             assert!(p.get(k).is_some(), "{k} missing in {p}");
         }
-        assert_eq!(p.as_object().unwrap().len(), 8);
+        assert_eq!(p.as_object().unwrap().len(), 9);
+        assert_eq!(p["leaderEpoch"], 0);
+        let pc = recs[5].fields_json();
+        assert_eq!(recs[5].name(), "PartitionChangeRecord");
+        assert_eq!(pc["leader"], -1);
+        assert_eq!(pc["ISR"], serde_json::json!([2]));
+        for k in ["leaderEpoch", "partitionEpoch", "partitionId", "topicUUID"] {
+            assert!(pc.get(k).is_some(), "{k} missing in {pc}");
+        }
         assert!(p["leader"].is_i64());
         let c = recs[4].fields_json();
         assert!(c.get("brokerHost").is_none());
@@ -529,10 +588,10 @@ pub(crate) mod tests {
             })
             .collect();
         let v = serde_json::to_value(&logs[0]).unwrap();
-        assert_eq!(v["offset"], 14);
+        assert_eq!(v["offset"], 15);
         assert_eq!(v["epoch"], 2);
         assert_eq!(v["timestamp"], 7);
-        assert_eq!(v["name"], "BrokerRegistrationChangeBrokerRecord");
+        assert_eq!(v["name"], "PartitionChangeRecord");
         let mut more = logs.clone();
         more.push(LogRecord::new(
             1,
@@ -551,6 +610,7 @@ pub(crate) mod tests {
         let c = group_by_name(&more, false);
         assert!(c.get("ProducerIdsRecord").is_none());
         assert_eq!(c["PartitionRecord"].as_array().unwrap().len(), 1);
+        assert_eq!(c["PartitionChangeRecord"].as_array().unwrap().len(), 1);
         assert_eq!(
             group_by_name(&[], false)["TopicRecord"],
             serde_json::json!([])

@@ -44,8 +44,8 @@ pub(crate) mod tests {
     use super::*;
     use crate::metadata::record::tests::sample_records;
     use crate::metadata::record::{
-        BrokerRegistrationChangeBrokerRecord, BrokerStatus, PartitionRecord, ProducerIdsRecord,
-        RegisterBrokerRecord, SecurityProtocol, TopicRecord,
+        BrokerRegistrationChangeBrokerRecord, BrokerStatus, PartitionChangeRecord, PartitionRecord,
+        ProducerIdsRecord, RegisterBrokerRecord, SecurityProtocol, TopicRecord,
     };
     use crate::metadata::{LogRecord, MetadataCommand};
     use proptest::prelude::*;
@@ -101,6 +101,11 @@ pub(crate) mod tests {
                     p.broker_epoch = u64::MAX;
                     out.push(Record::ProducerIds(p));
                 }
+                Record::PartitionChange(mut c) => {
+                    c.isr = vec![];
+                    c.leader = i32::MAX;
+                    out.push(Record::PartitionChange(c));
+                }
                 Record::Topic(_) => {}
             }
         }
@@ -111,7 +116,7 @@ pub(crate) mod tests {
     fn wire_record_prints_the_same_bytes_as_the_log_record_for_every_type() {
         let shapes = all_shapes();
         let names: std::collections::BTreeSet<_> = shapes.iter().map(Record::name).collect();
-        assert_eq!(names.len(), 5, "every record type is covered");
+        assert_eq!(names.len(), 6, "every record type is covered");
         for (i, r) in shapes.iter().enumerate() {
             let (o, e, t) = (u64::MAX - i as u64, i as u64, 1_764_000_000_123);
             assert_eq!(new_path(o, e, t, r), old_path(o, e, t, r), "record {r:?}");
@@ -182,7 +187,26 @@ pub(crate) mod tests {
                         removing_replicas: rem,
                         adding_replicas: add,
                         leader,
+                        leader_epoch: epoch / 2,
                         partition_epoch: epoch,
+                    })
+                }),
+            (
+                any::<i32>(),
+                uuid(),
+                ids(),
+                any::<i32>(),
+                any::<u64>(),
+                any::<u64>()
+            )
+                .prop_map(|(id, u, isr, leader, le, pe)| {
+                    Record::PartitionChange(PartitionChangeRecord {
+                        partition_id: id,
+                        topic_uuid: u,
+                        isr,
+                        leader,
+                        leader_epoch: le,
+                        partition_epoch: pe,
                     })
                 }),
             (any::<i32>(), any::<u64>(), any::<i64>()).prop_map(|(b, e, p)| {

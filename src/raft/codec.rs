@@ -262,6 +262,51 @@ mod tests {
         };
         assert_eq!(r.security_protocol, SecurityProtocol::Plaintext);
         assert_eq!(r.rack_id, None);
+        // A PartitionRecord written before leaderEpoch existed reads as leader epoch 0.
+        #[derive(Serialize)]
+        struct OldPartition {
+            #[serde(rename = "ISR")]
+            isr: Vec<i32>,
+            leader: i32,
+            #[serde(rename = "partitionEpoch")]
+            partition_epoch: u64,
+            #[serde(rename = "partitionId")]
+            partition_id: i32,
+            replicas: Vec<i32>,
+            #[serde(rename = "topicUUID")]
+            topic_uuid: uuid::Uuid,
+        }
+        #[derive(Serialize)]
+        enum OldRecord {
+            PartitionRecord(OldPartition),
+        }
+        #[derive(Serialize)]
+        struct OldCommand {
+            timestamp_ms: u64,
+            record: OldRecord,
+        }
+        let mut payload = vec![KIND_RECORD];
+        payload.extend(
+            rmp_serde::to_vec_named(&OldCommand {
+                timestamp_ms: 3,
+                record: OldRecord::PartitionRecord(OldPartition {
+                    isr: vec![1],
+                    leader: 1,
+                    partition_epoch: 0,
+                    partition_id: 0,
+                    replicas: vec![1],
+                    topic_uuid: uuid::Uuid::from_u128(5),
+                }),
+            })
+            .unwrap(),
+        );
+        match decode_payload(&payload) {
+            Ok(EntryPayload::Normal(MetadataCommand {
+                record: Record::Partition(p),
+                ..
+            })) => assert_eq!((p.leader_epoch, p.adding_replicas.len()), (0, 0)),
+            other => panic!("an old PartitionRecord did not decode: {other:?}"),
+        }
     }
 
     #[test]
@@ -299,7 +344,7 @@ mod tests {
         }
 
         #[test]
-        fn decode_mutated_payloads_never_panics(idx in 0usize..5, pos in any::<proptest::sample::Index>(), byte in any::<u8>()) {
+        fn decode_mutated_payloads_never_panics(idx in 0usize..6, pos in any::<proptest::sample::Index>(), byte in any::<u8>()) {
             let cmd = MetadataCommand { timestamp_ms: 1, record: sample_records().remove(idx) };
             let mut bytes = stored(&cmd).payload;
             let i = pos.index(bytes.len());

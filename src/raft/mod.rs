@@ -9,6 +9,7 @@ pub mod committed;
 pub mod core_watch;
 pub mod handoff;
 pub mod history;
+pub mod liveness;
 pub mod log_agreement;
 pub mod log_store;
 pub mod network;

@@ -12,25 +12,24 @@ use openraft::{Config, ServerState, SnapshotPolicy};
 
 use super::committed::CommittedLog;
 use super::history::online::{History, LiveSource};
-use super::log_agreement::{settle_below_snapshot, Agreement};
+use super::liveness::Liveness;
 use super::log_store::LogStore;
 use super::network::Network;
 use super::proposer::{self, Committed, ProposeError, Proposer};
 use super::recovery::Recovery;
 use super::snapshot_trigger;
-use super::state_machine::{MetaState, StateMachine};
+use super::state_machine::MetaState;
 use super::{Member, NodeId, Raft};
 use crate::config::Defaults;
-use crate::metadata::WriteRequest;
+use crate::metadata::{Image, MetadataError, WriteRequest};
 use crate::metrics::Metrics;
-use crate::storage::{
-    CommittedFile, DirLock, EntryId, Identity, LogOptions, SegmentLog, SnapshotStore, StorageError,
-    VoteFile,
-};
+use crate::storage::{DirLock, Identity, SegmentLog, StorageError};
 
 mod join;
+mod open;
 mod tasks;
 pub use join::{JoinAnswer, JoinRequest, MembershipError};
+use open::{open_storage, Opened};
 use tasks::Tasks;
 
 /// How long a stopping node waits for the Raft core to stop before it flushes the log anyway.
@@ -71,6 +70,8 @@ pub struct NodeOptions {
     /// TLS for node-to-node calls (Raft RPCs, joining, forwarding): the peer CA to check the
     /// other nodes against and this node's certificate to present. `None`: plain HTTP.
     pub tls: Option<crate::tls::ClientTls>,
+    /// How long the leader waits for a watched broker's heartbeat before fencing it.
+    pub broker_session_timeout: Duration,
 }
 
 impl NodeOptions {
@@ -92,6 +93,7 @@ impl NodeOptions {
             segment_bytes: Defaults::segment_bytes(),
             token: None,
             tls: None,
+            broker_session_timeout: Defaults::BROKER_SESSION_TIMEOUT,
         }
     }
 }
@@ -148,6 +150,8 @@ pub struct Node {
     /// One membership change at a time: openraft refuses a second while one is under way.
     membership_change: tokio::sync::Mutex<()>,
     proposer: Proposer,
+    /// Broker sessions and fencing, while this node leads (see [`super::liveness`]).
+    liveness: Liveness,
     http: reqwest::Client,
     /// `http` or `https`, for the URLs of the calls above.
     scheme: &'static str,
@@ -174,100 +178,17 @@ impl Node {
     /// call [`Node::bootstrap`] once the HTTP server is listening.
     pub async fn start(opts: NodeOptions) -> Result<Arc<Node>, NodeError> {
         let dir = opts.data_dir.clone();
-        let storage_err = |source| NodeError::Storage {
-            dir: dir.clone(),
-            source,
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            storage_err(StorageError::Io {
-                op: "create directory",
-                path: dir.clone(),
-                source: e,
-            })
-        })?;
-        let dir_lock = DirLock::acquire(&dir).map_err(storage_err)?;
-        let has_state = ["log", "vote", "snapshots"]
-            .iter()
-            .any(|name| dir.join(name).exists());
-        let (identity, origin) = Identity::open(&dir, has_state).map_err(storage_err)?;
-        let identity = Arc::new(identity);
-        let (committed, persisted_commit) = CommittedFile::open(&dir).map_err(storage_err)?;
-        let opened_at = std::time::Instant::now();
-        let (log, report) = SegmentLog::open(
-            &dir.join("log"),
-            LogOptions {
-                segment_bytes: opts.segment_bytes,
-            },
-        )
-        .map_err(storage_err)?;
-        if report.truncated_bytes > 0 {
-            tracing::warn!(
-                bytes = report.truncated_bytes,
-                "recovery truncated a torn tail of the log"
-            );
-        }
-        let log = Arc::new(log);
-        // An entry of a term above 0 was written after a vote of that term was saved (openraft
-        // saves the vote before it appends a leader's entries); only the entry that initializes a
-        // cluster (term 0) can precede the first vote.
-        let voted_before = [log.last_entry_id(), log.last_purged()]
-            .into_iter()
-            .flatten()
-            .any(|e| e.term > 0);
-        let vote_missing = voted_before && !dir.join(crate::storage::vote::VOTE_FILE_NAME).exists();
-        let recovery = Recovery::new(
-            opts.id,
-            identity.incarnation(),
-            origin,
-            [persisted_commit, log.acked_at_open()]
-                .into_iter()
-                .flatten()
-                .max_by_key(|id| (id.index, id.term)),
-            log.last_entry_id()
-                .map(|e| e.index)
-                .or(log.last_purged().map(|p| p.index)),
-        );
-        let recovery = Arc::new(if vote_missing {
-            recovery.vote_missing()
-        } else {
-            recovery
-        });
-        let vote = Arc::new(VoteFile::open(&dir).map_err(storage_err)?);
-        let snapshots = Arc::new(
-            SnapshotStore::open_keeping(&dir.join("snapshots"), opts.keep_snapshots)
-                .map_err(storage_err)?,
-        );
-        let log_ms = opened_at.elapsed().as_millis() as u64;
-        let purged = log.last_purged().map(|p| p.index);
-        let sm = StateMachine::open(snapshots.clone(), purged).map_err(NodeError::Snapshot)?;
+        let Opened {
+            dir_lock,
+            identity,
+            committed,
+            log,
+            recovery,
+            vote,
+            snapshots,
+            sm,
+        } = open_storage(&opts)?;
         let state = sm.shared();
-        if let Some(point) = state.snapshot() {
-            let snapshot = EntryId {
-                index: point.offset,
-                term: point.term,
-            };
-            if let Agreement::Purged { found_term } =
-                settle_below_snapshot(&log, snapshot).map_err(storage_err)?
-            {
-                tracing::warn!(
-                    snapshot_offset = snapshot.index,
-                    snapshot_term = snapshot.term,
-                    found_term = ?found_term,
-                    "the log below the newest snapshot was not the committed one (a crash while installing it); purged through the snapshot"
-                );
-            }
-        }
-        tracing::info!(
-            node = opts.id,
-            incarnation = %identity.incarnation(),
-            cluster_id = ?identity.cluster_id(),
-            entries = report.entries,
-            segments = report.segments,
-            log_ms,
-            snapshot_offset = state.applied().offset,
-            snapshot_ms = opened_at.elapsed().as_millis() as u64 - log_ms,
-            "storage opened"
-        );
 
         let config = Config {
             cluster_name: "yakt".into(),
@@ -350,6 +271,7 @@ impl Node {
             admitting: std::sync::Mutex::new(BTreeSet::new()),
             membership_change: tokio::sync::Mutex::new(()),
             proposer: Proposer::default(),
+            liveness: Liveness::new(opts.broker_session_timeout),
             http,
             scheme: crate::tls::client::scheme(opts.tls.as_ref()),
             token: opts.token,
@@ -368,6 +290,7 @@ impl Node {
         self: &Arc<Self>,
         seeds: Vec<(NodeId, String)>,
     ) -> Result<(), NodeError> {
+        self.start_liveness();
         let initialized = self
             .raft
             .is_initialized()
@@ -408,6 +331,33 @@ impl Node {
         }
         self.tasks.spawn(self.clone().join_loop(seeds));
         Ok(())
+    }
+
+    /// Starts the broker session timer (it acts only while this node leads).
+    fn start_liveness(self: &Arc<Self>) {
+        self.tasks.spawn(super::liveness::run(
+            Arc::downgrade(self),
+            self.liveness.timeout(),
+        ));
+    }
+
+    /// The broker liveness controller.
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
+    }
+
+    /// Commits the writes a plan makes, consecutively (see [`Proposer::propose_plan`]).
+    pub async fn propose_plan(
+        &self,
+        next: impl FnMut(&Image) -> Option<Result<WriteRequest, MetadataError>>,
+    ) -> Result<Vec<Result<Committed, ProposeError>>, ProposeError> {
+        let results = self
+            .proposer
+            .propose_plan(&self.raft, &self.state, next)
+            .await?;
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        self.metrics.records_proposed.add(ok as u64);
+        Ok(results)
     }
 
     /// Validates and commits one metadata write; only the leader can.

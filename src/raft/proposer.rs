@@ -107,6 +107,33 @@ impl Proposer {
         state: &MetaState,
         req: WriteRequest,
     ) -> Result<Committed, ProposeError> {
+        let mut req = Some(req);
+        let mut out = self
+            .propose_plan(raft, state, |_| req.take().map(Ok))
+            .await?;
+        out.pop().unwrap_or_else(|| {
+            Err(ProposeError::Unavailable {
+                message: "internal: the write was not proposed".into(),
+                maybe_committed: false,
+            })
+        })
+    }
+
+    /// Proposes the writes `next` makes, one after another under one hold of the lock, so that
+    /// they reach the log consecutively with no other write between them (the liveness
+    /// controller's "same step": a broker's fence and the leadership moves it causes).
+    ///
+    /// `next` is called with the speculative image, each time after the previous record folded
+    /// into it, until it answers `None`; so each write is decided on the image the ones before
+    /// it leave. An `Err` from `next` (or a request the image refuses) ends the plan there and
+    /// is the last result. Returns once every proposed record has committed (or failed), one
+    /// result per record, in order; `Err` only when nothing at all could be proposed.
+    pub async fn propose_plan(
+        &self,
+        raft: &Raft,
+        state: &MetaState,
+        mut next: impl FnMut(&Image) -> Option<Result<WriteRequest, MetadataError>>,
+    ) -> Result<Vec<Result<Committed, ProposeError>>, ProposeError> {
         let mut spec = self.spec.lock().await;
         let leader = raft.as_leader().map_err(|_| not_leader(raft))?;
         let term = leader.term();
@@ -118,53 +145,91 @@ impl Proposer {
             spec.image = Some(applied_image_after_own_log(raft, state, term).await?);
             spec.term = term;
         }
-        let last_ts = spec.last_timestamp_ms;
-        let image = spec
-            .image
-            .as_mut()
-            .ok_or_else(|| ProposeError::Unavailable {
-                message: "leader state is being rebuilt".into(),
-                maybe_committed: false,
-            })?;
-        let record = image.prepare(req)?;
-        let timestamp_ms = now_ms().max(last_ts).max(state.last_timestamp_ms());
-        let cmd = MetadataCommand {
-            timestamp_ms,
-            record: record.clone(),
-        };
-        if let Err(e) = image.apply(0, &cmd) {
-            spec.image = None;
-            return Err(ProposeError::Unavailable {
-                message: format!("internal: a validated record did not fold: {e}"),
-                maybe_committed: false,
-            });
-        }
-        spec.last_timestamp_ms = timestamp_ms;
+        let mut pending = Vec::new();
+        let mut refused = None;
+        loop {
+            let last_ts = spec.last_timestamp_ms;
+            let Some(image) = spec.image.as_mut() else {
+                break;
+            };
+            let req = match next(image) {
+                None => break,
+                Some(Err(e)) => {
+                    refused = Some(e);
+                    break;
+                }
+                Some(Ok(req)) => req,
+            };
+            let record = match image.prepare(req) {
+                Ok(r) => r,
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            };
+            let timestamp_ms = now_ms().max(last_ts).max(state.last_timestamp_ms());
+            let cmd = MetadataCommand {
+                timestamp_ms,
+                record: record.clone(),
+            };
+            if let Err(e) = image.apply(0, &cmd) {
+                spec.image = None;
+                pending.push(Err(ProposeError::Unavailable {
+                    message: format!("internal: a validated record did not fold: {e}"),
+                    maybe_committed: false,
+                }));
+                break;
+            }
+            spec.last_timestamp_ms = timestamp_ms;
 
-        let (responder, _log_id_rx, result_rx) = ProgressResponder::new();
-        if let Err(e) = raft
-            .write(cmd)
-            .with_leader(committed_leader)
-            .responder(responder)
-            .await
-        {
-            spec.image = None;
-            return Err(ProposeError::Unavailable {
-                message: format!("raft stopped: {e}"),
-                maybe_committed: false,
-            });
+            let (responder, _log_id_rx, result_rx) = ProgressResponder::new();
+            if let Err(e) = raft
+                .write(cmd)
+                .with_leader(committed_leader.clone())
+                .responder(responder)
+                .await
+            {
+                spec.image = None;
+                pending.push(Err(ProposeError::Unavailable {
+                    message: format!("raft stopped: {e}"),
+                    maybe_committed: false,
+                }));
+                break;
+            }
+            pending.push(Ok((record, timestamp_ms, result_rx)));
         }
         drop(spec);
 
-        let outcome = tokio::time::timeout(COMMIT_TIMEOUT, result_rx)
-            .await
-            .map(|r| r.map_err(|_| ()));
-        let resolved = resolve(outcome, record, timestamp_ms);
-        if !resolved.keep_image {
+        if pending.is_empty() {
+            if let Some(e) = refused {
+                return Err(ProposeError::Rejected(e));
+            }
+        }
+        let mut results = Vec::with_capacity(pending.len() + 1);
+        let mut keep_image = true;
+        for p in pending {
+            let (record, timestamp_ms, result_rx) = match p {
+                Ok(p) => p,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let outcome = tokio::time::timeout(COMMIT_TIMEOUT, result_rx)
+                .await
+                .map(|r| r.map_err(|_| ()));
+            let resolved = resolve(outcome, record, timestamp_ms);
+            keep_image &= resolved.keep_image;
+            results.push(resolved.result);
+        }
+        if !keep_image {
             // The next write rebuilds the image, after everything proposed so far has applied.
             self.spec.lock().await.image = None;
         }
-        resolved.result
+        if let Some(e) = refused {
+            results.push(Err(ProposeError::Rejected(e)));
+        }
+        Ok(results)
     }
 }
 

@@ -11,12 +11,13 @@ use yakt::client::sse;
 
 pub const SECS_30: Duration = Duration::from_secs(30);
 
-pub const RECORD_NAMES: [&str; 5] = [
+pub const RECORD_NAMES: [&str; 6] = [
     "RegisterBrokerRecord",
     "TopicRecord",
     "PartitionRecord",
     "ProducerIdsRecord",
     "BrokerRegistrationChangeBrokerRecord",
+    "PartitionChangeRecord",
 ];
 
 /// The keys of a JSON object, sorted.
@@ -55,6 +56,7 @@ pub const PARTITION_KEYS: &[&str] = &[
     "removingReplicas",
     "addingReplicas",
     "leader",
+    "leaderEpoch",
     "partitionEpoch",
 ];
 pub const PRODUCER_KEYS: &[&str] = &["brokerId", "brokerEpoch", "producerId"];
@@ -238,9 +240,18 @@ pub fn envelope(name: &str, fields: Value) -> Value {
     json!({"type": "metadata", "name": name, "fields": fields})
 }
 
-/// Checks a write's answer: `{"message", "offset", "metadata"}` with the record's fields.
+/// Checks a write's answer: `{"message", "offset", "metadata"}` with the record's fields; a
+/// registration's also carries `brokerEpoch`, its offset (API.md "Broker liveness").
 pub fn assert_write(v: &Value, fields: &[&str], what: &str) -> (u64, Value) {
-    assert_keys(v, &["message", "offset", "metadata"], what);
+    if fields.contains(&"internalUUID") {
+        assert_keys(v, &["message", "offset", "metadata", "brokerEpoch"], what);
+        assert_eq!(
+            v["brokerEpoch"], v["offset"],
+            "{what}: brokerEpoch is the offset"
+        );
+    } else {
+        assert_keys(v, &["message", "offset", "metadata"], what);
+    }
     assert!(
         v["message"].as_str().is_some_and(|m| !m.is_empty()),
         "{what}: {v}"

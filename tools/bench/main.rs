@@ -10,9 +10,13 @@
 //! * `restart`: the same node restarted on that data directory: time from process start to
 //!   serving reads (applied offset back at the pre-stop offset and `/get_all_brokers` answered
 //!   from the image), VmRSS then; after that one full `/get_metadata` (time, bytes, peak RSS).
+//! * `brokers`: `--brokers N` simulated KRaft brokers (register FENCED, heartbeat every 2 s with
+//!   the offset a shared `/stream` reader reached, lead partitions; 1% stop, 1% shut down):
+//!   heartbeat latency, unfence and fence delays, false fences, the leader's CPU.
 //!
 //! `--json` prints the result as one JSON object; a progress line goes to stderr meanwhile.
 
+mod brokers;
 mod catchup;
 mod common;
 mod sse;
@@ -75,6 +79,12 @@ struct Args {
     /// Talk HTTPS to the nodes at --addrs, trusting this CA (PEM).
     #[arg(long)]
     cacert: Option<PathBuf>,
+    /// brokers: simulated brokers.
+    #[arg(long, default_value_t = 100)]
+    brokers: usize,
+    /// brokers: the nodes' --broker-session-timeout (passed to spawned nodes), seconds.
+    #[arg(long, default_value_t = 9)]
+    session_timeout: u64,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -91,6 +101,8 @@ enum Mode {
     Catchup,
     /// Time to serve reads after a restart, and RSS.
     Restart,
+    /// N simulated brokers heartbeating: liveness latencies, false fences, leader CPU.
+    Brokers,
 }
 
 #[tokio::main]
@@ -175,6 +187,41 @@ async fn main() -> anyhow::Result<()> {
                 }
                 r
             }
+        }
+        Mode::Brokers => {
+            let mut node_args = args.node_arg.clone();
+            node_args.push(format!(
+                "--broker-session-timeout={}s",
+                args.session_timeout
+            ));
+            let spawned = match args.spawn {
+                Some(n) => Some(common::spawn_cluster(n, None, &node_args)?),
+                None => None,
+            };
+            let addrs = spawned
+                .as_ref()
+                .map(|s| s.addrs.clone())
+                .unwrap_or_else(|| args.addrs.clone());
+            let leader = common::wait_ready(&http, &addrs, args.spawn.unwrap_or(1)).await?;
+            let leader_pid = spawned.as_ref().and_then(|s| {
+                let i = s.addrs.iter().position(|a| *a == leader)?;
+                Some(s.children[i].id())
+            });
+            let r = brokers::run(&brokers::Setup {
+                http: &http,
+                addrs: &addrs,
+                leader: &leader,
+                leader_pid,
+                brokers: args.brokers,
+                steady_secs: args.duration,
+                session_timeout: Duration::from_secs(args.session_timeout),
+                quiet: args.json,
+            })
+            .await?;
+            if !args.json {
+                brokers::print(&r);
+            }
+            r
         }
         Mode::Catchup | Mode::Restart => {
             if args.spawn.is_some_and(|n| n != 1) {

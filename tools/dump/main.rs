@@ -432,15 +432,17 @@ fn dump_image(out: &mut Out, path: &Path, payload: &[u8]) {
             let (partitions, producers) =
                 (img.all_partitions().count(), img.all_producers().count());
             let changes = img.broker_changes().len();
+            let partition_changes = img.partition_changes().len();
             out.line(
                 format!(
-                    "  image: offset={} epoch={} brokers={brokers} topics={topics} partitions={partitions} producers={producers} broker_changes={changes}",
+                    "  image: offset={} epoch={} brokers={brokers} topics={topics} partitions={partitions} producers={producers} broker_changes={changes} partition_changes={partition_changes}",
                     img.last_offset, img.last_epoch
                 ),
                 json!({
                     "type": "image", "file": path.display().to_string(), "offset": img.last_offset,
                     "epoch": img.last_epoch, "brokers": brokers, "topics": topics,
                     "partitions": partitions, "producers": producers, "broker_changes": changes,
+                    "partition_changes": partition_changes,
                 }),
             );
         }

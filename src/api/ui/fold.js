@@ -24,6 +24,7 @@ export class Image {
     this.partitionCount = 0;
     this.producerIds = 0;
     this.brokerChanges = 0;
+    this.partitionChanges = 0;
     this.offset = null; // the last offset folded in
     this.epoch = null;
     this.snapshotOffset = null;
@@ -42,9 +43,10 @@ export class Image {
     const m = snap.metadata || {};
     for (const b of m.RegisterBrokerRecord || []) this.brokers.set(b.brokerId, { ...b });
     for (const t of m.TopicRecord || []) this.addTopic(t);
-    for (const p of m.PartitionRecord || []) this.putPartition({ ...p });
+    for (const p of m.PartitionRecord || []) this.putPartition({ leaderEpoch: 0, ...p });
     this.producerIds = (m.ProducerIdsRecord || []).length;
     this.brokerChanges = (m.BrokerRegistrationChangeBrokerRecord || []).length;
+    this.partitionChanges = (m.PartitionChangeRecord || []).length;
     this.offset = snap.offset;
     this.epoch = snap.epoch;
     this.snapshotOffset = snap.offset;
@@ -102,16 +104,20 @@ export class Image {
       }
       case 'PartitionRecord': {
         if (!this.topics.has(f.topicUUID) || this.partition(f.topicUUID, f.partitionId)) return false;
-        this.putPartition({ ...f });
+        // Entries written before leaderEpoch existed carry none: it is 0, as on the node.
+        this.putPartition({ leaderEpoch: 0, ...f });
         this.topicsVersion += 1;
         return true;
       }
       case 'PartitionChangeRecord': {
+        // The node's rules (src/metadata/image/fold.rs): the partition exists and the record's
+        // partitionEpoch follows its own; the record carries the new leader, ISR and epochs.
         const p = this.partition(f.topicUUID, f.partitionId);
-        if (!p) return false;
-        for (const k of ['leader', 'ISR', 'replicas', 'addingReplicas', 'removingReplicas', 'leaderEpoch', 'partitionEpoch']) {
+        if (!p || f.partitionEpoch !== (p.partitionEpoch || 0) + 1) return false;
+        for (const k of ['leader', 'ISR', 'leaderEpoch', 'partitionEpoch']) {
           if (f[k] !== undefined && f[k] !== null) p[k] = f[k];
         }
+        this.partitionChanges += 1;
         this.topicsVersion += 1;
         return true;
       }

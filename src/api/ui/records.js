@@ -12,6 +12,7 @@ const KNOWN_NAMES = [
   'PartitionRecord',
   'ProducerIdsRecord',
   'BrokerRegistrationChangeBrokerRecord',
+  'PartitionChangeRecord',
 ];
 
 /** Rows kept in memory; older ones are dropped past this. */

@@ -1,5 +1,6 @@
-//! The image's snapshot encoding (format 2): a short sequence of MessagePack values, written
-//! and read in one pass, that a node restarting on a large log can load fast.
+//! The image's snapshot encoding (format 3): a short sequence of MessagePack values, written
+//! and read in one pass, that a node restarting on a large log can load fast. Format 2 (the same
+//! without the last two parts) is still read.
 //!
 //! Format 1 serialized the in-memory maps as named MessagePack maps, which stored every topic
 //! name three times and rebuilt each map one insert at a time. Format 2 stores each entity once,
@@ -17,16 +18,20 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::seq::Each;
-use super::{Image, UuidSet};
+use super::{Image, Registration, UuidSet};
 use crate::metadata::error::DecodeError;
 use crate::metadata::record::{
-    BrokerRegistrationChangeBrokerRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    BrokerRegistrationChangeBrokerRecord, PartitionChangeRecord, PartitionRecord,
+    ProducerIdsRecord, RegisterBrokerRecord,
 };
 
 /// The first value of every snapshot payload: `["yakt-image", FORMAT]`.
 const MAGIC: &str = "yakt-image";
-/// The payload format this build writes and reads.
-const IMAGE_FORMAT: u32 = 2;
+/// The payload format this build writes.
+const IMAGE_FORMAT: u32 = 3;
+/// The oldest payload format this build reads: format 2 lacks the registrations and the
+/// partition change records (it was written before they existed).
+const OLDEST_FORMAT: u32 = 2;
 
 fn err(reason: impl Into<String>) -> DecodeError {
     DecodeError {
@@ -36,9 +41,11 @@ fn err(reason: impl Into<String>) -> DecodeError {
 }
 
 impl Image {
-    /// The snapshot payload (format 2): `["yakt-image", 2]`, then `[last_offset, last_epoch,
+    /// The snapshot payload (format 3): `["yakt-image", 3]`, then `[last_offset, last_epoch,
     /// last_timestamp_ms, next_producer_id]`, then five arrays in key order: brokers, topics as
-    /// `[name, uuid]` pairs, partitions, producers (named maps), broker changes (offset order).
+    /// `[name, uuid]` pairs, partitions, producers (named maps), broker changes (offset order);
+    /// then registrations as `[brokerId, {"brokerEpoch", "watched"}]` pairs by id and the
+    /// partition change records (offset order).
     pub fn encode(&self) -> Vec<u8> {
         // A topic is about 40 bytes encoded; partitions about 150.
         let estimate = 64 + self.topics.len() * 40 + self.partitions.len() * 150;
@@ -58,6 +65,8 @@ impl Image {
         let _ = Each(|| self.all_partitions()).serialize(&mut ser);
         let _ = Each(|| self.producers.values()).serialize(&mut ser);
         let _ = self.broker_changes.serialize(&mut ser);
+        let _ = Each(|| self.registrations.iter()).serialize(&mut ser);
+        let _ = self.partition_changes.serialize(&mut ser);
         out
     }
 
@@ -88,9 +97,10 @@ fn decode_parts(de: &mut De<'_, '_>) -> Result<Image, DecodeError> {
     if magic != MAGIC {
         return Err(err(format!("header names {magic:?}, not {MAGIC:?}")));
     }
-    if format != IMAGE_FORMAT {
+    if !(OLDEST_FORMAT..=IMAGE_FORMAT).contains(&format) {
         return Err(err(format!(
-            "payload format {format} is not the format {IMAGE_FORMAT} this build reads"
+            "payload format {format} is not one of the formats {OLDEST_FORMAT}-{IMAGE_FORMAT} \
+             this build reads"
         )));
     }
     let (last_offset, last_epoch, last_timestamp_ms, next_producer_id): (u64, u64, u64, i64) =
@@ -157,6 +167,18 @@ fn decode_parts(de: &mut De<'_, '_>) -> Result<Image, DecodeError> {
         }
     }
     image.broker_changes = part::<Vec<BrokerRegistrationChangeBrokerRecord>>(de, "broker changes")?;
+    if format < 3 {
+        return Ok(image);
+    }
+    for (id, r) in part::<Vec<(i32, Registration)>>(de, "registrations")? {
+        if !image.brokers.contains_key(&id) {
+            return Err(err(format!("registration of unknown broker {id}")));
+        }
+        if image.registrations.insert(id, r).is_some() {
+            return Err(err(format!("registration of broker {id} is listed twice")));
+        }
+    }
+    image.partition_changes = part::<Vec<PartitionChangeRecord>>(de, "partition changes")?;
     Ok(image)
 }
 
@@ -168,8 +190,46 @@ mod tests {
     fn empty_image_round_trips_and_starts_with_the_header() {
         let bytes = Image::new().encode();
         assert_eq!(Image::decode(&bytes).unwrap(), Image::new());
-        // fixarray(2), fixstr(10) "yakt-image", positive fixint 2
-        assert_eq!(&bytes[..13], b"\x92\xaayakt-image\x02");
+        // fixarray(2), fixstr(10) "yakt-image", positive fixint 3
+        assert_eq!(&bytes[..13], b"\x92\xaayakt-image\x03");
+    }
+
+    #[test]
+    fn format_2_payloads_still_read_without_registrations() {
+        let mut img = Image::new();
+        img.brokers.insert(
+            7,
+            RegisterBrokerRecord {
+                broker_host: "h".into(),
+                broker_id: 7,
+                broker_port: 9092,
+                broker_status: crate::metadata::BrokerStatus::Alive,
+                epoch: 0,
+                internal_uuid: Uuid::from_u128(9),
+                rack_id: None,
+                security_protocol: Default::default(),
+            },
+        );
+        img.registrations.insert(
+            7,
+            Registration {
+                broker_epoch: 5,
+                watched: true,
+            },
+        );
+        let v3 = img.encode();
+        assert_eq!(Image::decode(&v3).unwrap(), img);
+        // A format-2 payload is the format-3 one without its last two parts (two empty lists
+        // would be two bytes; here the registration list is not empty, so cut it off by
+        // re-encoding without it).
+        let mut v2 = img.clone();
+        v2.registrations.clear();
+        let mut bytes = v2.encode();
+        bytes.truncate(bytes.len() - 2);
+        bytes[12] = 2;
+        let read = Image::decode(&bytes).unwrap();
+        assert_eq!(read.registration(7), Some(Registration::default()));
+        assert_eq!(read.brokers, img.brokers);
     }
 
     #[test]
@@ -180,6 +240,11 @@ mod tests {
             .unwrap_err()
             .reason
             .contains("format 1"));
+        other[12] = 4;
+        assert!(Image::decode(&other)
+            .unwrap_err()
+            .reason
+            .contains("format 4"));
         let mut trailing = Image::new().encode();
         trailing.push(0xc0);
         assert!(Image::decode(&trailing)

@@ -1,14 +1,16 @@
 //! The fold rules: whether a record fits the image ([`Image::check`], shared by `prepare` and
 //! `apply`) and how a committed record changes it.
 
+use super::election::can_lead;
 use super::prepare::next_epoch;
-use super::Image;
+use super::{Image, Registration};
 use crate::metadata::naming::validate_topic_name;
-use crate::metadata::record::BrokerStatus;
+use crate::metadata::record::{BrokerStatus, PartitionChangeRecord, NO_LEADER};
 use crate::metadata::request::{
-    broker_change_shape, broker_registration_shape, partition_shape, producer_id_shape,
+    broker_change_shape, broker_registration_shape, partition_change_shape, partition_shape,
+    producer_id_shape,
 };
-use crate::metadata::{MetadataCommand, MetadataError, Record};
+use crate::metadata::{ErrorKind, MetadataCommand, MetadataError, Record};
 
 impl Image {
     /// Whether `record` can be folded into this image; `Err` says why not. Used by both
@@ -88,6 +90,16 @@ impl Image {
                         Some(_) => {}
                     }
                 }
+                if let Some(b) = self.brokers.get(&p.leader) {
+                    let watched = self.registrations.get(&p.leader).is_some_and(|r| r.watched);
+                    if watched && !can_lead(b.broker_status) {
+                        return Err(MetadataError::conflict(format!(
+                            "broker {} is {} and registered for liveness: it leads no partition \
+                             until its heartbeats have unfenced it",
+                            p.leader, b.broker_status
+                        )));
+                    }
+                }
                 if self
                     .partitions
                     .get(&p.topic_uuid)
@@ -137,7 +149,59 @@ impl Image {
                 }
                 Ok(())
             }
+            Record::PartitionChange(c) => self.check_partition_change(c),
         }
+    }
+
+    /// The rules of a `PartitionChangeRecord`: the partition exists, the record's epochs follow
+    /// its own, the new ISR fits its replicas, and no fenced broker becomes its leader or joins
+    /// its ISR (see [`can_lead`]).
+    fn check_partition_change(&self, c: &PartitionChangeRecord) -> Result<(), MetadataError> {
+        let p = self
+            .partition(&c.topic_uuid, c.partition_id)
+            .ok_or_else(|| {
+                MetadataError::not_found(format!(
+                    "no partition {} of topicUUID {}",
+                    c.partition_id, c.topic_uuid
+                ))
+            })?;
+        partition_change_shape(c.partition_id, &p.replicas, &c.isr, c.leader)?;
+        if c.partition_epoch != p.partition_epoch + 1 {
+            return Err(MetadataError::new(
+                ErrorKind::StalePartitionEpoch,
+                format!(
+                    "partition {} of {} is at partitionEpoch {}; a change must carry {}, not {}",
+                    c.partition_id,
+                    c.topic_uuid,
+                    p.partition_epoch,
+                    p.partition_epoch + 1,
+                    c.partition_epoch
+                ),
+            ));
+        }
+        let leader_epoch = p.leader_epoch + u64::from(c.leader != p.leader);
+        if c.leader_epoch != leader_epoch {
+            return Err(MetadataError::conflict(format!(
+                "partition {} of {}: leaderEpoch {} does not follow {} (expected {leader_epoch})",
+                c.partition_id, c.topic_uuid, c.leader_epoch, p.leader_epoch
+            )));
+        }
+        if c.leader != p.leader && c.leader != NO_LEADER && !self.broker_can_lead(c.leader) {
+            return Err(MetadataError::conflict(format!(
+                "broker {} is fenced (or not registered) and cannot lead partition {} of {}",
+                c.leader, c.partition_id, c.topic_uuid
+            )));
+        }
+        if let Some(b) = c
+            .isr
+            .iter()
+            .find(|b| !p.isr.contains(b) && !self.broker_can_lead(**b))
+        {
+            return Err(MetadataError::bad_request(format!(
+                "ISR names broker {b}, which is fenced (or not registered) and cannot join it"
+            )));
+        }
+        Ok(())
     }
 
     /// Folds one committed record into the image.
@@ -151,6 +215,13 @@ impl Image {
         match &cmd.record {
             Record::RegisterBroker(r) => {
                 self.brokers.insert(r.broker_id, r.clone());
+                self.registrations.insert(
+                    r.broker_id,
+                    Registration {
+                        broker_epoch: offset,
+                        watched: r.broker_status == BrokerStatus::Fenced,
+                    },
+                );
             }
             Record::Topic(t) => {
                 self.topic_uuids.insert(t.topic_uuid);
@@ -183,6 +254,19 @@ impl Image {
                     b.epoch = c.epoch;
                 }
                 self.broker_changes.push(c.clone());
+            }
+            Record::PartitionChange(c) => {
+                if let Some(p) = self
+                    .partitions
+                    .get_mut(&c.topic_uuid)
+                    .and_then(|m| m.get_mut(&c.partition_id))
+                {
+                    p.leader = c.leader;
+                    p.isr = c.isr.clone();
+                    p.leader_epoch = c.leader_epoch;
+                    p.partition_epoch = c.partition_epoch;
+                }
+                self.partition_changes.push(c.clone());
             }
         }
         Ok(())

@@ -13,7 +13,13 @@
 //!
 //! Decisions where API.md is silent (also in the README):
 //! - A `CLOSED` broker cannot be a replica or leader of a new partition: NotFound, as it is not in
-//!   `/get_all_brokers` either. `FENCED`/`INIT` brokers can.
+//!   `/get_all_brokers` either. `FENCED`/`INIT` brokers can be replicas; they can lead a new
+//!   partition only when they did not register as `FENCED` (a broker registered `FENCED` asked for
+//!   KRaft's liveness: until the controller unfences it, it leads nothing; Conflict).
+//! - Liveness (API.md "Broker liveness"): a broker *can lead* and *can join an ISR* only when it
+//!   is `ALIVE` or `UNFENCED`; `INIT`, `FENCED` and `CLOSED` count as fenced. A
+//!   `PartitionChangeRecord` is checked against that at apply: its leader, when it changes, and
+//!   every broker it adds to the ISR must be able to; its epochs must be the partition's + 1.
 //! - A `CLOSED` broker cannot be changed (Conflict): only a new registration brings it back, with
 //!   a new `internalUUID`. A change record may itself set `brokerStatus: CLOSED` (like delete).
 //! - `/get_broker/{id}` answers a `CLOSED` broker too (its status says so).
@@ -24,6 +30,7 @@
 //! - `apply` advances `last_offset` even when it refuses a record: the entry was consumed.
 
 mod codec;
+pub mod election;
 mod fold;
 mod prepare;
 mod reads;
@@ -39,7 +46,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use uuid::Uuid;
 
 use super::record::{
-    BrokerRegistrationChangeBrokerRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    BrokerRegistrationChangeBrokerRecord, PartitionChangeRecord, PartitionRecord,
+    ProducerIdsRecord, RegisterBrokerRecord,
 };
 
 pub use view::{MetadataAnswer, MetadataView};
@@ -65,6 +73,11 @@ pub struct Image {
     pub(super) next_producer_id: i64,
     /// Every applied BrokerRegistrationChangeBrokerRecord, in offset order.
     pub(super) broker_changes: Vec<BrokerRegistrationChangeBrokerRecord>,
+    /// What each broker's latest registration record left that the record itself does not say:
+    /// its offset (KRaft's broker epoch) and whether it asked for liveness. Not in the JSON view.
+    pub(super) registrations: BTreeMap<i32, Registration>,
+    /// Every applied PartitionChangeRecord, in offset order.
+    pub(super) partition_changes: Vec<PartitionChangeRecord>,
     /// Offset (Raft index) of the last entry applied; set by `apply` or by the caller for entries
     /// that carry no record.
     pub last_offset: u64,
@@ -72,6 +85,19 @@ pub struct Image {
     pub last_epoch: u64,
     /// Largest record timestamp applied, so a new leader never proposes an earlier one.
     pub(super) last_timestamp_ms: u64,
+}
+
+/// A broker's latest registration as the liveness controller needs it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Registration {
+    /// The offset of the registration record: KRaft's broker epoch, which a heartbeat must name.
+    /// The leader's *speculative* image folds records at offset 0, so only an applied image
+    /// answers it truthfully; heartbeats and `/alter_partition` check it against that.
+    #[serde(rename = "brokerEpoch")]
+    pub broker_epoch: u64,
+    /// The broker registered as `FENCED`: it asked for KRaft's liveness, so it may lead only once
+    /// the controller has unfenced it, and a new leader of the cluster watches it from the start.
+    pub watched: bool,
 }
 
 /// A set of UUIDs hashed with a cheap multiplicative hash: topic UUIDs are random (v4, drawn by

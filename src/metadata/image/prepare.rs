@@ -3,6 +3,7 @@
 
 use uuid::Uuid;
 
+use super::election::change_record;
 use super::Image;
 use crate::metadata::record::{
     BrokerRegistrationChangeBrokerRecord, BrokerStatus, PartitionRecord, ProducerIdsRecord,
@@ -81,6 +82,7 @@ impl Image {
                     removing_replicas,
                     adding_replicas,
                     leader,
+                    leader_epoch: 0,
                     partition_epoch: 0,
                 })
             }
@@ -141,9 +143,92 @@ impl Image {
                     epoch: next_epoch(broker)?,
                 })
             }
+            WriteRequest::AlterPartition {
+                broker_id,
+                topic_uuid,
+                partition_id,
+                partition_epoch,
+                isr,
+            } => self.prepare_alter_partition(
+                broker_id,
+                topic_uuid,
+                partition_id,
+                partition_epoch,
+                isr,
+            )?,
+            WriteRequest::Reelect {
+                topic_uuid,
+                partition_id,
+                leaving,
+                avoid,
+            } => {
+                if self.partition(&topic_uuid, partition_id).is_none() {
+                    return Err(MetadataError::not_found(format!(
+                        "no partition {partition_id} of topicUUID {topic_uuid}"
+                    )));
+                }
+                let change = self
+                    .reelection(&topic_uuid, partition_id, leaving, &avoid)
+                    .ok_or_else(|| {
+                        MetadataError::conflict(format!(
+                            "partition {partition_id} of {topic_uuid}: leader and ISR already fit"
+                        ))
+                    })?;
+                Record::PartitionChange(change)
+            }
         };
         self.check(&record)?;
         Ok(record)
+    }
+
+    /// `/alter_partition`: the asking broker leads the partition, the epoch it saw is current,
+    /// and the new ISR names replicas only, none of them fenced. The leader stays.
+    fn prepare_alter_partition(
+        &self,
+        broker_id: i32,
+        topic_uuid: Uuid,
+        partition_id: i32,
+        partition_epoch: u64,
+        isr: Vec<i32>,
+    ) -> Result<Record, MetadataError> {
+        self.live_broker(broker_id)?;
+        let p = self.partition(&topic_uuid, partition_id).ok_or_else(|| {
+            MetadataError::not_found(format!(
+                "no partition {partition_id} of topicUUID {topic_uuid}"
+            ))
+        })?;
+        if p.leader != broker_id {
+            return Err(MetadataError::new(
+                ErrorKind::NotLeaderForPartition,
+                format!(
+                    "broker {broker_id} does not lead partition {partition_id} of {topic_uuid} \
+                     (its leader is {})",
+                    p.leader
+                ),
+            ));
+        }
+        if partition_epoch != p.partition_epoch {
+            return Err(MetadataError::new(
+                ErrorKind::StalePartitionEpoch,
+                format!(
+                    "partitionEpoch {partition_epoch} is stale: partition {partition_id} of \
+                     {topic_uuid} is at {}",
+                    p.partition_epoch
+                ),
+            ));
+        }
+        if let Some(b) = isr.iter().find(|b| !p.replicas.contains(b)) {
+            return Err(MetadataError::bad_request(format!(
+                "ISR must be a subset of replicas {:?}; broker {b} is not a replica",
+                p.replicas
+            )));
+        }
+        if let Some(b) = isr.iter().find(|b| !self.broker_can_lead(**b)) {
+            return Err(MetadataError::bad_request(format!(
+                "ISR names broker {b}, which is fenced"
+            )));
+        }
+        Ok(Record::PartitionChange(change_record(p, p.leader, isr)))
     }
 
     /// The epoch a (re-)registration of `broker_id` gets: 0 for a new id, one above the last

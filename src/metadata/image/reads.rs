@@ -2,10 +2,10 @@
 
 use uuid::Uuid;
 
-use super::Image;
+use super::{Image, Registration};
 use crate::metadata::record::{
-    BrokerRegistrationChangeBrokerRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
-    TopicRecord,
+    BrokerRegistrationChangeBrokerRecord, PartitionChangeRecord, PartitionRecord,
+    ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
 };
 
 impl Image {
@@ -22,7 +22,8 @@ impl Image {
             + self.topics.len()
             + self.partitions.values().map(|m| m.len()).sum::<usize>()
             + self.producers.len()
-            + self.broker_changes.len()) as u64
+            + self.broker_changes.len()
+            + self.partition_changes.len()) as u64
     }
 
     /// A broker's current state (CLOSED ones too).
@@ -67,5 +68,23 @@ impl Image {
     /// The change records, in offset order.
     pub fn broker_changes(&self) -> &[BrokerRegistrationChangeBrokerRecord] {
         &self.broker_changes
+    }
+    /// The partition change records, in offset order.
+    pub fn partition_changes(&self) -> &[PartitionChangeRecord] {
+        &self.partition_changes
+    }
+    /// A broker's latest registration (offset = broker epoch, watched or not); `None` when
+    /// never registered. An image decoded from a format-2 snapshot has none for the brokers in
+    /// it (see `segments-format.md`): they read as epoch 0, not watched.
+    pub fn registration(&self, id: i32) -> Option<Registration> {
+        self.brokers
+            .contains_key(&id)
+            .then(|| self.registrations.get(&id).copied().unwrap_or_default())
+    }
+    /// Every broker's registration, by id (for the liveness controller of a new leader).
+    pub fn registrations(&self) -> impl Iterator<Item = (i32, Registration)> + '_ {
+        self.brokers
+            .keys()
+            .map(|id| (*id, self.registrations.get(id).copied().unwrap_or_default()))
     }
 }

@@ -13,8 +13,9 @@ impl Image {
     /// Rebuilds an image from its `/get_metadata` view ([`Image::metadata_json`]), as a stream
     /// reader receives it in an `event: snapshot`, so that it can fold the records after it.
     ///
-    /// `last_offset`/`last_epoch` are the snapshot's; `last_timestamp_ms` is not in the view and
-    /// reads as 0; the next producer id is one above the largest registered (ids are never
+    /// `last_offset`/`last_epoch` are the snapshot's; `last_timestamp_ms` and the brokers'
+    /// registrations (broker epochs, which only the leader's liveness controller checks) are not
+    /// in the view and read as 0; the next producer id is one above the largest registered (ids are never
     /// removed, so this is what the server holds). An inconsistent view is refused.
     pub fn from_metadata_json(
         metadata: &Value,
@@ -69,6 +70,7 @@ impl Image {
             image.producers.insert(p.producer_id, p);
         }
         image.broker_changes = list(metadata, "BrokerRegistrationChangeBrokerRecord")?;
+        image.partition_changes = list(metadata, "PartitionChangeRecord")?;
         image.last_offset = offset;
         image.last_epoch = epoch;
         image.check_consistency().map_err(|reason| DecodeError {

@@ -356,6 +356,7 @@ fn decode_refuses_garbage_and_inconsistent_images() {
                 removing_replicas: vec![],
                 adding_replicas: vec![],
                 leader: 1,
+                leader_epoch: 0,
                 partition_epoch: 0,
             },
         );
@@ -379,6 +380,140 @@ fn decode_refuses_garbage_and_inconsistent_images() {
         .contains("next free id"));
 }
 
+fn status(b: i32, s: BrokerStatus) -> WriteRequest {
+    WriteRequest::ChangeBroker {
+        broker_id: b,
+        broker_host: None,
+        broker_port: None,
+        security_protocol: None,
+        broker_status: Some(s),
+    }
+}
+fn reg_fenced(id: i32) -> WriteRequest {
+    match reg(id) {
+        WriteRequest::RegisterBroker {
+            broker_id,
+            broker_host,
+            broker_port,
+            security_protocol,
+            rack_id,
+            ..
+        } => WriteRequest::RegisterBroker {
+            broker_id,
+            broker_host,
+            broker_port,
+            security_protocol,
+            broker_status: BrokerStatus::Fenced,
+            rack_id,
+        },
+        other => other,
+    }
+}
+fn reelect(t: Uuid, leaving: i32) -> WriteRequest {
+    WriteRequest::Reelect {
+        topic_uuid: t,
+        partition_id: 0,
+        leaving: Some(leaving),
+        avoid: vec![],
+    }
+}
+
+#[test]
+fn registrations_keep_the_broker_epoch_and_watched_brokers_lead_only_once_unfenced() {
+    let mut h = Harness::default();
+    h.run(reg(1)).unwrap();
+    h.run(reg_fenced(2)).unwrap();
+    let r2 = h.image.registration(2).unwrap();
+    assert_eq!((r2.broker_epoch, r2.watched), (2, true));
+    assert!(!h.image.registration(1).unwrap().watched);
+    // A change keeps the broker epoch; only a new registration moves it.
+    h.run(change_port(2, 9999)).unwrap();
+    assert_eq!(h.image.registration(2).unwrap().broker_epoch, 2);
+    let t = topic_uuid(h.run(topic("t")).unwrap());
+    assert_eq!(
+        h.kind(part(t, 0, &[2, 1], LeaderRef::Id(2))),
+        ErrorKind::Conflict,
+        "a watched FENCED broker leads nothing"
+    );
+    // An unwatched broker that is FENCED still may, as before.
+    h.run(status(1, BrokerStatus::Fenced)).unwrap();
+    h.run(part(t, 0, &[1, 2], LeaderRef::Id(1))).unwrap();
+    h.run(status(2, BrokerStatus::Unfenced)).unwrap();
+    h.run(part(t, 1, &[2, 1], LeaderRef::Id(2))).unwrap();
+    h.run(del(2)).unwrap();
+    h.run(reg(2)).unwrap();
+    assert_eq!(h.image.registration(2).unwrap().broker_epoch, 10);
+}
+
+#[test]
+fn partition_changes_fold_with_their_epochs_and_stale_ones_are_refused() {
+    let mut h = Harness::default();
+    for b in 1..=3 {
+        h.run(reg(b)).unwrap();
+    }
+    let t = topic_uuid(h.run(topic("t")).unwrap());
+    h.run(part(t, 0, &[1, 2, 3], LeaderRef::Id(1))).unwrap();
+    h.run(status(2, BrokerStatus::Fenced)).unwrap();
+    // Broker 1 leaves: 2 is fenced, so 3 leads; leaderEpoch and partitionEpoch + 1.
+    let Record::PartitionChange(c) = h.run(reelect(t, 1)).unwrap() else {
+        panic!()
+    };
+    assert_eq!((c.leader, c.isr.clone()), (3, vec![2, 3]));
+    assert_eq!((c.leader_epoch, c.partition_epoch), (1, 1));
+    let p = h.image.partition(&t, 0).unwrap().clone();
+    assert_eq!((p.leader, p.isr.clone()), (3, vec![2, 3]));
+    assert_eq!((p.leader_epoch, p.partition_epoch), (1, 1));
+    assert_eq!(h.image.partition_changes(), [c.clone()]);
+    assert_eq!(
+        h.image.metadata_json()["PartitionChangeRecord"][0]["leader"],
+        3
+    );
+    // Nothing left to change for broker 1.
+    assert_eq!(h.kind(reelect(t, 1)), ErrorKind::Conflict);
+    // The same record again is stale; so is an alter_partition with the old epoch.
+    let again = MetadataCommand {
+        timestamp_ms: 1,
+        record: Record::PartitionChange(c),
+    };
+    assert_eq!(
+        h.image.clone().apply(99, &again).unwrap_err().kind,
+        ErrorKind::StalePartitionEpoch
+    );
+    let alter = |broker, epoch, isr: &[i32]| WriteRequest::AlterPartition {
+        broker_id: broker,
+        topic_uuid: t,
+        partition_id: 0,
+        partition_epoch: epoch,
+        isr: isr.to_vec(),
+    };
+    assert_eq!(h.kind(alter(3, 0, &[3])), ErrorKind::StalePartitionEpoch);
+    assert_eq!(h.kind(alter(1, 1, &[3])), ErrorKind::NotLeaderForPartition);
+    assert_eq!(
+        h.kind(alter(3, 1, &[3, 2])),
+        ErrorKind::BadRequest,
+        "2 is fenced"
+    );
+    assert_eq!(
+        h.kind(alter(3, 1, &[3, 4])),
+        ErrorKind::BadRequest,
+        "4 is no replica"
+    );
+    let Record::PartitionChange(a) = h.run(alter(3, 1, &[3, 1])).unwrap() else {
+        panic!()
+    };
+    assert_eq!((a.leader, a.leader_epoch, a.partition_epoch), (3, 1, 2));
+    // The last ISR member stays when it leaves; the partition has no leader then.
+    h.run(alter(3, 2, &[3])).unwrap();
+    let Record::PartitionChange(last) = h.run(reelect(t, 3)).unwrap() else {
+        panic!()
+    };
+    assert_eq!((last.leader, last.isr), (-1, vec![3]));
+    assert_eq!(h.image.partitions_led_by(3), 0);
+    assert_eq!(h.image.leaderless_with(3), [(t, 0)]);
+    // A refold of the log is the same image.
+    assert_eq!(Image::fold(h.log.iter().map(|(o, c)| (*o, c))), h.image);
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Reg(i32, u8, u16),
@@ -387,6 +522,8 @@ enum Op {
     Prod(i32, Option<i64>),
     Change(i32, Option<u16>, Option<u8>),
     Delete(i32),
+    Reelect(u8, i32, Option<i32>, Vec<i32>),
+    Alter(u8, i32, i32, Vec<i32>),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -409,7 +546,21 @@ fn op() -> impl Strategy<Value = Op> {
             proptest::option::of(0u8..5)
         )
             .prop_map(|(b, p, s)| Op::Change(b, p, s)),
-        b.prop_map(Op::Delete),
+        b.clone().prop_map(Op::Delete),
+        (
+            0u8..5,
+            0i32..3,
+            proptest::option::of(b.clone()),
+            proptest::collection::vec(b.clone(), 0..2)
+        )
+            .prop_map(|(t, p, l, a)| Op::Reelect(t, p, l, a)),
+        (
+            0u8..5,
+            0i32..3,
+            b.clone(),
+            proptest::collection::vec(b, 1..4)
+        )
+            .prop_map(|(t, p, l, isr)| Op::Alter(t, p, l, isr)),
     ]
 }
 
@@ -456,6 +607,21 @@ fn to_request(image: &Image, op: Op) -> WriteRequest {
             broker_status: s.map(|s| BrokerStatus::ALL[usize::from(s)]),
         },
         Op::Delete(b) => del(b),
+        Op::Reelect(t, pid, leaving, avoid) => WriteRequest::Reelect {
+            topic_uuid: topic_uuid(t),
+            partition_id: pid,
+            leaving,
+            avoid,
+        },
+        Op::Alter(t, pid, broker, isr) => WriteRequest::AlterPartition {
+            broker_id: broker,
+            topic_uuid: topic_uuid(t),
+            partition_id: pid,
+            partition_epoch: image
+                .partition(&topic_uuid(t), pid)
+                .map_or(0, |p| p.partition_epoch),
+            isr,
+        },
     }
 }
 
@@ -485,6 +651,7 @@ proptest! {
         prop_assert_eq!(Image::decode(&h.image.encode()).unwrap(), h.image.clone());
         let mut viewed = Image::from_metadata_json(&h.image.metadata_json(), h.image.last_offset, h.image.last_epoch).unwrap();
         viewed.last_timestamp_ms = h.image.last_timestamp_ms;
+        viewed.registrations = h.image.registrations.clone();
         prop_assert_eq!(viewed, h.image.clone());
         let refold = Image::fold(h.log.iter().map(|(o, c)| (*o, c)));
         prop_assert_eq!(&refold, &h.image);

@@ -36,8 +36,9 @@ impl Serialize for MetadataView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let img = self.0;
         // Keys in the order `serde_json::Value` (a sorted map) gives them.
-        let mut m = s.serialize_map(Some(5))?;
+        let mut m = s.serialize_map(Some(6))?;
         m.serialize_entry("BrokerRegistrationChangeBrokerRecord", img.broker_changes())?;
+        m.serialize_entry("PartitionChangeRecord", img.partition_changes())?;
         m.serialize_entry("PartitionRecord", &Each(|| img.all_partitions()))?;
         m.serialize_entry("ProducerIdsRecord", &Each(|| img.all_producers()))?;
         m.serialize_entry("RegisterBrokerRecord", &Each(|| img.all_brokers()))?;
@@ -71,7 +72,7 @@ impl Serialize for MetadataAnswer<'_> {
 
 impl Image {
     /// `/get_metadata`'s `metadata` as a `Value`: [`MetadataView`] (the current state of each
-    /// entity under its record name, and the change-record history), for the snapshot events
+    /// entity under its record name, and the two change-record histories), for the snapshot events
     /// and the readers that compare or rebuild it.
     pub fn metadata_json(&self) -> Value {
         to_json(&MetadataView(self))
@@ -150,7 +151,7 @@ mod tests {
         let empty = serde_json::to_string(&MetadataView(&img)).unwrap();
         assert_eq!(
             empty,
-            r#"{"BrokerRegistrationChangeBrokerRecord":[],"PartitionRecord":[],"ProducerIdsRecord":[],"RegisterBrokerRecord":[],"TopicRecord":[]}"#
+            r#"{"BrokerRegistrationChangeBrokerRecord":[],"PartitionChangeRecord":[],"PartitionRecord":[],"ProducerIdsRecord":[],"RegisterBrokerRecord":[],"TopicRecord":[]}"#
         );
         for id in 1..=3 {
             run(
@@ -214,6 +215,8 @@ mod tests {
             "ProducerIdsRecord": img.all_producers().map(to_json).collect::<Vec<_>>(),
             "BrokerRegistrationChangeBrokerRecord":
                 img.broker_changes().iter().map(to_json).collect::<Vec<_>>(),
+            "PartitionChangeRecord":
+                img.partition_changes().iter().map(to_json).collect::<Vec<_>>(),
         }});
         assert_eq!(
             serde_json::to_string(&answer).unwrap(),

@@ -7,8 +7,9 @@
 //!   `"metadata"`; `name`, when sent, must be the endpoint's record name.
 //! - Unknown fields are refused (a typo such as `brokerHots` must not be silently dropped).
 //! - Server-set fields (`internalUUID`, `epoch`, `topicUUID` on create_topic, `partitionEpoch`,
-//!   `brokerEpoch`) are refused with a message saying the server sets them. The one exception is
-//!   `brokerId` in a register_producer body: accepted when it equals the path's id.
+//!   `leaderEpoch`, `brokerEpoch`) are refused with a message saying the server sets them. The
+//!   one exception is `brokerId` in a register_producer body: accepted when it equals the path's
+//!   id.
 //! - Widths are Kafka's: `brokerId` and `partitionId` int32, `producerId` int64, all ≥ 0.
 //! - `brokerPort` may be a JSON integer or a string of digits; 1–65535 either way.
 //! - `null` for an optional field means "not sent".
@@ -36,7 +37,8 @@ use super::record::{BrokerStatus, SecurityProtocol};
 
 pub use path::{parse_broker_id_path, parse_topic_uuid};
 pub(super) use validate::{
-    broker_change_shape, broker_registration_shape, partition_shape, producer_id_shape,
+    broker_change_shape, broker_registration_shape, partition_change_shape, partition_shape,
+    producer_id_shape,
 };
 
 /// How the leader of a new partition is named: by broker id, or (the original specification's
@@ -113,5 +115,34 @@ pub enum WriteRequest {
     DeleteBroker {
         /// The path's broker id.
         broker_id: i32,
+    },
+    /// `POST /alter_partition` (KRaft's AlterPartition): the partition's leader sets its ISR.
+    /// The body's `brokerEpoch` is checked by the liveness controller against the applied image
+    /// (see [`crate::metadata::image::Registration`]), so it is not part of the request.
+    AlterPartition {
+        /// The broker asking: must be the partition's leader.
+        broker_id: i32,
+        /// The partition's topic.
+        topic_uuid: Uuid,
+        /// The partition.
+        partition_id: i32,
+        /// The partition epoch the leader last saw: must be the current one.
+        partition_epoch: u64,
+        /// The new ISR: a subset of the replicas, no fenced broker.
+        isr: Vec<i32>,
+    },
+    /// The liveness controller's move: `leaving` (fenced or shutting down) leaves the partition's
+    /// leadership and ISR, and a new leader is elected avoiding `avoid`
+    /// ([`crate::metadata::image::election::reelect`]). With `leaving: None` it elects a leader
+    /// for a leaderless partition. Refused (Conflict) when it would change nothing.
+    Reelect {
+        /// The partition's topic.
+        topic_uuid: Uuid,
+        /// The partition.
+        partition_id: i32,
+        /// The broker leaving the partition.
+        leaving: Option<i32>,
+        /// Brokers that must not be elected (shutting down).
+        avoid: Vec<i32>,
     },
 }

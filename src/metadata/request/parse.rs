@@ -66,7 +66,12 @@ impl WriteRequest {
     pub fn parse_create_partition_value(v: &Value) -> Result<Self, MetadataError> {
         const R: &str = "PartitionRecord";
         let f = fields_of(v, R, &[])?;
-        check_keys(&f, R, &PartitionRecord::CLIENT_FIELDS, &["partitionEpoch"])?;
+        check_keys(
+            &f,
+            R,
+            &PartitionRecord::CLIENT_FIELDS,
+            &["partitionEpoch", "leaderEpoch"],
+        )?;
         let replicas = required("replicas", opt_id_list(&f, "replicas")?)?;
         let req = WriteRequest::CreatePartition {
             partition_id: required("partitionId", opt_i32_id(&f, "partitionId")?)?,

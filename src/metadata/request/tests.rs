@@ -319,6 +319,10 @@ fn create_partition_parsing() {
         part(json!({"partitionEpoch": 0})),
         "partitionEpoch is set by the server",
     );
+    assert_bad(
+        part(json!({"leaderEpoch": 0})),
+        "leaderEpoch is set by the server",
+    );
     assert_bad(part(json!({"isr": [1]})), "unknown field \"isr\"");
 }
 

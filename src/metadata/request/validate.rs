@@ -111,6 +111,26 @@ pub(in crate::metadata) fn partition_shape(
     Ok(())
 }
 
+/// The shape of a partition's new leader and ISR (a `PartitionChangeRecord`, an
+/// `/alter_partition`): the ISR repeats no broker and is a subset of `replicas`; the leader is a
+/// replica or `-1` (no leader).
+pub(in crate::metadata) fn partition_change_shape(
+    partition_id: i32,
+    replicas: &[i32],
+    isr: &[i32],
+    leader: i32,
+) -> Result<(), MetadataError> {
+    non_negative("partitionId", i64::from(partition_id))?;
+    no_repeats("ISR", isr)?;
+    subset("ISR", isr, replicas)?;
+    if leader != crate::metadata::record::NO_LEADER && !replicas.contains(&leader) {
+        return Err(MetadataError::bad_request(format!(
+            "leader must be one of the replicas {replicas:?} or -1, got {leader}"
+        )));
+    }
+    Ok(())
+}
+
 /// The shape of a broker change: a valid host and port when given, and at least one field set
 /// (`sets_nothing` says none is).
 pub(in crate::metadata) fn broker_change_shape(
@@ -208,6 +228,24 @@ impl WriteRequest {
             ),
             WriteRequest::DeleteBroker { broker_id } => {
                 non_negative("brokerId", i64::from(*broker_id))
+            }
+            WriteRequest::AlterPartition {
+                broker_id,
+                partition_id,
+                isr,
+                ..
+            } => {
+                non_negative("brokerId", i64::from(*broker_id))?;
+                non_negative("partitionId", i64::from(*partition_id))?;
+                if isr.is_empty() {
+                    return Err(MetadataError::bad_request(
+                        "ISR must list at least one broker (the leader)",
+                    ));
+                }
+                no_repeats("ISR", isr)
+            }
+            WriteRequest::Reelect { partition_id, .. } => {
+                non_negative("partitionId", i64::from(*partition_id))
             }
         }
     }

@@ -370,3 +370,127 @@ fn online_never_folds_an_uncommitted_tail_below_a_snapshot_just_installed() {
         }
     }
 }
+
+/// A partition's leader moving (a fence's `PartitionChangeRecord`s) folds in time travel like
+/// any record: across a snapshot taken between the partition's creation and the changes, online
+/// and offline, every offset rebuilds to the fold of its prefix.
+#[test]
+fn partition_changes_rebuild_across_a_snapshot() {
+    use crate::metadata::{LeaderRef, WriteRequest};
+    let mut img = Image::new();
+    let mut cmds = Vec::new();
+    let mut run = |img: &mut Image, req| {
+        let record = img.prepare(req).expect("prepares");
+        let offset = img.last_offset + 1;
+        let cmd = MetadataCommand {
+            timestamp_ms: 1_000 + offset,
+            record,
+        };
+        img.apply_entry(offset, TERM, &cmd).expect("applies");
+        cmds.push(cmd);
+    };
+    for b in 1..=3 {
+        run(
+            &mut img,
+            WriteRequest::RegisterBroker {
+                broker_id: b,
+                broker_host: format!("h{b}"),
+                broker_port: 9092,
+                security_protocol: SecurityProtocol::Plaintext,
+                broker_status: BrokerStatus::Fenced,
+                rack_id: None,
+            },
+        );
+        run(
+            &mut img,
+            WriteRequest::ChangeBroker {
+                broker_id: b,
+                broker_host: None,
+                broker_port: None,
+                security_protocol: None,
+                broker_status: Some(BrokerStatus::Unfenced),
+            },
+        );
+    }
+    run(&mut img, WriteRequest::CreateTopic { name: "t".into() });
+    let t = img.topic_record("t").expect("topic").topic_uuid;
+    run(
+        &mut img,
+        WriteRequest::CreatePartition {
+            partition_id: 0,
+            topic_uuid: t,
+            replicas: vec![1, 2, 3],
+            isr: vec![1, 2, 3],
+            removing_replicas: vec![],
+            adding_replicas: vec![],
+            leader: LeaderRef::Id(1),
+        },
+    );
+    let snap_at = img.last_offset;
+    for leaving in [1, 2] {
+        run(
+            &mut img,
+            WriteRequest::Reelect {
+                topic_uuid: t,
+                partition_id: 0,
+                leaving: Some(leaving),
+                avoid: vec![],
+            },
+        );
+    }
+    let n = cmds.len() as u64;
+    let fold = |k: u64| {
+        let mut image = Image::new();
+        for (i, c) in cmds.iter().take(k as usize).enumerate() {
+            let _ = image.apply_entry(i as u64 + 1, TERM, c);
+        }
+        image
+    };
+
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = SegmentLog::open(&d.path().join("log"), LogOptions::default()).expect("log");
+    let entries: Vec<StoredEntry> = cmds
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let e = Entry::new(log_id(TERM, i as u64 + 1), EntryPayload::Normal(c.clone()));
+            entry_to_stored(&e).expect("encode")
+        })
+        .collect();
+    log.append(&entries).expect("append");
+    log.sync().expect("sync");
+    let store = SnapshotStore::open_keeping(&d.path().join("snapshots"), 10).expect("snapshots");
+    store
+        .write(snap_at, TERM, b"meta", &fold(snap_at).encode())
+        .expect("snapshot");
+    log.purge_upto(EntryId {
+        index: snap_at,
+        term: TERM,
+    })
+    .expect("purge");
+    let (committed, _) = CommittedFile::open(d.path()).expect("committed");
+    committed.save(EntryId {
+        index: n,
+        term: TERM,
+    });
+    committed.flush().expect("flush");
+    let (log, store) = (Arc::new(log), Arc::new(store));
+    let online = live(&log, &store, n);
+    let offline = DataDirHistory::new(d.path());
+    for k in snap_at..=n {
+        assert_eq!(
+            rebuild_at(&online, k).expect("online"),
+            fold(k),
+            "online at {k}"
+        );
+        assert_eq!(
+            rebuild_at(&offline, k).expect("offline"),
+            fold(k),
+            "offline at {k}"
+        );
+    }
+    let end = rebuild_at(&offline, n).expect("end");
+    let p = end.partition(&t, 0).expect("partition");
+    assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (3, 2, 2));
+    assert_eq!(end.partition_changes().len(), 2);
+}

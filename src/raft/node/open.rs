@@ -1,0 +1,135 @@
+//! Opening a node's data directory: the lock, identity, log, vote, snapshots and the state
+//! machine, and what they say about whether this node may vote (see [`Recovery`]). Nothing here
+//! talks to other nodes; [`super::Node::start`] wires what it returns into openraft.
+
+use std::sync::Arc;
+
+use super::{NodeError, NodeOptions};
+use crate::raft::log_agreement::{settle_below_snapshot, Agreement};
+use crate::raft::recovery::Recovery;
+use crate::raft::state_machine::StateMachine;
+use crate::storage::{
+    CommittedFile, DirLock, EntryId, Identity, LogOptions, SegmentLog, SnapshotStore, StorageError,
+    VoteFile,
+};
+
+/// Everything opened from a data directory, ready for openraft.
+pub(super) struct Opened {
+    pub dir_lock: DirLock,
+    pub identity: Arc<Identity>,
+    pub committed: CommittedFile,
+    pub log: Arc<SegmentLog>,
+    pub recovery: Arc<Recovery>,
+    pub vote: Arc<VoteFile>,
+    pub snapshots: Arc<SnapshotStore>,
+    pub sm: StateMachine,
+}
+
+/// Opens (creating it if new) the data directory `opts` names.
+pub(super) fn open_storage(opts: &NodeOptions) -> Result<Opened, NodeError> {
+    let dir = opts.data_dir.clone();
+    let storage_err = |source| NodeError::Storage {
+        dir: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        storage_err(StorageError::Io {
+            op: "create directory",
+            path: dir.clone(),
+            source: e,
+        })
+    })?;
+    let dir_lock = DirLock::acquire(&dir).map_err(storage_err)?;
+    let has_state = ["log", "vote", "snapshots"]
+        .iter()
+        .any(|name| dir.join(name).exists());
+    let (identity, origin) = Identity::open(&dir, has_state).map_err(storage_err)?;
+    let identity = Arc::new(identity);
+    let (committed, persisted_commit) = CommittedFile::open(&dir).map_err(storage_err)?;
+    let opened_at = std::time::Instant::now();
+    let (log, report) = SegmentLog::open(
+        &dir.join("log"),
+        LogOptions {
+            segment_bytes: opts.segment_bytes,
+        },
+    )
+    .map_err(storage_err)?;
+    if report.truncated_bytes > 0 {
+        tracing::warn!(
+            bytes = report.truncated_bytes,
+            "recovery truncated a torn tail of the log"
+        );
+    }
+    let log = Arc::new(log);
+    // An entry of a term above 0 was written after a vote of that term was saved (openraft
+    // saves the vote before it appends a leader's entries); only the entry that initializes a
+    // cluster (term 0) can precede the first vote.
+    let voted_before = [log.last_entry_id(), log.last_purged()]
+        .into_iter()
+        .flatten()
+        .any(|e| e.term > 0);
+    let vote_missing = voted_before && !dir.join(crate::storage::vote::VOTE_FILE_NAME).exists();
+    let recovery = Recovery::new(
+        opts.id,
+        identity.incarnation(),
+        origin,
+        [persisted_commit, log.acked_at_open()]
+            .into_iter()
+            .flatten()
+            .max_by_key(|id| (id.index, id.term)),
+        log.last_entry_id()
+            .map(|e| e.index)
+            .or(log.last_purged().map(|p| p.index)),
+    );
+    let recovery = Arc::new(if vote_missing {
+        recovery.vote_missing()
+    } else {
+        recovery
+    });
+    let vote = Arc::new(VoteFile::open(&dir).map_err(storage_err)?);
+    let snapshots = Arc::new(
+        SnapshotStore::open_keeping(&dir.join("snapshots"), opts.keep_snapshots)
+            .map_err(storage_err)?,
+    );
+    let log_ms = opened_at.elapsed().as_millis() as u64;
+    let purged = log.last_purged().map(|p| p.index);
+    let sm = StateMachine::open(snapshots.clone(), purged).map_err(NodeError::Snapshot)?;
+    let state = sm.shared();
+    if let Some(point) = state.snapshot() {
+        let snapshot = EntryId {
+            index: point.offset,
+            term: point.term,
+        };
+        if let Agreement::Purged { found_term } =
+            settle_below_snapshot(&log, snapshot).map_err(storage_err)?
+        {
+            tracing::warn!(
+                snapshot_offset = snapshot.index,
+                snapshot_term = snapshot.term,
+                found_term = ?found_term,
+                "the log below the newest snapshot was not the committed one (a crash while installing it); purged through the snapshot"
+            );
+        }
+    }
+    tracing::info!(
+        node = opts.id,
+        incarnation = %identity.incarnation(),
+        cluster_id = ?identity.cluster_id(),
+        entries = report.entries,
+        segments = report.segments,
+        log_ms,
+        snapshot_offset = state.applied().offset,
+        snapshot_ms = opened_at.elapsed().as_millis() as u64 - log_ms,
+        "storage opened"
+    );
+    Ok(Opened {
+        dir_lock,
+        identity,
+        committed,
+        log,
+        recovery,
+        vote,
+        snapshots,
+        sm,
+    })
+}
