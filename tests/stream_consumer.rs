@@ -351,6 +351,47 @@ async fn a_node_cut_off_ends_its_streams_and_the_client_carries_on_elsewhere() {
     assert_eq!(got, want, "every record exactly once, in order");
 }
 
+/// A leader keeps calling itself leader when it is cut off (openraft has no check-quorum
+/// step-down), so its own streams must still end; an idle, healthy leader's must not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_its_followers_ends_its_streams_and_a_healthy_idle_one_does_not() {
+    let c = Cluster::start(3, &["--stale-after", "1s", "--progress-interval", "200ms"]).await;
+    let l = c.leader(SECS_30).await;
+    let head = c.create_topics(l, "before", 1).await;
+    for i in 0..3 {
+        c.wait_applied(i, head, SECS_30).await;
+    }
+    let stream = open(&c.nodes[l].addr, "offset=end", None).await;
+    let mut body = stream.bytes_stream();
+    let mut parser = sse::Parser::new(1 << 20);
+
+    // Idle and healthy: twenty progress events (four times --stale-after), never a cut-off.
+    let mut progress = 0;
+    let idle = read_events(&mut body, &mut parser, SECS_30, |(e, _, _)| {
+        progress += usize::from(e == "progress");
+        progress >= 20 || e == "stream_error"
+    })
+    .await;
+    assert!(
+        idle.iter().all(|(e, _, _)| e == "progress"),
+        "a healthy leader's idle stream was cut off: {idle:?}"
+    );
+
+    let others: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+    for &i in &others {
+        c.nodes[i].signal(libc::SIGSTOP);
+    }
+    let cut = read_events(&mut body, &mut parser, SECS_30, |(e, _, _)| {
+        e == "stream_error"
+    })
+    .await;
+    let (_, _, why) = cut.last().cloned().expect("stream_error");
+    assert_eq!(why["error"], "no_leader", "{why}");
+    for &i in &others {
+        c.nodes[i].signal(libc::SIGCONT);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up_answers_carry_until_and_switch_to_snapshot_past_max_records() {
     let c = Cluster::start(1, &["--catchup-max-records", "5"]).await;
