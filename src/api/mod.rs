@@ -78,6 +78,10 @@ impl Default for ApiOptions {
 
 /// The whole router of a node.
 pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
+    let leader_clock = Arc::new(stream::LeaderClock::default());
+    if tokio::runtime::Handle::try_current().is_ok() {
+        leader_clock.watch(&node);
+    }
     Router::new()
         .merge(metadata::routes())
         .merge(liveness::routes())
@@ -124,7 +128,7 @@ pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
         ))
         .layer(Extension(opts))
         .layer(Extension(Arc::new(event_cache::EventCache::default())))
-        .layer(Extension(Arc::new(stream::LeaderClock::default())))
+        .layer(Extension(leader_clock))
         .with_state(node)
 }
 

@@ -40,11 +40,17 @@ fn note(since: &Mutex<Option<Instant>>, has_leader: bool) {
 }
 
 impl LeaderClock {
-    /// How long `node` has been without a leader (`None` while it has one). The clock starts
-    /// when the node loses its leader, or, for a node already without one when the first stream
-    /// asks, at that first question.
-    pub fn leaderless_for(&self, node: &Arc<Node>) -> Option<Duration> {
+    /// Starts watching `node` (once; later calls do nothing), so that a node without a leader
+    /// before its first stream is timed from then. Needs a tokio runtime.
+    pub fn watch(&self, node: &Arc<Node>) {
         self.started.get_or_init(|| self.start(node));
+    }
+
+    /// How long `node` has been without a leader (`None` while it has one). The clock starts
+    /// when the node loses its leader, or, for a node already without one when the clock was
+    /// started ([`Self::watch`], else the first stream that asks), at that start.
+    pub fn leaderless_for(&self, node: &Arc<Node>) -> Option<Duration> {
+        self.watch(node);
         let since = self.since.lock().unwrap_or_else(|p| p.into_inner());
         since.map(|s| s.elapsed())
     }
