@@ -289,15 +289,15 @@ fn the_route_scan_reads_routes_as_rustfmt_writes_them() {
     let dir = tempfile::tempdir().expect("a temp dir");
     std::fs::create_dir(dir.path().join("api")).expect("mkdir");
     std::fs::write(
-        dir.path().join("api/liveness.rs"),
+        dir.path().join("api/later.rs"),
         r#"
         // .route("/commented", get(nothing)) is not a route
         pub fn routes() -> Router<Arc<Node>> {
             Router::new()
-                .route("/broker_heartbeat/{broker_id}", post(heartbeat))
+                .route("/reassign/{broker_id}", post(reassign))
                 .route(
-                    "/alter_partition",
-                    post(alter).put(alter_again),
+                    "/elect_leaders",
+                    post(elect).put(elect_again),
                 )
                 .route("/both", get(read).delete(forget))
         }
@@ -306,9 +306,9 @@ fn the_route_scan_reads_routes_as_rustfmt_writes_them() {
     .expect("write");
     let found = routes_in(dir.path());
     let want: BTreeSet<(String, String)> = [
-        ("POST", "/broker_heartbeat/{broker_id}"),
-        ("POST", "/alter_partition"),
-        ("PUT", "/alter_partition"),
+        ("POST", "/reassign/{broker_id}"),
+        ("POST", "/elect_leaders"),
+        ("PUT", "/elect_leaders"),
         ("GET", "/both"),
         ("DELETE", "/both"),
     ]
@@ -328,7 +328,8 @@ fn the_checker_refuses_wrong_answers() {
     let broker = json!({"brokerHost": "h", "brokerId": 1, "brokerPort": 9092,
         "brokerStatus": "ALIVE", "epoch": 0, "internalUUID": "6f1c1f7e-3a51-4b8e-9d4e-0a4c1a7c5b10",
         "securityProtocol": "PLAINTEXT"});
-    let good = json!({"message": "broker registered", "offset": 3, "metadata": broker});
+    let good = json!({"message": "broker registered", "offset": 3, "brokerEpoch": 3,
+        "metadata": broker});
     let bytes = |v: &Value| serde_json::to_vec(v).expect("json");
     assert_eq!(
         c.check("POST", "/register_broker", 200, json, &bytes(&good)),
@@ -1071,6 +1072,54 @@ async fn real_answers_of_a_running_cluster_validate_against_the_document() {
         assert!(
             err || exempt,
             "{method} {template} never answered an error in this test"
+        );
+    }
+}
+
+#[test]
+fn every_record_name_is_in_the_document() {
+    let c = Contract::new(yakt::api::openapi::document());
+    let param = |path: &str, name: &str| {
+        c.doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["schema"].clone())
+            .unwrap_or_else(|| panic!("{path} has no {name}"))
+    };
+    let name_schemas = [
+        ("/stream ?names", param("/stream", "names")),
+        ("/fetch ?names", param("/fetch", "names")),
+        (
+            "LogRecord.name",
+            c.doc["components"]["schemas"]["LogRecord"]["properties"]["name"].clone(),
+        ),
+    ];
+    let image_keys = &c.doc["components"]["schemas"]["MetadataImage"]["required"];
+    for name in yakt::metadata::RECORD_NAMES {
+        for (what, schema) in &name_schemas {
+            assert_eq!(
+                c.validate(schema, &json!(name)),
+                Ok(()),
+                "{what} refuses {name}"
+            );
+        }
+        assert!(
+            image_keys
+                .as_array()
+                .is_some_and(|k| k.contains(&json!(name))),
+            "MetadataImage does not require {name}: {image_keys}"
+        );
+        assert!(
+            c.doc["components"]["schemas"][name].is_object(),
+            "no schema named {name}"
+        );
+    }
+    for (what, schema) in &name_schemas {
+        assert!(
+            c.validate(schema, &json!("NoSuchRecord")).is_err(),
+            "{what} accepts any name"
         );
     }
 }

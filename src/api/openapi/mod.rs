@@ -49,7 +49,8 @@ const OPEN_WITHOUT_TOKEN: &[&str] = &["/", "/ui", "/ui/", "/ui/{file}", "/ui/api
         paths::get_metadata, paths::register_broker, paths::get_all_brokers, paths::get_broker,
         paths::delete_broker, paths::create_topic, paths::get_topic, paths::create_partition,
         paths::get_partitions, paths::register_producer, paths::get_producer_ids,
-        paths::broker_registration_change, paths::broker_mgmt, paths::client_mgmt,
+        paths::broker_registration_change, paths::broker_heartbeat, paths::alter_partition,
+        paths::broker_mgmt, paths::client_mgmt,
         paths::stream, paths::fetch, paths::cluster, paths::health, paths::metrics,
         paths::add_member, paths::remove_member, paths::root, paths::ui_redirect,
         paths::ui_index, paths::ui_file, paths::ui_settings, paths::ui_members,
@@ -58,6 +59,7 @@ const OPEN_WITHOUT_TOKEN: &[&str] = &["/", "/ui", "/ui/", "/ui/{file}", "/ui/api
     components(schemas(schemas::ErrorBody)),
     tags(
         (name = "metadata", description = "The original YAKt endpoints"),
+        (name = "liveness", description = "Broker heartbeats and ISR changes, as a KRaft controller takes them"),
         (name = "catch-up", description = "What changed since a time"),
         (name = "log", description = "The log read by offset"),
         (name = "operating", description = "Cluster state, health, metrics"),
@@ -78,13 +80,15 @@ pub fn document() -> Value {
         "headers": {"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}},
         "content": error.clone(),
     });
-    // Each event's `data` is a JSON object: a LogRecord (`record`), a snapshot, progress or a
-    // `stream_error`; OpenAPI 3.1 has no per-event schema (3.2's `itemSchema`).
+    // Each event's `data` is a JSON object: a LogRecord (`record`), a piece of the image,
+    // progress or a `stream_error`; OpenAPI 3.1 has no per-event schema (3.2's `itemSchema`).
     doc["paths"]["/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]["schema"] = json!({
         "type": "object",
-        "description": "The `data` of each event: `record` a LogRecord, `snapshot` a SnapshotBody, \
-            `progress` {applied_offset, commit_offset, leader_id, term, node_id}, `stream_error` \
-            an ErrorBody",
+        "description": "The `data` of each event: `record` a LogRecord; `snapshot_begin` \
+            {offset, epoch}; `snapshot_chunk` {metadata: {record name: [entities]}} (the lists of \
+            all chunks together are the image at `snapshot_end`'s id); `snapshot_end` {offset, \
+            epoch}; `progress` {applied_offset, commit_offset, leader_id, term, node_id}; \
+            `stream_error` an ErrorBody",
     });
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return doc;
