@@ -289,15 +289,15 @@ fn the_route_scan_reads_routes_as_rustfmt_writes_them() {
     let dir = tempfile::tempdir().expect("a temp dir");
     std::fs::create_dir(dir.path().join("api")).expect("mkdir");
     std::fs::write(
-        dir.path().join("api/liveness.rs"),
+        dir.path().join("api/later.rs"),
         r#"
         // .route("/commented", get(nothing)) is not a route
         pub fn routes() -> Router<Arc<Node>> {
             Router::new()
-                .route("/broker_heartbeat/{broker_id}", post(heartbeat))
+                .route("/reassign/{broker_id}", post(reassign))
                 .route(
-                    "/alter_partition",
-                    post(alter).put(alter_again),
+                    "/elect_leaders",
+                    post(elect).put(elect_again),
                 )
                 .route("/both", get(read).delete(forget))
         }
@@ -306,9 +306,9 @@ fn the_route_scan_reads_routes_as_rustfmt_writes_them() {
     .expect("write");
     let found = routes_in(dir.path());
     let want: BTreeSet<(String, String)> = [
-        ("POST", "/broker_heartbeat/{broker_id}"),
-        ("POST", "/alter_partition"),
-        ("PUT", "/alter_partition"),
+        ("POST", "/reassign/{broker_id}"),
+        ("POST", "/elect_leaders"),
+        ("PUT", "/elect_leaders"),
         ("GET", "/both"),
         ("DELETE", "/both"),
     ]
@@ -328,7 +328,8 @@ fn the_checker_refuses_wrong_answers() {
     let broker = json!({"brokerHost": "h", "brokerId": 1, "brokerPort": 9092,
         "brokerStatus": "ALIVE", "epoch": 0, "internalUUID": "6f1c1f7e-3a51-4b8e-9d4e-0a4c1a7c5b10",
         "securityProtocol": "PLAINTEXT"});
-    let good = json!({"message": "broker registered", "offset": 3, "metadata": broker});
+    let good = json!({"message": "broker registered", "offset": 3, "brokerEpoch": 3,
+        "metadata": broker});
     let bytes = |v: &Value| serde_json::to_vec(v).expect("json");
     assert_eq!(
         c.check("POST", "/register_broker", 200, json, &bytes(&good)),
@@ -673,104 +674,105 @@ async fn real_answers_of_a_running_cluster_validate_against_the_document() {
     };
 
     // Brokers, through a follower (writes are forwarded to the leader).
-    s.steps(vec![
-        (f, get.clone(), "/openapi.json".into(), none(), 200),
-        (f, post.clone(), "/register_broker".into(), register(1), 200),
-        (f, post.clone(), "/register_broker".into(), register(2), 200),
-        (f, post.clone(), "/register_broker".into(), register(3), 200),
-        (f, post.clone(), "/register_broker".into(), register(1), 409),
-        (
-            l,
-            post.clone(),
-            "/register_broker".into(),
-            j(json!({"brokerId": -1, "brokerHost": "h", "brokerPort": 1})),
-            400,
-        ),
-        (
-            f,
-            post.clone(),
-            "/register_broker".into(),
-            Body::Raw("text/plain", "brokerId=1"),
-            415,
-        ),
-        (
-            f,
-            get.clone(),
-            "/get_all_brokers?consistent=true".into(),
-            none(),
-            200,
-        ),
-        (
-            f,
-            get.clone(),
-            "/get_all_brokers?bogus=1".into(),
-            none(),
-            400,
-        ),
-        (f, get.clone(), "/get_broker/1".into(), none(), 200),
-        (f, get.clone(), "/get_broker/x".into(), none(), 400),
-        (f, get.clone(), "/get_broker/77".into(), none(), 404),
-        (
-            f,
-            put.clone(),
-            "/broker_registration_change".into(),
-            j(json!({"brokerId": 2, "brokerStatus": "FENCED", "brokerPort": 9093})),
-            200,
-        ),
-        (
-            f,
-            put.clone(),
-            "/broker_registration_change".into(),
-            j(json!({"brokerId": 77, "brokerStatus": "FENCED"})),
-            404,
-        ),
-        (f, put.clone(), "/delete_broker/3".into(), none(), 200),
-        (f, put.clone(), "/delete_broker/3".into(), none(), 409),
-        (
-            f,
-            post.clone(),
-            "/create_topic".into(),
-            j(json!({"name": "orders"})),
-            200,
-        ),
-        (
-            f,
-            post.clone(),
-            "/create_topic".into(),
-            j(json!({"name": "orders"})),
-            409,
-        ),
-        (
-            f,
-            post.clone(),
-            "/create_topic".into(),
-            j(json!({"name": ".."})),
-            400,
-        ),
-        (
-            f,
-            post.clone(),
-            "/register_producer/1".into(),
-            j(json!({})),
-            200,
-        ),
-        (
-            f,
-            post.clone(),
-            "/register_producer/77".into(),
-            j(json!({})),
-            404,
-        ),
-        (f, get.clone(), "/get_producer_ids".into(), none(), 200),
-        (
-            f,
-            get.clone(),
-            "/get_producer_ids?consistent=maybe".into(),
-            none(),
-            400,
-        ),
-    ])
-    .await;
+    let brokers = s
+        .steps(vec![
+            (f, get.clone(), "/openapi.json".into(), none(), 200),
+            (f, post.clone(), "/register_broker".into(), register(1), 200),
+            (f, post.clone(), "/register_broker".into(), register(2), 200),
+            (f, post.clone(), "/register_broker".into(), register(3), 200),
+            (f, post.clone(), "/register_broker".into(), register(1), 409),
+            (
+                l,
+                post.clone(),
+                "/register_broker".into(),
+                j(json!({"brokerId": -1, "brokerHost": "h", "brokerPort": 1})),
+                400,
+            ),
+            (
+                f,
+                post.clone(),
+                "/register_broker".into(),
+                Body::Raw("text/plain", "brokerId=1"),
+                415,
+            ),
+            (
+                f,
+                get.clone(),
+                "/get_all_brokers?consistent=true".into(),
+                none(),
+                200,
+            ),
+            (
+                f,
+                get.clone(),
+                "/get_all_brokers?bogus=1".into(),
+                none(),
+                400,
+            ),
+            (f, get.clone(), "/get_broker/1".into(), none(), 200),
+            (f, get.clone(), "/get_broker/x".into(), none(), 400),
+            (f, get.clone(), "/get_broker/77".into(), none(), 404),
+            (
+                f,
+                put.clone(),
+                "/broker_registration_change".into(),
+                j(json!({"brokerId": 2, "brokerStatus": "FENCED", "brokerPort": 9093})),
+                200,
+            ),
+            (
+                f,
+                put.clone(),
+                "/broker_registration_change".into(),
+                j(json!({"brokerId": 77, "brokerStatus": "FENCED"})),
+                404,
+            ),
+            (f, put.clone(), "/delete_broker/3".into(), none(), 200),
+            (f, put.clone(), "/delete_broker/3".into(), none(), 409),
+            (
+                f,
+                post.clone(),
+                "/create_topic".into(),
+                j(json!({"name": "orders"})),
+                200,
+            ),
+            (
+                f,
+                post.clone(),
+                "/create_topic".into(),
+                j(json!({"name": "orders"})),
+                409,
+            ),
+            (
+                f,
+                post.clone(),
+                "/create_topic".into(),
+                j(json!({"name": ".."})),
+                400,
+            ),
+            (
+                f,
+                post.clone(),
+                "/register_producer/1".into(),
+                j(json!({})),
+                200,
+            ),
+            (
+                f,
+                post.clone(),
+                "/register_producer/77".into(),
+                j(json!({})),
+                404,
+            ),
+            (f, get.clone(), "/get_producer_ids".into(), none(), 200),
+            (
+                f,
+                get.clone(),
+                "/get_producer_ids?consistent=maybe".into(),
+                none(),
+                400,
+            ),
+        ])
+        .await;
 
     // Partitions of the topic.
     let (_, v) = s
@@ -818,6 +820,157 @@ async fn real_answers_of_a_running_cluster_validate_against_the_document() {
         ),
     ])
     .await;
+
+    // Broker liveness, through a follower (forwarded to the leader's controller): a broker
+    // registered FENCED is unfenced by a heartbeat caught up to its brokerEpoch; a stale
+    // brokerEpoch, an unknown broker and a bad body are refused. Then the partition's leader
+    // (broker 1) changes its ISR, and a stale partitionEpoch, a stale brokerEpoch, a broker
+    // that does not lead it and an ISR naming a fenced broker (2) are refused.
+    let epoch1 = brokers[1]["brokerEpoch"]
+        .as_u64()
+        .expect("broker 1's brokerEpoch");
+    let fenced = s
+        .steps(vec![(
+            f,
+            post.clone(),
+            "/register_broker".into(),
+            j(
+                json!({"brokerId": 4, "brokerHost": "kafka4", "brokerPort": 9092,
+                "brokerStatus": "FENCED"}),
+            ),
+            200,
+        )])
+        .await;
+    let epoch4 = fenced[0]["brokerEpoch"]
+        .as_u64()
+        .expect("broker 4's brokerEpoch");
+    assert_eq!(
+        fenced[0]["brokerEpoch"], fenced[0]["offset"],
+        "{}",
+        fenced[0]
+    );
+    let heartbeat = |epoch: u64, at: u64| {
+        j(json!({"brokerEpoch": epoch, "currentMetadataOffset": at, "wantFence": false}))
+    };
+    let beats = s
+        .steps(vec![
+            (
+                f,
+                post.clone(),
+                "/broker_heartbeat/4".into(),
+                heartbeat(epoch4, epoch4),
+                200,
+            ),
+            (
+                f,
+                post.clone(),
+                "/broker_heartbeat/4".into(),
+                heartbeat(epoch4 + 1000, epoch4),
+                409,
+            ),
+            (
+                f,
+                post.clone(),
+                "/broker_heartbeat/77".into(),
+                heartbeat(epoch4, epoch4),
+                404,
+            ),
+            (
+                f,
+                post.clone(),
+                "/broker_heartbeat/4".into(),
+                j(json!({"brokerEpoch": epoch4})),
+                400,
+            ),
+        ])
+        .await;
+    assert_eq!(
+        (
+            &beats[0]["isCaughtUp"],
+            &beats[0]["isFenced"],
+            &beats[0]["leaderId"]
+        ),
+        (&json!(true), &json!(false), &json!(c.nodes[l].id)),
+        "the heartbeat unfences the caught-up broker: {}",
+        beats[0]
+    );
+    assert_eq!(beats[1]["error"], "stale_broker_epoch", "{}", beats[1]);
+    let alter = |broker: i32, broker_epoch: u64, partition_epoch: u64, isr: &[i32]| {
+        j(
+            json!({"brokerId": broker, "brokerEpoch": broker_epoch, "topicUUID": topic,
+            "partitionId": 0, "partitionEpoch": partition_epoch, "ISR": isr}),
+        )
+    };
+    let altered = s
+        .steps(vec![
+            (
+                f,
+                post.clone(),
+                "/alter_partition".into(),
+                alter(1, epoch1, 0, &[1]),
+                200,
+            ),
+            (
+                f,
+                post.clone(),
+                "/alter_partition".into(),
+                alter(1, epoch1, 0, &[1]),
+                409,
+            ),
+            (
+                f,
+                post.clone(),
+                "/alter_partition".into(),
+                alter(1, epoch1 + 1000, 1, &[1]),
+                409,
+            ),
+            (
+                f,
+                post.clone(),
+                "/alter_partition".into(),
+                alter(4, epoch4, 1, &[1]),
+                409,
+            ),
+            (
+                f,
+                post.clone(),
+                "/alter_partition".into(),
+                alter(1, epoch1, 1, &[1, 2]),
+                400,
+            ),
+        ])
+        .await;
+    assert_eq!(
+        (
+            &altered[0]["metadata"]["partitionEpoch"],
+            &altered[0]["metadata"]["leader"]
+        ),
+        (&json!(1), &json!(1)),
+        "{}",
+        altered[0]
+    );
+    for (i, kind) in [
+        (1, "stale_partition_epoch"),
+        (2, "stale_broker_epoch"),
+        (3, "not_leader_for_partition"),
+    ] {
+        assert_eq!(altered[i]["error"], kind, "{}", altered[i]);
+    }
+    let (_, v) = s
+        .get(
+            f,
+            "/get_partitions",
+            &format!("/get_partitions?topicUUID={topic}&consistent=true"),
+        )
+        .await;
+    assert_eq!(
+        (
+            &v["metadata"][0]["ISR"],
+            &v["metadata"][0]["partitionEpoch"]
+        ),
+        (&json!([1]), &json!(1)),
+        "the partition as the change record left it: {v}"
+    );
 
     // Enough records for a snapshot and a purge (PURGE_SOON), then time travel and reads below
     // the log start.
@@ -888,6 +1041,20 @@ async fn real_answers_of_a_running_cluster_validate_against_the_document() {
             (
                 f,
                 get.clone(),
+                format!("/stream?offset={}", end + 1000),
+                none(),
+                416,
+            ),
+            (
+                f,
+                get.clone(),
+                format!("/fetch?offset={}", end + 1000),
+                none(),
+                416,
+            ),
+            (
+                f,
+                get.clone(),
                 "/broker_mgmt/2020-01-01_00:00:00".into(),
                 none(),
                 200,
@@ -929,6 +1096,25 @@ async fn real_answers_of_a_running_cluster_validate_against_the_document() {
         "a page of records: {}",
         answers[5]
     );
+    assert_eq!(
+        answers[5]["leader_id"],
+        json!(c.nodes[l].id),
+        "a page names the leader: {}",
+        answers[5]
+    );
+    assert!(
+        answers[5]["commit_offset"]
+            .as_u64()
+            .is_some_and(|o| o >= end),
+        "a page names the commit offset: {}",
+        answers[5]
+    );
+    for a in &answers[9..11] {
+        assert!(
+            a["log_end_offset"].as_u64().is_some_and(|o| o > end),
+            "a 416 names the log end: {a}"
+        );
+    }
 
     // Operating and the console, on every node.
     for i in 0..3 {
@@ -1000,13 +1186,29 @@ async fn real_answers_of_a_running_cluster_validate_against_the_document() {
         },
     )
     .await;
-    s.steps(vec![(
-        f,
-        post.clone(),
-        "/create_topic".into(),
-        j(json!({"name": "later"})),
-        503,
-    )])
+    s.steps(vec![
+        (
+            f,
+            post.clone(),
+            "/create_topic".into(),
+            j(json!({"name": "later"})),
+            503,
+        ),
+        (
+            f,
+            post.clone(),
+            "/broker_heartbeat/4".into(),
+            heartbeat(epoch4, epoch4),
+            503,
+        ),
+        (
+            f,
+            post.clone(),
+            "/alter_partition".into(),
+            alter(1, epoch1, 1, &[1]),
+            503,
+        ),
+    ])
     .await;
 
     // A node whose reads need the token: every protected operation answers a described 401.
@@ -1071,6 +1273,54 @@ async fn real_answers_of_a_running_cluster_validate_against_the_document() {
         assert!(
             err || exempt,
             "{method} {template} never answered an error in this test"
+        );
+    }
+}
+
+#[test]
+fn every_record_name_is_in_the_document() {
+    let c = Contract::new(yakt::api::openapi::document());
+    let param = |path: &str, name: &str| {
+        c.doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["schema"].clone())
+            .unwrap_or_else(|| panic!("{path} has no {name}"))
+    };
+    let name_schemas = [
+        ("/stream ?names", param("/stream", "names")),
+        ("/fetch ?names", param("/fetch", "names")),
+        (
+            "LogRecord.name",
+            c.doc["components"]["schemas"]["LogRecord"]["properties"]["name"].clone(),
+        ),
+    ];
+    let image_keys = &c.doc["components"]["schemas"]["MetadataImage"]["required"];
+    for name in yakt::metadata::RECORD_NAMES {
+        for (what, schema) in &name_schemas {
+            assert_eq!(
+                c.validate(schema, &json!(name)),
+                Ok(()),
+                "{what} refuses {name}"
+            );
+        }
+        assert!(
+            image_keys
+                .as_array()
+                .is_some_and(|k| k.contains(&json!(name))),
+            "MetadataImage does not require {name}: {image_keys}"
+        );
+        assert!(
+            c.doc["components"]["schemas"][name].is_object(),
+            "no schema named {name}"
+        );
+    }
+    for (what, schema) in &name_schemas {
+        assert!(
+            c.validate(schema, &json!("NoSuchRecord")).is_err(),
+            "{what} accepts any name"
         );
     }
 }

@@ -26,21 +26,30 @@ pub fn routes() -> Router<Arc<Node>> {
         .route("/alter_partition", post(alter_partition))
 }
 
-/// An `/alter_partition` body, API.md's field names.
-#[derive(Debug, Deserialize)]
+/// An `/alter_partition` body, API.md's field names (also its schema in `/openapi.json`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AlterPartitionBody {
+pub(crate) struct AlterPartitionBody {
+    /// The broker asking: the partition's leader.
     #[serde(rename = "brokerId")]
+    #[schema(minimum = 0)]
     broker_id: i32,
+    /// The asking broker's current broker epoch (its registration's `brokerEpoch`).
     #[serde(rename = "brokerEpoch")]
     broker_epoch: u64,
+    /// The partition's topic.
     #[serde(rename = "topicUUID")]
     topic_uuid: Uuid,
+    /// The partition, within its topic.
     #[serde(rename = "partitionId")]
+    #[schema(minimum = 0)]
     partition_id: i32,
+    /// The partition's epoch as the leader last saw it.
     #[serde(rename = "partitionEpoch")]
     partition_epoch: u64,
+    /// The new in-sync replicas: replicas of the partition, none fenced, no repeats.
     #[serde(rename = "ISR")]
+    #[schema(min_items = 1, value_type = Vec<u32>)]
     isr: Vec<i32>,
 }
 

@@ -221,8 +221,9 @@ pub struct PartitionRecord {
     /// `-1` once a [`PartitionChangeRecord`] found no replica that could lead.
     pub leader: i32,
     /// 0 at creation, +1 each time a change record gives the partition another leader. Absent
-    /// in entries written before it existed, which read as 0.
+    /// in entries written before it existed, which read as 0 (always in what the server sends).
     #[serde(rename = "leaderEpoch", default)]
+    #[schema(required = true)]
     pub leader_epoch: u64,
     /// 0 at creation, +1 at every change record.
     #[serde(rename = "partitionEpoch")]
@@ -260,7 +261,7 @@ impl PartitionRecord {
 /// It carries the whole new state of the two fields it changes (not a delta), and the epochs it
 /// results in, so that folding it needs nothing but the partition it names and a reader of the
 /// log sees each partition's state without replaying arithmetic.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionChangeRecord {
     /// The new in-sync replicas, a subset of the partition's `replicas`.
     #[serde(rename = "ISR")]
@@ -432,6 +433,9 @@ pub struct LogRecord {
     /// The leader's timestamp, ms since the Unix epoch.
     pub timestamp: u64,
     /// The record type's name ([`Record::name`]).
+    #[schema(
+        pattern = "^(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord|PartitionChangeRecord)$"
+    )]
     pub name: String,
     /// The record's fields ([`Record::fields_json`]).
     #[schema(value_type = Object)]

@@ -29,7 +29,7 @@ use crate::metadata::image::Registration;
 use crate::metadata::{BrokerStatus, ErrorKind, Image, MetadataError, WriteRequest};
 
 /// A broker's heartbeat (`POST /broker_heartbeat/{id}`), field names as in API.md.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// The broker epoch its registration answered.
@@ -47,7 +47,7 @@ pub struct Heartbeat {
 }
 
 /// The answer to a heartbeat, field names as in API.md.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeartbeatAnswer {
     /// `currentMetadataOffset` ≥ the broker epoch.
     #[serde(rename = "isCaughtUp")]
@@ -60,6 +60,7 @@ pub struct HeartbeatAnswer {
     pub should_shut_down: bool,
     /// The node that leads the cluster (and answered).
     #[serde(rename = "leaderId")]
+    #[schema(value_type = u64)]
     pub leader_id: NodeId,
 }
 

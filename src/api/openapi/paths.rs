@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 use super::schemas::*;
+use crate::api::liveness::AlterPartitionBody;
+use crate::raft::liveness::{Heartbeat, HeartbeatAnswer};
 
 // Patterns are literals in the attributes below (utoipa takes no constant there): the
 // timestamp forms are Unix seconds (fractional too) or milliseconds, `YYYY-MM-DD_HH:MM:SS` (UTC),
@@ -32,7 +34,8 @@ const CONSISTENT: &str =
     ))]
 pub fn get_metadata() {}
 
-/// Registers a broker (appends a RegisterBrokerRecord).
+/// Registers a broker (appends a RegisterBrokerRecord). The answer's `brokerEpoch` is what
+/// heartbeats and `/alter_partition` name; registering `FENCED` opts the broker into liveness.
 #[utoipa::path(post, path = "/register_broker", tag = "metadata",
     request_body = RegisterBrokerBody,
     responses(
@@ -158,6 +161,39 @@ pub fn get_producer_ids() {}
     ))]
 pub fn broker_registration_change() {}
 
+/// A watched broker's heartbeat (KRaft's BrokerHeartbeat). Not written to the log: the leader
+/// keeps the session in memory, and writes only what the heartbeat changes (unfencing a broker
+/// caught up to its `brokerEpoch`, fencing one that asks `wantFence`, moving leadership off one
+/// that asks `wantShutDown`). Any node takes it: a follower forwards it to the leader and
+/// relays the leader's answer (whose `leaderId` names the leader).
+#[utoipa::path(post, path = "/broker_heartbeat/{broker_id}", tag = "liveness",
+    params(("broker_id" = i32, Path, minimum = 0, description = "The broker's id")),
+    request_body = Heartbeat,
+    responses(
+        (status = 200, description = "The broker's standing after the heartbeat", body = HeartbeatAnswer),
+        (status = 400, description = "A bad body or broker id", body = ErrorBody),
+        (status = 404, description = "No such broker is registered", body = ErrorBody),
+        (status = 409, description = "`stale_broker_epoch`: `brokerEpoch` is not the broker's current registration's; `conflict`: the broker is CLOSED", body = HeartbeatConflict),
+        (status = 503, description = "No leader (or the leader could not be reached, or a write it needed did not commit): retry", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds"))),
+    ))]
+pub fn broker_heartbeat() {}
+
+/// The partition's leader sets its ISR (KRaft's AlterPartition): appends a
+/// PartitionChangeRecord. Any node takes it: a follower forwards it to the leader and relays
+/// the leader's answer.
+#[utoipa::path(post, path = "/alter_partition", tag = "liveness",
+    request_body = AlterPartitionBody,
+    responses(
+        (status = 200, description = "Committed", body = AlterPartitionAnswer),
+        (status = 400, description = "A bad body, or an ISR that is not a subset of the replicas or names a fenced broker", body = ErrorBody),
+        (status = 404, description = "No such broker, or no such partition", body = ErrorBody),
+        (status = 409, description = "`stale_broker_epoch`, `stale_partition_epoch` (the partition changed since), `not_leader_for_partition` (asked by anyone but its leader), or `conflict` (the broker is CLOSED)", body = AlterPartitionConflict),
+        (status = 503, description = "No leader (or the leader could not be reached, or the write did not commit): retry", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds"))),
+    ))]
+pub fn alter_partition() {}
+
 /// What a broker needs to catch up since a time.
 #[utoipa::path(get, path = "/broker_mgmt/{timestamp}", tag = "catch-up",
     params(("timestamp" = String, Path, pattern = r"^([0-9]{1,13}(\.[0-9]{1,3})?|[12][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(_([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]|T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])))$", description = "`YYYY-MM-DD_HH:MM:SS` (UTC), Unix seconds or milliseconds, or RFC 3339")),
@@ -179,12 +215,13 @@ pub fn broker_mgmt() {}
 pub fn client_mgmt() {}
 
 /// The log as server-sent events: `event: record` (`id:` the offset, `data:` a LogRecord),
-/// `event: snapshot` below the log start, `event: progress` when caught up,
+/// below the log start the image in pieces (`snapshot_begin`, `snapshot_chunk`s,
+/// `snapshot_end` with `id:` its offset), `event: progress` when caught up,
 /// `event: stream_error` before the stream ends on an error. Resumes with `Last-Event-ID`.
 #[utoipa::path(get, path = "/stream", tag = "log",
     params(
         ("offset" = Option<String>, Query, pattern = r"^([0-9]+|start|earliest|end|latest)$", description = "First offset (default: the log start); `end` for only what comes next"),
-        ("names" = Option<String>, Query, pattern = r"^(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord)(,(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord))*$", description = "Comma-separated record names to keep"),
+        ("names" = Option<String>, Query, pattern = r"^(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord|PartitionChangeRecord)(,(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord|PartitionChangeRecord))*$", description = "Comma-separated record names to keep"),
         ("access_token" = Option<String>, Query, description = "The token, for `EventSource` (which cannot send headers)"),
         ("require_leader" = Option<String>, Query, description = "`false` keeps the stream open on a node without a leader"),
         ("Last-Event-ID" = Option<String>, Header, pattern = r"^[0-9]+$", description = "Resume after this id"),
@@ -202,7 +239,7 @@ pub fn stream() {}
         ("offset" = Option<String>, Query, pattern = r"^([0-9]+|start|earliest|end|latest)$", description = "First offset (default: the log start); `end` for only what comes next"),
         ("max_records" = Option<u64>, Query, minimum = 1, description = "Most records in the page (default 1000; more than 10000 reads 10000)"),
         ("wait_ms" = Option<u64>, Query, description = "How long to wait for new records when there are none (more than 30000 waits 30000)"),
-        ("names" = Option<String>, Query, pattern = r"^(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord)(,(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord))*$", description = "Comma-separated record names to keep"),
+        ("names" = Option<String>, Query, pattern = r"^(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord|PartitionChangeRecord)(,(RegisterBrokerRecord|TopicRecord|PartitionRecord|ProducerIdsRecord|BrokerRegistrationChangeBrokerRecord|PartitionChangeRecord))*$", description = "Comma-separated record names to keep"),
         ("access_token" = Option<String>, Query, description = "The token, as for `/stream`"),
     ),
     responses(

@@ -13,15 +13,40 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::metadata::record::{
-    BrokerRegistrationChangeBrokerRecord, BrokerStatus, LogRecord, PartitionRecord,
-    ProducerIdsRecord, RegisterBrokerRecord, SecurityProtocol, TopicRecord,
+    BrokerRegistrationChangeBrokerRecord, BrokerStatus, LogRecord, PartitionChangeRecord,
+    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, SecurityProtocol, TopicRecord,
 };
 
 /// API.md's one error shape: `{"error": kind, "message": text}`.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// The kind, a short machine-readable word (`bad_request`, `not_found`, `conflict`,
+    /// `stale_broker_epoch`, `stale_partition_epoch`, `not_leader_for_partition`,
     /// `unauthorized`, `unavailable`, `unknown_outcome`, `cluster_mismatch`, ...).
+    pub error: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+/// `409` of `/broker_heartbeat/{broker_id}`: the broker is CLOSED (`conflict`) or the heartbeat
+/// names another registration's broker epoch (`stale_broker_epoch`).
+#[derive(Serialize, ToSchema)]
+pub struct HeartbeatConflict {
+    /// `stale_broker_epoch` or `conflict`.
+    #[schema(pattern = "^(stale_broker_epoch|conflict)$")]
+    pub error: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+/// `409` of `/alter_partition`: a stale broker epoch or partition epoch, a broker that does not
+/// lead the partition, or a CLOSED broker (`conflict`).
+#[derive(Serialize, ToSchema)]
+pub struct AlterPartitionConflict {
+    /// `stale_broker_epoch`, `stale_partition_epoch`, `not_leader_for_partition` or `conflict`.
+    #[schema(
+        pattern = "^(stale_broker_epoch|stale_partition_epoch|not_leader_for_partition|conflict)$"
+    )]
     pub error: String,
     /// What went wrong, for a person.
     pub message: String,
@@ -67,6 +92,9 @@ pub struct MetadataImage {
     /// Every broker change record, in log order.
     #[serde(rename = "BrokerRegistrationChangeBrokerRecord")]
     pub broker_registration_change_broker_record: Vec<BrokerRegistrationChangeBrokerRecord>,
+    /// Every partition change record, in log order.
+    #[serde(rename = "PartitionChangeRecord")]
+    pub partition_change_record: Vec<PartitionChangeRecord>,
 }
 
 /// `/get_metadata`'s answer (also time travel's, and a snapshot's body).
@@ -129,7 +157,7 @@ pub struct ProducerIdList {
 
 /// Declares the answer of a write: `{"message", "offset", "metadata": <record fields>}`.
 macro_rules! write_answer {
-    ($(#[$doc:meta])* $name:ident, $record:ty $(, $(#[$fdoc:meta])* $extra:ident : $ty:ty as $wire:literal)*) => {
+    ($(#[$doc:meta])* $name:ident, $record:ty $(, $(#[$fdoc:meta])* $extra:ident : $ty:ty as $wire:tt)*) => {
         $(#[$doc])*
         #[derive(Serialize, ToSchema)]
         pub struct $name {
@@ -148,8 +176,9 @@ write_answer!(
     /// `POST /register_broker`'s answer.
     RegisterBrokerAnswer,
     RegisterBrokerRecord,
-    /// The offset of the registration record (KRaft's broker epoch), where the server says it.
-    broker_epoch: Option<u64> as "brokerEpoch"
+    /// The offset of the registration record: KRaft's broker epoch, which heartbeats and
+    /// `/alter_partition` name.
+    broker_epoch: u64 as "brokerEpoch"
 );
 write_answer!(
     /// `POST /create_topic`'s answer.
@@ -170,6 +199,11 @@ write_answer!(
     /// `PUT /broker_registration_change`'s answer.
     BrokerChangeAnswer,
     BrokerRegistrationChangeBrokerRecord
+);
+write_answer!(
+    /// `POST /alter_partition`'s answer: the change record committed.
+    AlterPartitionAnswer,
+    PartitionChangeRecord
 );
 
 /// `PUT /delete_broker/{broker_id}`'s answer.
@@ -378,14 +412,15 @@ pub struct CatchUpAnswer {
     pub since: u64,
     /// The applied offset the answer reflects.
     pub offset: u64,
-    /// The timestamp of the newest record included (the next call's `{timestamp}`).
-    pub until: Option<u64>,
+    /// The timestamp of the newest record included (the next call's `{timestamp}`); `since`
+    /// when a delta has no record.
+    pub until: u64,
     /// By record name: the records (delta mode, each a `LogRecord`) or the entities (snapshot
     /// mode, as in `/get_metadata`). `client_mgmt` leaves out `ProducerIdsRecord`.
     pub metadata: BTreeMap<String, Vec<serde_json::Value>>,
 }
 
-/// A snapshot in a `/fetch` answer (and the `snapshot` event of `/stream`).
+/// A snapshot in a `/fetch` answer: the image below the log start.
 #[derive(Serialize, ToSchema)]
 pub struct SnapshotBody {
     /// The snapshot's last offset.
@@ -407,9 +442,10 @@ pub struct FetchAnswer {
     pub high_watermark: u64,
     /// The first offset still in the log.
     pub log_start_offset: u64,
-    /// The commit offset this node knows.
-    pub commit_offset: Option<u64>,
-    /// The leader this node sees.
+    /// The commit offset this node knows (0 before it knows any).
+    pub commit_offset: u64,
+    /// The leader this node sees; `null` when it sees none.
+    #[schema(required = true)]
     pub leader_id: Option<u64>,
     /// Present when the offset asked for lies below the log start: the image to start from.
     pub snapshot: Option<SnapshotBody>,
