@@ -101,20 +101,25 @@ mod tests {
     fn run(img: &mut Image, mut plan: Plan) -> Vec<Record> {
         let mut out = Vec::new();
         while let Some(req) = plan(img) {
-            let record = img.prepare(req.expect("a write")).expect("prepares");
-            let offset = img.last_offset + 1;
-            img.apply(
-                offset,
-                &MetadataCommand {
-                    timestamp_ms: offset,
-                    record: record.clone(),
-                },
-            )
-            .expect("applies");
-            out.push(record);
+            out.push(commit(img, req.expect("a write")));
             assert!(out.len() < 100, "the plan does not end");
         }
         out
+    }
+
+    /// Prepares `req` on `img` and applies the record at the next offset; returns the record.
+    fn commit(img: &mut Image, req: WriteRequest) -> Record {
+        let record = img.prepare(req).expect("prepares");
+        let offset = img.last_offset + 1;
+        img.apply(
+            offset,
+            &MetadataCommand {
+                timestamp_ms: offset,
+                record: record.clone(),
+            },
+        )
+        .expect("applies");
+        record
     }
 
     fn cluster() -> (Image, uuid::Uuid) {
@@ -131,21 +136,13 @@ mod tests {
             .collect();
         reqs.push(WriteRequest::CreateTopic { name: "t".into() });
         for r in reqs {
-            let record = img.prepare(r).unwrap();
-            let o = img.last_offset + 1;
-            img.apply(
-                o,
-                &MetadataCommand {
-                    timestamp_ms: o,
-                    record,
-                },
-            )
-            .unwrap();
+            commit(&mut img, r);
         }
         let t = img.topic_record("t").unwrap().topic_uuid;
         for (pid, replicas) in [(0, vec![1, 2, 3]), (1, vec![2, 1]), (2, vec![1])] {
-            let record = img
-                .prepare(WriteRequest::CreatePartition {
+            commit(
+                &mut img,
+                WriteRequest::CreatePartition {
                     partition_id: pid,
                     topic_uuid: t,
                     isr: replicas.clone(),
@@ -153,17 +150,8 @@ mod tests {
                     replicas,
                     removing_replicas: vec![],
                     adding_replicas: vec![],
-                })
-                .unwrap();
-            let o = img.last_offset + 1;
-            img.apply(
-                o,
-                &MetadataCommand {
-                    timestamp_ms: o,
-                    record,
                 },
-            )
-            .unwrap();
+            );
         }
         (img, t)
     }
