@@ -175,6 +175,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// watermark is clamped to what this log has made durable, so that a power loss never
     /// leaves a watermark above the log (which would keep the node out of elections although
     /// it lost nothing it had acknowledged).
+    ///
+    /// The clamped watermark is the log's own entry at the durable index, and only when it is of
+    /// the committed entry's term: then the leader of that term wrote both, so it lies in the
+    /// committed prefix. Of another term it may be a deposed leader's entry that a snapshot
+    /// installed from the leader covers but that is not purged yet (openraft's commit index
+    /// already counts the snapshot); nothing is recorded then, and `yakt-dump`, which trusts a
+    /// log that agrees with the watermark, is not shown that entry as committed.
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         let Some(c) = committed else {
             return Ok(());
@@ -187,7 +194,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         } else {
             match self.log.read_range(durable, durable + 1, None) {
-                Ok(e) if e.len() == 1 => EntryId {
+                Ok(e) if e.len() == 1 && e[0].term == c.leader_id.term => EntryId {
                     index: e[0].index,
                     term: e[0].term,
                 },
@@ -369,5 +376,34 @@ mod tests {
             store.try_get_log_entries(191..=300).await.unwrap().len(),
             110
         );
+    }
+
+    #[tokio::test]
+    async fn a_watermark_clamped_to_the_log_never_names_an_entry_of_an_older_term() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = SegmentLog::open(&dir.path().join("log"), LogOptions::default()).unwrap();
+        let vote = VoteFile::open(dir.path()).unwrap();
+        let (committed, _) = CommittedFile::open(dir.path()).unwrap();
+        let committed = Arc::new(committed);
+        let mut store = LogStore::new(Arc::new(log), Arc::new(vote), committed.clone());
+        // 1..=5 committed in term 2; 6..=7 a deposed leader's tail of term 3, durable. The
+        // leader's snapshot at 8 (term 4) is installed and openraft's commit index is 8, while
+        // the log below it is not purged yet.
+        crate::raft::committed::tests::append(&store.log, 1, 5, 2);
+        crate::raft::committed::tests::append(&store.log, 6, 7, 3);
+        assert_eq!(store.log.sync().unwrap(), Some(7));
+        store.save_committed(Some(log_id(4, 8))).await.unwrap();
+        assert_eq!(
+            committed.latest(),
+            None,
+            "the deposed entry at 7 must not be recorded as committed"
+        );
+        // The usual case: the durable entry is of the committed entry's term.
+        crate::raft::committed::tests::append(&store.log, 8, 9, 4);
+        assert_eq!(store.log.sync().unwrap(), Some(9));
+        store.save_committed(Some(log_id(4, 12))).await.unwrap();
+        assert_eq!(committed.latest(), Some(EntryId { index: 9, term: 4 }));
+        store.save_committed(Some(log_id(4, 9))).await.unwrap();
+        assert_eq!(committed.latest(), Some(EntryId { index: 9, term: 4 }));
     }
 }

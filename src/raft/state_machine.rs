@@ -20,7 +20,7 @@ use super::codec::{decode_snapshot_meta, encode_snapshot_meta};
 use super::support::{io_err, now_ms};
 use super::{ApplyOutcome, LogId, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::metadata::Image;
-use crate::storage::{SnapshotStore, StorageError};
+use crate::storage::{EntryId, SnapshotInfo, SnapshotStore, StorageError};
 
 /// The applied position: the last applied log id, published on every apply batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -152,6 +152,11 @@ pub struct StateMachine {
     /// The snapshot file loaded at open, kept for openraft's first `get_current_snapshot` (which
     /// it calls at startup) so the file is not read and verified a second time.
     loaded: Option<(SnapshotMeta, Vec<u8>)>,
+    /// The snapshot files newer than the loaded one that failed verification at open, with
+    /// why: renamed by [`StateMachine::quarantine_set_aside`] once the log has been checked
+    /// against the newest of them (see `raft::log_agreement::settle_past_set_aside`), so a
+    /// crash in between does not forget where it stood.
+    set_aside: Vec<(SnapshotInfo, String)>,
 }
 
 fn to_applied(lid: Option<LogId>) -> Applied {
@@ -181,6 +186,7 @@ impl StateMachine {
             last_applied: None,
             membership: StoredMembership::default(),
             loaded: None,
+            set_aside: Vec::new(),
         };
         let chosen = sm
             .snapshots
@@ -191,10 +197,7 @@ impl StateMachine {
             })
             .map_err(io_err)?;
         chosen.covers(log_last_purged).map_err(io_err)?;
-        for (info, why) in &chosen.skipped {
-            let to = sm.snapshots.quarantine(info).map_err(io_err)?;
-            tracing::warn!(from = %info.path.display(), to = %to.display(), reason = %why, "snapshot set aside; started from an older one");
-        }
+        sm.set_aside = chosen.skipped;
         if let Some((info, file, (meta, image))) = chosen.loaded {
             let taken = std::fs::metadata(&info.path)
                 .and_then(|m| m.modified())
@@ -206,6 +209,29 @@ impl StateMachine {
             sm.loaded = Some((meta, file.payload));
         }
         Ok(sm)
+    }
+
+    /// The newest snapshot that failed verification at open, newer than the loaded one: its
+    /// name still says which entry the cluster committed at its offset.
+    pub fn set_aside(&self) -> Option<EntryId> {
+        self.set_aside
+            .iter()
+            .map(|(info, _)| EntryId {
+                index: info.offset,
+                term: info.term,
+            })
+            .max_by_key(|id| (id.index, id.term))
+    }
+
+    /// Renames the snapshot files that failed verification `*.corrupt` (no longer listed,
+    /// counted in retention or offered to followers). Called at open once the log has been
+    /// checked against them, before Raft starts.
+    pub fn quarantine_set_aside(&mut self) -> io::Result<()> {
+        for (info, why) in std::mem::take(&mut self.set_aside) {
+            let to = self.snapshots.quarantine(&info).map_err(io_err)?;
+            tracing::warn!(from = %info.path.display(), to = %to.display(), reason = %why, "snapshot set aside; started from an older one");
+        }
+        Ok(())
     }
 
     /// The state shared with the API.

@@ -233,6 +233,66 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "known bug: a format-2 image read back has no registrations, so a broker registered FENCED is not watched there and a PartitionRecord led by it is accepted where a node that replayed the registration refuses it"]
+    fn a_format_2_image_folds_a_partition_led_by_a_fenced_registration_as_a_replay_does() {
+        use crate::metadata::record::PartitionRecord;
+        use crate::metadata::{
+            BrokerStatus, MetadataCommand, Record, SecurityProtocol, WriteRequest,
+        };
+        let fold = |img: &mut Image, record: Record| {
+            let offset = img.last_offset + 1;
+            img.apply(
+                offset,
+                &MetadataCommand {
+                    timestamp_ms: offset,
+                    record,
+                },
+            )
+        };
+        // Replayed: broker 7 registered FENCED (opted into liveness, never unfenced), a topic.
+        let mut replayed = Image::new();
+        for req in [
+            WriteRequest::RegisterBroker {
+                broker_id: 7,
+                broker_host: "h".into(),
+                broker_port: 9092,
+                security_protocol: SecurityProtocol::Plaintext,
+                broker_status: BrokerStatus::Fenced,
+                rack_id: None,
+            },
+            WriteRequest::CreateTopic { name: "t".into() },
+        ] {
+            let record = replayed.prepare(req).expect("prepares");
+            fold(&mut replayed, record).expect("folds");
+        }
+        // The same image as a node that upgraded reads it from a format-2 snapshot.
+        let mut v2 = replayed.clone();
+        v2.registrations.clear();
+        let mut bytes = v2.encode();
+        bytes.truncate(bytes.len() - 2);
+        bytes[12] = 2;
+        let mut restored = Image::decode(&bytes).expect("format 2 reads");
+        let topic_uuid = replayed.topic_record("t").expect("topic").topic_uuid;
+        let led_by_7 = Record::Partition(PartitionRecord {
+            partition_id: 0,
+            topic_uuid,
+            replicas: vec![7],
+            isr: vec![7],
+            removing_replicas: vec![],
+            adding_replicas: vec![],
+            leader: 7,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        });
+        // Apply is the same on every node, whichever way it got its image.
+        assert_eq!(
+            fold(&mut replayed, led_by_7.clone()).is_ok(),
+            fold(&mut restored, led_by_7).is_ok(),
+            "the two nodes' images diverge on the same committed record"
+        );
+    }
+
+    #[test]
     fn refuses_other_formats_trailing_bytes_and_disorder() {
         let mut other = Image::new().encode();
         other[12] = 1;

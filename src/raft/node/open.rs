@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{NodeError, NodeOptions};
-use crate::raft::log_agreement::{settle_below_snapshot, Agreement};
+use crate::raft::log_agreement::{settle_below_snapshot, settle_past_set_aside, Agreement};
 use crate::raft::recovery::Recovery;
 use crate::raft::state_machine::StateMachine;
 use crate::storage::{
@@ -61,6 +61,7 @@ pub(super) fn open_storage(opts: &NodeOptions) -> Result<Opened, NodeError> {
         );
     }
     let log = Arc::new(log);
+    let log_ms = opened_at.elapsed().as_millis() as u64;
     // An entry of a term above 0 was written after a vote of that term was saved (openraft
     // saves the vote before it appends a leader's entries); only the entry that initializes a
     // cluster (term 0) can precede the first vote.
@@ -69,6 +70,48 @@ pub(super) fn open_storage(opts: &NodeOptions) -> Result<Opened, NodeError> {
         .flatten()
         .any(|e| e.term > 0);
     let vote_missing = voted_before && !dir.join(crate::storage::vote::VOTE_FILE_NAME).exists();
+    // Before the recovery watermark is compared with the log's end: settling may cut the log.
+    let snapshots = Arc::new(
+        SnapshotStore::open_keeping(&dir.join("snapshots"), opts.keep_snapshots)
+            .map_err(storage_err)?,
+    );
+    let purged = log.last_purged().map(|p| p.index);
+    let mut sm = StateMachine::open(snapshots.clone(), purged).map_err(NodeError::Snapshot)?;
+    let state = sm.shared();
+    if let Some(point) = state.snapshot() {
+        let snapshot = EntryId {
+            index: point.offset,
+            term: point.term,
+        };
+        if let Agreement::Purged { found_term } =
+            settle_below_snapshot(&log, snapshot).map_err(storage_err)?
+        {
+            tracing::warn!(
+                snapshot_offset = snapshot.index,
+                snapshot_term = snapshot.term,
+                found_term = ?found_term,
+                "the log below the newest snapshot was not the committed one (a crash while installing it); purged through the snapshot"
+            );
+        }
+    }
+    if let Some(set_aside) = sm.set_aside() {
+        let loaded = state.snapshot().map(|p| EntryId {
+            index: p.offset,
+            term: p.term,
+        });
+        if let Agreement::Truncated { found_term, after } =
+            settle_past_set_aside(&log, loaded, set_aside).map_err(storage_err)?
+        {
+            tracing::warn!(
+                set_aside_offset = set_aside.index,
+                set_aside_term = set_aside.term,
+                found_term = ?found_term,
+                kept_through = ?after,
+                "the log did not agree with the newest snapshot, which failed verification; cut back to the loaded one (the node recovers from the leader)"
+            );
+        }
+    }
+    sm.quarantine_set_aside().map_err(NodeError::Snapshot)?;
     let recovery = Recovery::new(
         opts.id,
         identity.incarnation(),
@@ -87,30 +130,6 @@ pub(super) fn open_storage(opts: &NodeOptions) -> Result<Opened, NodeError> {
         recovery
     });
     let vote = Arc::new(VoteFile::open(&dir).map_err(storage_err)?);
-    let snapshots = Arc::new(
-        SnapshotStore::open_keeping(&dir.join("snapshots"), opts.keep_snapshots)
-            .map_err(storage_err)?,
-    );
-    let log_ms = opened_at.elapsed().as_millis() as u64;
-    let purged = log.last_purged().map(|p| p.index);
-    let sm = StateMachine::open(snapshots.clone(), purged).map_err(NodeError::Snapshot)?;
-    let state = sm.shared();
-    if let Some(point) = state.snapshot() {
-        let snapshot = EntryId {
-            index: point.offset,
-            term: point.term,
-        };
-        if let Agreement::Purged { found_term } =
-            settle_below_snapshot(&log, snapshot).map_err(storage_err)?
-        {
-            tracing::warn!(
-                snapshot_offset = snapshot.index,
-                snapshot_term = snapshot.term,
-                found_term = ?found_term,
-                "the log below the newest snapshot was not the committed one (a crash while installing it); purged through the snapshot"
-            );
-        }
-    }
     tracing::info!(
         node = opts.id,
         incarnation = %identity.incarnation(),
