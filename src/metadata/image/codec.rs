@@ -233,7 +233,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "known bug: a format-2 image read back has no registrations, so a broker registered FENCED is not watched there and a PartitionRecord led by it is accepted where a node that replayed the registration refuses it"]
     fn a_format_2_image_folds_a_partition_led_by_a_fenced_registration_as_a_replay_does() {
         use crate::metadata::record::PartitionRecord;
         use crate::metadata::{

@@ -90,16 +90,6 @@ impl Image {
                         Some(_) => {}
                     }
                 }
-                if let Some(b) = self.brokers.get(&p.leader) {
-                    let watched = self.registrations.get(&p.leader).is_some_and(|r| r.watched);
-                    if watched && !can_lead(b.broker_status) {
-                        return Err(MetadataError::conflict(format!(
-                            "broker {} is {} and registered for liveness: it leads no partition \
-                             until its heartbeats have unfenced it",
-                            p.leader, b.broker_status
-                        )));
-                    }
-                }
                 if self
                     .partitions
                     .get(&p.topic_uuid)

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::election::change_record;
+use super::election::{can_lead, change_record};
 use super::Image;
 use crate::metadata::record::{
     BrokerRegistrationChangeBrokerRecord, BrokerStatus, PartitionRecord, ProducerIdsRecord,
@@ -178,7 +178,32 @@ impl Image {
             }
         };
         self.check(&record)?;
+        if let Record::Partition(p) = &record {
+            self.check_new_leader_unfenced(p)?;
+        }
         Ok(record)
+    }
+
+    /// A broker that registered `FENCED` (and so asked to be watched) leads no new partition
+    /// until its heartbeats have unfenced it. A rule of the leader's, checked here only and not
+    /// at apply: whether a broker is watched comes from its registration record, which an image
+    /// read from an older snapshot format does not know, so a fold that depended on it could
+    /// differ between a node that replayed the registration and one that started from such a
+    /// snapshot. A broker fenced between this check and the record's apply still gets the
+    /// partition; the liveness controller moves it off at the broker's fence.
+    fn check_new_leader_unfenced(&self, p: &PartitionRecord) -> Result<(), MetadataError> {
+        let Some(b) = self.brokers.get(&p.leader) else {
+            return Ok(());
+        };
+        let watched = self.registrations.get(&p.leader).is_some_and(|r| r.watched);
+        if watched && !can_lead(b.broker_status) {
+            return Err(MetadataError::conflict(format!(
+                "broker {} is {} and registered for liveness: it leads no partition until its \
+                 heartbeats have unfenced it",
+                p.leader, b.broker_status
+            )));
+        }
+        Ok(())
     }
 
     /// `/alter_partition`: the asking broker leads the partition, the epoch it saw is current,
