@@ -99,6 +99,32 @@ pub(crate) fn not_leader(raft: &Raft) -> ProposeError {
     }
 }
 
+/// How long a node that already names itself leader waits for its vote to be flushed.
+const OWN_VOTE_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits until this node may propose as leader. Just after an election the metrics may already
+/// name this node leader while its vote of the new term is still being flushed, and openraft's
+/// `as_leader` answers "not leader" until it is: a write then would be told to go to this very
+/// node. In that window it waits (up to [`OWN_VOTE_WAIT`]) instead.
+async fn own_leadership(raft: &Raft) -> Result<(), ProposeError> {
+    let me = raft.metrics().borrow_watched().id;
+    let deadline = tokio::time::Instant::now() + OWN_VOTE_WAIT;
+    let mut metrics = raft.metrics();
+    loop {
+        if raft.as_leader().is_ok() {
+            return Ok(());
+        }
+        let names_me = metrics.borrow_watched().current_leader == Some(me);
+        if !names_me {
+            return Err(not_leader(raft));
+        }
+        match tokio::time::timeout_at(deadline, metrics.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return Err(not_leader(raft)),
+        }
+    }
+}
+
 impl Proposer {
     /// Validates and proposes one write; returns once it is committed and applied here.
     pub async fn propose(
@@ -135,6 +161,7 @@ impl Proposer {
         mut next: impl FnMut(&Image) -> Option<Result<WriteRequest, MetadataError>>,
     ) -> Result<Vec<Result<Committed, ProposeError>>, ProposeError> {
         let mut spec = self.spec.lock().await;
+        own_leadership(raft).await?;
         let leader = raft.as_leader().map_err(|_| not_leader(raft))?;
         let term = leader.term();
         let committed_leader = leader.to_committed_leader_id();
