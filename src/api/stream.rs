@@ -23,7 +23,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
-use axum::{Json, Router};
+use axum::Router;
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use serde::Deserialize;
@@ -36,18 +36,19 @@ use tokio_stream::StreamExt;
 
 use super::error::ApiError;
 use super::event_cache::{CachedEntry, EventCache};
-use super::log_read::{log_end, out_of_range, Entries, Events, Follow, NameFilter, Reader, Step};
+use super::log_read::{log_end, out_of_range, Events, Follow, NameFilter, Reader, Step};
 use super::sse::event as sse_event;
 use super::ApiOptions;
-use crate::metadata::LogRecord;
 use crate::raft::committed::ImageSnapshot;
 use crate::raft::Node;
 
 pub mod chunks;
+mod fetch;
 mod leader_clock;
 pub mod walk;
 
 use chunks::{chunk_image, CHUNK_TARGET, SSE_FRAME};
+pub use fetch::{FETCH_MAX_RECORDS, FETCH_MAX_WAIT_MS};
 pub use leader_clock::LeaderClock;
 use walk::WalkError;
 
@@ -62,7 +63,7 @@ const COALESCE_BYTES: usize = 256 * 1024;
 pub fn routes() -> Router<Arc<Node>> {
     Router::new()
         .route("/stream", get(stream))
-        .route("/fetch", get(fetch))
+        .route("/fetch", get(fetch::fetch))
 }
 
 /// `/stream`'s query. Unknown parameters are refused (`?ofset=5` must not stream from 0);
@@ -543,96 +544,4 @@ fn consume(
         let data = json!({"error": reason.kind, "message": reason.message});
         Some((Ok(sse_event(None, "stream_error", &data.to_string())), side))
     })
-}
-
-/// `/fetch`'s query; unknown parameters are refused, `access_token` is read by the auth layer.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FetchQuery {
-    offset: Option<String>,
-    max_records: Option<String>,
-    wait_ms: Option<String>,
-    names: Option<String>,
-    #[allow(dead_code)]
-    access_token: Option<String>,
-}
-
-fn parse_num(raw: Option<&str>, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
-    match raw {
-        None | Some("") => Ok(default),
-        Some(s) => match s.parse::<u64>() {
-            Ok(v) => Ok(v.min(max)),
-            Err(_) => Err(ApiError::bad_request(format!(
-                "{name} must be a non-negative integer, got {s:?}"
-            ))),
-        },
-    }
-}
-
-/// Most records one fetch returns.
-pub const FETCH_MAX_RECORDS: u64 = 10_000;
-/// Longest a fetch waits for new records.
-pub const FETCH_MAX_WAIT_MS: u64 = 30_000;
-
-async fn fetch(
-    State(node): State<Arc<Node>>,
-    Query(q): Query<FetchQuery>,
-) -> Result<Response, ApiError> {
-    let filter = NameFilter::parse(q.names.as_deref())?;
-    let offset = parse_offset(q.offset.as_deref(), &node)?;
-    let end = log_end(&node);
-    if offset > end {
-        return Ok(out_of_range(offset, end));
-    }
-    let max_records = parse_num(
-        q.max_records.as_deref(),
-        "max_records",
-        1000,
-        FETCH_MAX_RECORDS,
-    )?
-    .max(1) as usize;
-    let wait_ms = parse_num(q.wait_ms.as_deref(), "wait_ms", 0, FETCH_MAX_WAIT_MS)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
-    let page = |records: Vec<LogRecord>, next: u64, snapshot: Option<serde_json::Value>| {
-        let (commit, leader, _) = raft_position(&node);
-        let mut body = json!({
-            "records": records,
-            "next_offset": next,
-            "high_watermark": node.state.applied().offset + 1,
-            "log_start_offset": node.committed().read_start().unwrap_or(next),
-            "commit_offset": commit,
-            "leader_id": leader,
-        });
-        if let Some(s) = snapshot {
-            body["snapshot"] = s;
-        }
-        Json(body).into_response()
-    };
-    let mut reader = Reader::new(node.clone(), offset, Follow::Until(deadline), Entries);
-    loop {
-        let from = reader.next_offset();
-        match reader.step().await? {
-            None => return Ok(page(Vec::new(), reader.next_offset(), None)),
-            Some(Step::Snapshot(snap)) => {
-                return Ok(page(Vec::new(), snap.offset + 1, Some(snap.to_json())));
-            }
-            Some(Step::Items(entries)) => {
-                let mut records = Vec::new();
-                let mut cursor = from;
-                for entry in &entries {
-                    if records.len() >= max_records {
-                        break;
-                    }
-                    cursor = entry.offset + 1;
-                    if let Some(r) = entry.log_record().filter(|r| filter.allows(&r.name)) {
-                        records.push(r);
-                    }
-                }
-                // Only Raft's own or filtered-out entries: read on while the wait lasts.
-                if !records.is_empty() || tokio::time::Instant::now() >= deadline {
-                    return Ok(page(records, cursor, None));
-                }
-            }
-        }
-    }
 }

@@ -43,11 +43,11 @@ use futures::{FutureExt, Stream, StreamExt};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::fold::SnapshotAssembly;
-use super::options::Progress;
 pub use super::options::{ClientError, StartAt, StopHandle, StreamItem, StreamOptions};
 use super::sse;
-use crate::metadata::LogRecord;
+
+mod resume;
+pub(crate) use resume::{Handled, Resume};
 
 /// An open `/stream` response.
 struct Conn {
@@ -55,93 +55,10 @@ struct Conn {
     parser: sse::Parser,
 }
 
-/// What one event means for the client.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Handled {
-    Item(StreamItem),
-    Skip,
-    Reconnect(String),
-}
-
 /// Why a connection attempt failed.
 enum ConnectError {
     Retry(String),
     Fatal(ClientError),
-}
-
-/// Where a reader stands across connections: the last id it has (items yielded, progress
-/// events) and the snapshot being received. Pure, so the resume rules are tested without nodes.
-#[derive(Debug, Default)]
-pub(crate) struct Resume {
-    last_id: Option<u64>,
-    assembly: SnapshotAssembly,
-    duplicates: u64,
-    yield_progress: bool,
-}
-
-impl Resume {
-    /// A new connection: a snapshot received in part is dropped (it comes again in whole, since
-    /// the resume point is before it).
-    pub(crate) fn reconnected(&mut self) {
-        self.assembly.reset();
-    }
-
-    /// One event of the stream.
-    pub(crate) fn handle(&mut self, ev: sse::Event) -> Handled {
-        let item = match ev.event.as_str() {
-            "record" => match serde_json::from_str::<LogRecord>(&ev.data) {
-                Ok(r) => StreamItem::Record(r),
-                Err(e) => return Handled::Reconnect(format!("undecodable record event: {e}")),
-            },
-            "snapshot_begin" => {
-                return match self.assembly.begin(&ev.data) {
-                    Ok(()) => Handled::Skip,
-                    Err(e) => Handled::Reconnect(e.to_string()),
-                }
-            }
-            "snapshot_chunk" => {
-                return match self.assembly.chunk(&ev.data) {
-                    Ok(()) => Handled::Skip,
-                    Err(e) => Handled::Reconnect(e.to_string()),
-                }
-            }
-            "snapshot_end" => match self.assembly.end(&ev.data) {
-                Ok(item) => item,
-                Err(e) => return Handled::Reconnect(e.to_string()),
-            },
-            "progress" => {
-                let Some(id) = ev.id.as_deref().and_then(|i| i.parse::<u64>().ok()) else {
-                    return Handled::Skip; // before offset 0: nothing to resume after
-                };
-                let mut p: Progress = match serde_json::from_str(&ev.data) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        return Handled::Reconnect(format!("undecodable progress event: {e}"))
-                    }
-                };
-                p.offset = id;
-                if self.last_id.is_some_and(|l| id <= l) {
-                    return Handled::Skip;
-                }
-                self.last_id = Some(id);
-                return if self.yield_progress {
-                    Handled::Item(StreamItem::Progress(p))
-                } else {
-                    Handled::Skip
-                };
-            }
-            "stream_error" => {
-                return Handled::Reconnect(format!("the node ended the stream: {}", ev.data))
-            }
-            _ => return Handled::Skip,
-        };
-        if self.last_id.is_some_and(|l| item.offset() <= l) {
-            self.duplicates += 1;
-            return Handled::Skip;
-        }
-        self.last_id = Some(item.offset());
-        Handled::Item(item)
-    }
 }
 
 /// The connection state of a [`StreamClient`], moved into the future of each `next`.
@@ -634,132 +551,4 @@ impl Inner {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ev(id: Option<u64>, event: &str, data: &str) -> sse::Event {
-        sse::Event {
-            id: id.map(|i| i.to_string()),
-            event: event.into(),
-            data: data.into(),
-        }
-    }
-
-    fn record(offset: u64) -> sse::Event {
-        let data = serde_json::json!({"offset": offset, "epoch": 1, "timestamp": 1,
-            "name": "TopicRecord", "fields": {"name": format!("t{offset}")}});
-        ev(Some(offset), "record", &data.to_string())
-    }
-
-    fn progress(id: u64) -> sse::Event {
-        let data = serde_json::json!({"applied_offset": id, "commit_offset": id,
-            "leader_id": 1, "term": 1, "node_id": 2});
-        ev(Some(id), "progress", &data.to_string())
-    }
-
-    /// Runs events through `r`, as connections that each end where the next begins: the ids
-    /// of the items yielded.
-    fn feed(r: &mut Resume, conns: Vec<Vec<sse::Event>>) -> Vec<u64> {
-        let mut out = Vec::new();
-        for events in conns {
-            r.reconnected();
-            for e in events {
-                match r.handle(e) {
-                    Handled::Item(i) => out.push(i.offset()),
-                    Handled::Skip => {}
-                    Handled::Reconnect(_) => break,
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn a_failover_resumes_after_the_last_id_without_repeats_or_gaps() {
-        let mut r = Resume::default();
-        // Node A sends 3, 5, a progress at 9 (6..=9 filtered out), then says it has no leader.
-        // Node B (resumed after 9) resends 8 and 9 (an older cache), then 12; node C sends a
-        // progress at 11 (behind what was yielded) and 13.
-        let got = feed(
-            &mut r,
-            vec![
-                vec![
-                    record(3),
-                    record(5),
-                    progress(9),
-                    ev(None, "stream_error", r#"{"error":"no_leader"}"#),
-                    record(10),
-                ],
-                vec![record(8), record(9), record(12)],
-                vec![progress(11), record(13)],
-            ],
-        );
-        assert_eq!(
-            got,
-            vec![3, 5, 12, 13],
-            "record 10 came after the stream_error"
-        );
-        assert_eq!(r.last_id, Some(13));
-        assert_eq!(r.duplicates, 2);
-    }
-
-    #[test]
-    fn progress_moves_the_resume_point_and_is_yielded_only_when_asked() {
-        let mut quiet = Resume::default();
-        assert_eq!(
-            feed(&mut quiet, vec![vec![progress(4), record(2)]]),
-            Vec::<u64>::new()
-        );
-        assert_eq!(quiet.last_id, Some(4));
-        let mut loud = Resume {
-            yield_progress: true,
-            ..Resume::default()
-        };
-        assert_eq!(
-            feed(&mut loud, vec![vec![progress(4), progress(4), record(5)]]),
-            vec![4, 5]
-        );
-    }
-
-    #[test]
-    fn a_snapshot_cut_mid_way_is_dropped_and_taken_whole_from_the_next_node() {
-        let mut r = Resume::default();
-        let begin = ev(None, "snapshot_begin", r#"{"offset":20,"epoch":2}"#);
-        let chunk = |names: &str| {
-            ev(
-                None,
-                "snapshot_chunk",
-                &format!(r#"{{"metadata":{{"TopicRecord":[{names}]}}}}"#),
-            )
-        };
-        let end = ev(Some(20), "snapshot_end", r#"{"offset":20,"epoch":2}"#);
-        let a = r#"{"name":"a","topicUUID":"00000000-0000-4000-8000-000000000001"}"#;
-        let b = r#"{"name":"b","topicUUID":"00000000-0000-4000-8000-000000000002"}"#;
-        let mut items = Vec::new();
-        for conn in [
-            vec![begin.clone(), chunk(a)],
-            vec![begin.clone(), chunk(a), chunk(b), end.clone(), record(21)],
-        ] {
-            r.reconnected();
-            for e in conn {
-                if let Handled::Item(i) = r.handle(e) {
-                    items.push(i);
-                }
-            }
-        }
-        assert_eq!(items.len(), 2, "{items:?}");
-        let StreamItem::Snapshot {
-            offset, metadata, ..
-        } = &items[0]
-        else {
-            panic!("{items:?}")
-        };
-        assert_eq!(*offset, 20);
-        assert_eq!(
-            metadata["TopicRecord"].as_array().map(Vec::len),
-            Some(2),
-            "only the whole second copy: {metadata}"
-        );
-        assert_eq!(items[1].offset(), 21);
-    }
-}
+mod tests;

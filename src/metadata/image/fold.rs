@@ -1,7 +1,6 @@
 //! The fold rules: whether a record fits the image ([`Image::check`], shared by `prepare` and
 //! `apply`) and how a committed record changes it.
 
-use super::election::can_lead;
 use super::prepare::next_epoch;
 use super::{Image, Registration};
 use crate::metadata::naming::validate_topic_name;
@@ -145,7 +144,7 @@ impl Image {
 
     /// The rules of a `PartitionChangeRecord`: the partition exists, the record's epochs follow
     /// its own, the new ISR fits its replicas, and no fenced broker becomes its leader or joins
-    /// its ISR (see [`can_lead`]).
+    /// its ISR (see [`super::election::can_lead`]).
     fn check_partition_change(&self, c: &PartitionChangeRecord) -> Result<(), MetadataError> {
         let p = self
             .partition(&c.topic_uuid, c.partition_id)
