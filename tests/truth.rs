@@ -397,8 +397,15 @@ async fn a_stream_reader_on_a_deposed_leader_never_receives_an_uncommitted_recor
         c.nodes[majority[0]].addr
     ));
     // Readers at the old leader's tail (several: each is a chance to be woken in the window).
+    // `require_leader=false`: cut off, the old leader would otherwise end their streams with
+    // `no_leader` after --stale-after, and this test is about what such a reader is shown.
     let readers: Vec<_> = (0..4)
-        .map(|_| read_stream(format!("http://{}/stream?offset=0", c.nodes[old].addr)))
+        .map(|_| {
+            read_stream(format!(
+                "http://{}/stream?offset=0&require_leader=false",
+                c.nodes[old].addr
+            ))
+        })
         .collect();
     let pre_applied = c.cluster_view(old).await.expect("view")["applied_offset"]
         .as_u64()

@@ -138,7 +138,8 @@ impl ProxiedCluster {
             c.nodes.push(node);
             proxies.push(proxy);
         }
-        c.wait_voters(n, Duration::from_secs(30)).await;
+        // Generous: some scenarios start with 20-30 s election timeouts, on a loaded machine.
+        c.wait_voters(n, Duration::from_secs(90)).await;
         ProxiedCluster { c, proxies }
     }
 
