@@ -136,6 +136,28 @@ fn live(log: &Arc<SegmentLog>, store: &Arc<SnapshotStore>, applied: u64) -> Live
     LiveSource::new(log.clone(), store.clone(), state)
 }
 
+/// At every offset of `range`, the online and the offline rebuild both equal the fold of the
+/// log's prefix.
+fn both_fold_their_prefix(
+    online: &LiveSource,
+    offline: &DataDirHistory,
+    range: std::ops::RangeInclusive<u64>,
+) {
+    for n in range {
+        let want = folded(n);
+        assert_eq!(
+            rebuild_at(online, n).expect("online"),
+            want,
+            "online at {n}"
+        );
+        assert_eq!(
+            rebuild_at(offline, n).expect("offline"),
+            want,
+            "offline at {n}"
+        );
+    }
+}
+
 #[test]
 fn every_offset_rebuilds_to_the_fold_of_its_prefix_online_and_offline() {
     let d = tempfile::tempdir().expect("tempdir");
@@ -143,19 +165,7 @@ fn every_offset_rebuilds_to_the_fold_of_its_prefix_online_and_offline() {
     assert!(log.segments().len() > 2, "the test needs several segments");
     let online = live(&log, &store, 120);
     let offline = DataDirHistory::new(d.path());
-    for n in 0..=120 {
-        let want = folded(n);
-        assert_eq!(
-            rebuild_at(&online, n).expect("online"),
-            want,
-            "online at {n}"
-        );
-        assert_eq!(
-            rebuild_at(&offline, n).expect("offline"),
-            want,
-            "offline at {n}"
-        );
-    }
+    both_fold_their_prefix(&online, &offline, 0..=120);
     // Offset 10 is a Raft blank entry: the image's position is the record before it.
     let at_blank = rebuild_at(&online, 10).expect("blank");
     assert_eq!((at_blank.last_offset, at_blank.last_epoch), (9, TERM));
@@ -170,19 +180,7 @@ fn below_the_oldest_usable_snapshot_is_compacted_and_past_the_end_out_of_range()
     let offline = DataDirHistory::new(d.path());
     assert_eq!(oldest_offset(&online).expect("oldest"), Some(50));
     assert_eq!(oldest_offset(&offline).expect("oldest"), Some(50));
-    for n in 50..=95 {
-        let want = folded(n);
-        assert_eq!(
-            rebuild_at(&online, n).expect("online"),
-            want,
-            "online at {n}"
-        );
-        assert_eq!(
-            rebuild_at(&offline, n).expect("offline"),
-            want,
-            "offline at {n}"
-        );
-    }
+    both_fold_their_prefix(&online, &offline, 50..=95);
     for n in [0, 30, 41, 49] {
         match rebuild_at(&online, n) {
             Err(HistoryError::Compacted { oldest: 50, .. }) => {}
