@@ -15,7 +15,7 @@
 //! holds it once it committed (409), and is never a second record. A record the image still
 //! refuses at apply is answered with that refusal, never `200`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::impls::ProgressResponder;
 use openraft::type_config::async_runtime::WatchReceiver;
@@ -64,6 +64,17 @@ struct Speculative {
     term: u64,
     image: Option<Image>,
     last_timestamp_ms: u64,
+    /// When the last rebuild of the image gave up, and why: writes that were already queued on
+    /// the lock then share that answer instead of each waiting out the catch-up again.
+    rebuild_failed: Option<(Instant, String)>,
+}
+
+/// Whether a write that started waiting for the lock at `arrived` shares a rebuild failure at
+/// `failed_at` instead of waiting for its own. Each write then waits for at most one catch-up:
+/// on a leader cut off from its quorum, a queue of writes would otherwise wait
+/// [`CATCH_UP_TIMEOUT`] each, one after another, and the last in line for the sum of them.
+fn shares_failed_rebuild(failed_at: Option<Instant>, arrived: Instant) -> bool {
+    failed_at.is_some_and(|at| at >= arrived)
 }
 
 /// Serializes validation and submission of writes on the leader.
@@ -78,6 +89,7 @@ impl Default for Proposer {
                 term: 0,
                 image: None,
                 last_timestamp_ms: 0,
+                rebuild_failed: None,
             }),
         }
     }
@@ -160,6 +172,7 @@ impl Proposer {
         state: &MetaState,
         mut next: impl FnMut(&Image) -> Option<Result<WriteRequest, MetadataError>>,
     ) -> Result<Vec<Result<Committed, ProposeError>>, ProposeError> {
+        let arrived = Instant::now();
         let mut spec = self.spec.lock().await;
         own_leadership(raft).await?;
         let leader = raft.as_leader().map_err(|_| not_leader(raft))?;
@@ -169,8 +182,25 @@ impl Proposer {
 
         if spec.term != term || spec.image.is_none() {
             spec.image = None;
-            spec.image = Some(applied_image_after_own_log(raft, state, term).await?);
+            if let Some((at, why)) = &spec.rebuild_failed {
+                if spec.term == term && shares_failed_rebuild(Some(*at), arrived) {
+                    return Err(ProposeError::Unavailable {
+                        message: why.clone(),
+                        maybe_committed: false,
+                    });
+                }
+            }
             spec.term = term;
+            match applied_image_after_own_log(raft, state, term).await {
+                Ok(image) => {
+                    spec.image = Some(image);
+                    spec.rebuild_failed = None;
+                }
+                Err(e) => {
+                    spec.rebuild_failed = Some((Instant::now(), e.to_string()));
+                    return Err(e);
+                }
+            }
         }
         let mut pending = Vec::new();
         let mut refused = None;
@@ -409,6 +439,21 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn only_writes_queued_before_a_failed_rebuild_share_its_answer() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(10);
+        assert!(!shares_failed_rebuild(None, t0), "no failure: wait");
+        assert!(
+            shares_failed_rebuild(Some(later), t0),
+            "queued while it failed: the same answer, at once"
+        );
+        assert!(
+            !shares_failed_rebuild(Some(t0), later),
+            "arrived after it failed: try again, the quorum may be back"
+        );
     }
 
     #[test]
