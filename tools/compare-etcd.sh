@@ -164,9 +164,9 @@ start_yakt() {
     echo "yakt did not elect a leader with three voters" >&2; exit 1
 }
 
-# user + system CPU ticks of a process (fields 14 and 15 of /proc/<pid>/stat; the command name,
+# user + system CPU ticks of processes, summed (fields 14 and 15 of /proc/<pid>/stat; the command name,
 # field 2, has no spaces here).
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { local p; for p in "$@"; do cat "/proc/$p/stat"; done | awk '{t += $14 + $15} END {print t}'; }
 
 field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
 
@@ -186,9 +186,9 @@ for r in $(seq 1 "$ROUNDS"); do
             >"$WORK/perf.log" 2>&1 &
         PERF_PID=$!
     fi
-    T0=$(cpu_ticks "$YAKT_LEADER_PID")
+    T0=$(cpu_ticks "$YAKT_LEADER_PID"); A0=$(cpu_ticks "${YPID[@]}")
     Y=$(run_wrk "http://$YAKT_LEADER" "$WORK/yakt.lua" "$r")
-    T1=$(cpu_ticks "$YAKT_LEADER_PID")
+    T1=$(cpu_ticks "$YAKT_LEADER_PID"); A1=$(cpu_ticks "${YPID[@]}")
     [ -n "${PERF_OUT:-}" ] && wait "$PERF_PID"
     stop_all
     for pair in "etcd:$E" "yakt:$Y"; do
@@ -200,7 +200,7 @@ for r in $(seq 1 "$ROUNDS"); do
         eval "${what}_rps_$r=$rps; ${what}_p99_$r=$(field p99_us "$line")"
     done
     ok=$(( $(field requests "$Y") - $(field non2xx "$Y") ))
-    echo "round $r: yakt leader CPU $(python3 -c "print(f'{($T1-$T0)/$CLK_TCK:.2f}')") s for $ok writes = $(python3 -c "print(f'{($T1-$T0)/$CLK_TCK/max($ok,1)*1e6:.1f}')") us CPU per committed write"
+    echo "round $r: yakt leader CPU $(python3 -c "print(f'{($T1-$T0)/$CLK_TCK:.2f}')") s for $ok writes = $(python3 -c "print(f'{($T1-$T0)/$CLK_TCK/max($ok,1)*1e6:.1f}')") us CPU per committed write (all three nodes: $(python3 -c "print(f'{($A1-$A0)/$CLK_TCK/max($ok,1)*1e6:.1f}')") us)"
     er="etcd_rps_$r"; yr="yakt_rps_$r"; ep="etcd_p99_$r"; yp="yakt_p99_$r"
     echo "round $r: yakt/etcd requests/s = $(python3 -c "print(f'{${!yr}/${!er}:.2f}x')") (target >= 10x); p99 yakt $(python3 -c "print(${!yp}/1000)") ms vs etcd $(python3 -c "print(${!ep}/1000)") ms ($( [ "${!yp}" -lt "${!ep}" ] && echo lower || echo NOT lower))"
 done
