@@ -59,7 +59,7 @@ async fn with_cors(edge: &Edge, req: Request, next: Next) -> Response {
 
 /// Auth, then the request itself, its error answers in the API's shape.
 async fn authorized(edge: &Edge, req: Request, next: Next) -> Response {
-    if let Err(refusal) = auth(&edge.opts, &req) {
+    if let Some(refusal) = auth(&edge.opts, &req) {
         return refusal;
     }
     let resp = match read_body_in_time(&edge.opts, req).await {
@@ -119,16 +119,14 @@ pub async fn require_peer_cert(
 /// reads need it only with `--protect-reads`. `/stream` and `/fetch` also take it as
 /// `?access_token=`, because a browser's `EventSource` cannot send headers; the header wins
 /// when both are given. The web console's own files are open (the page asks for the token).
-/// `Err` is the refusal to answer.
-fn auth(opts: &ApiOptions, req: &Request) -> Result<(), Response> {
-    let Some(token) = opts.token.as_deref() else {
-        return Ok(());
-    };
+/// `Some` is the refusal to answer.
+fn auth(opts: &ApiOptions, req: &Request) -> Option<Response> {
+    let token = opts.token.as_deref()?;
     let is_read = req.method() == Method::GET || req.method() == Method::HEAD;
     let is_raft = req.uri().path().starts_with("/raft/");
     let needs = is_raft || !is_read || opts.protect_reads;
     if !needs || super::ui::is_open(req.method(), req.uri().path()) {
-        return Ok(());
+        return None;
     }
     let from_header = req
         .headers()
@@ -145,19 +143,23 @@ fn auth(opts: &ApiOptions, req: &Request) -> Result<(), Response> {
             .and_then(|axum::extract::Query(mut q)| q.remove("access_token"))
     });
     match presented.as_deref() {
-        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the bearer token is wrong",
-        )
-        .into_response()),
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "this endpoint needs Authorization: Bearer <token>",
-        )
-        .into_response()),
+        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => None,
+        Some(_) => Some(
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the bearer token is wrong",
+            )
+            .into_response(),
+        ),
+        None => Some(
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this endpoint needs Authorization: Bearer <token>",
+            )
+            .into_response(),
+        ),
     }
 }
 

@@ -245,7 +245,7 @@ impl Proposer {
             let (responder, result_rx) = ProgressResponder::complete_only();
             if let Err(e) = raft
                 .write(cmd)
-                .with_leader(committed_leader.clone())
+                .with_leader(committed_leader)
                 .responder(responder)
                 .await
             {
