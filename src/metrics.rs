@@ -152,11 +152,10 @@ impl HttpMetrics {
         if let Ok(mut m) = self.requests.lock() {
             *m.entry((route.to_string(), status)).or_default() += 1;
         }
-        let hist = self
-            .latency
-            .lock()
-            .ok()
-            .map(|mut m| m.entry(route.to_string()).or_default().clone());
+        let hist = self.latency.lock().ok().map(|mut m| match m.get(route) {
+            Some(h) => h.clone(),
+            None => m.entry(route.to_string()).or_default().clone(),
+        });
         if let Some(h) = hist {
             h.observe(seconds);
         }

@@ -4,6 +4,13 @@
 #
 #   tools/compare-etcd.sh            # 64 connections, 2 threads, 10 s, one round
 #   CONNS=64 THREADS=2 SECS=10 ROUNDS=3 tools/compare-etcd.sh
+#   YAKT_BIN=/path/to/yakt tools/compare-etcd.sh   # bench that binary instead of building one
+#   PERF_OUT=/tmp/leader tools/compare-etcd.sh      # perf record the yakt leader during wrk
+#   PERF_ARGS="-F 199 --call-graph dwarf" ...      # perf record options (default -F 499 -g)
+#   SKIP_ETCD=1 tools/compare-etcd.sh               # yakt only (quick A/B of two yakt builds)
+#
+# Besides requests/s and latency, each round reports the yakt leader's CPU per committed write:
+# its user+system CPU time (/proc/<pid>/stat) over the wrk run divided by the 2xx answers.
 #
 # etcd: POST /v3/kv/put {"key": base64, "value": base64}, a unique key per request, to the
 # leader, default durable fsync. yakt: POST /create_topic with a unique name per request, to the
@@ -18,7 +25,7 @@ ROUNDS=${ROUNDS:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 need=()
-command -v etcd >/dev/null || need+=(etcd-server)
+[ -n "${SKIP_ETCD:-}" ] || command -v etcd >/dev/null || need+=(etcd-server)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
@@ -28,8 +35,13 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
 fi
 
-(cd "$ROOT" && cargo build --release --bin yakt) >&2
-YAKT="$ROOT/target/release/yakt"
+if [ -n "${YAKT_BIN:-}" ]; then
+    YAKT=$(realpath "$YAKT_BIN")
+else
+    (cd "$ROOT" && cargo build --release --bin yakt) >&2
+    YAKT="$ROOT/target/release/yakt"
+fi
+CLK_TCK=$(getconf CLK_TCK)
 
 # Data on the same disk as the build (not tmpfs), under one temporary directory.
 WORK=$(mktemp -d "$ROOT/target/compare-etcd.XXXXXX")
@@ -137,13 +149,14 @@ start_yakt() {
         "$YAKT" node -i "$i" -a "${YA[$i]}" --data-dir "$WORK/yakt-$1-$i" ${seeds:+-e "$seeds"} \
             >"$WORK/yakt-$1-$i.log" 2>&1 &
         PIDS+=($!)
+        YPID[$i]=$!
         seeds+="${seeds:+,}$i/${YA[$i]}"
     done
     for _ in $(seq 1 600); do
         for i in 1 2 3; do
             if curl -sf "http://${YA[$i]}/cluster" 2>/dev/null |
                 python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if d["role"]=="leader" and sum(1 for m in d["members"] if m.get("voter"))==3 else 1)' 2>/dev/null; then
-                YAKT_LEADER="${YA[$i]}"; return 0
+                YAKT_LEADER="${YA[$i]}"; YAKT_LEADER_PID=${YPID[$i]}; return 0
             fi
         done
         sleep 0.1
@@ -151,16 +164,32 @@ start_yakt() {
     echo "yakt did not elect a leader with three voters" >&2; exit 1
 }
 
+# user + system CPU ticks of processes, summed (fields 14 and 15 of /proc/<pid>/stat; the command name,
+# field 2, has no spaces here).
+cpu_ticks() { local p; for p in "$@"; do cat "/proc/$p/stat"; done | awk '{t += $14 + $15} END {print t}'; }
+
 field() { sed -E "s/.*$1=([0-9.]+).*/\1/" <<<"$2"; }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); etcd $(etcd --version | head -1 | awk '{print $3}'); wrk $CONNS connections, $THREADS threads, ${SECS}s"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); etcd $([ -n "${SKIP_ETCD:-}" ] && echo skipped || etcd --version | head -1 | awk '{print $3}'); wrk $CONNS connections, $THREADS threads, ${SECS}s"
 printf '%-6s %-5s %12s %10s %10s %8s %8s\n' round what requests/s p50_ms p99_ms non2xx sockerr
 for r in $(seq 1 "$ROUNDS"); do
-    start_etcd "$r"
-    E=$(run_wrk "http://$ETCD_LEADER" "$WORK/etcd.lua" "$r")
-    stop_all
+    if [ -n "${SKIP_ETCD:-}" ]; then
+        E="RESULT requests=1 seconds=1 p50_us=0 p99_us=0 non2xx=0 sockerr=0"
+    else
+        start_etcd "$r"
+        E=$(run_wrk "http://$ETCD_LEADER" "$WORK/etcd.lua" "$r")
+        stop_all
+    fi
     start_yakt "$r"
+    if [ -n "${PERF_OUT:-}" ]; then
+        perf record ${PERF_ARGS:--F 499 -g} -o "$PERF_OUT.$r.data" -p "$YAKT_LEADER_PID" -- sleep "$SECS" \
+            >"$WORK/perf.log" 2>&1 &
+        PERF_PID=$!
+    fi
+    T0=$(cpu_ticks "$YAKT_LEADER_PID"); A0=$(cpu_ticks "${YPID[@]}")
     Y=$(run_wrk "http://$YAKT_LEADER" "$WORK/yakt.lua" "$r")
+    T1=$(cpu_ticks "$YAKT_LEADER_PID"); A1=$(cpu_ticks "${YPID[@]}")
+    [ -n "${PERF_OUT:-}" ] && wait "$PERF_PID"
     stop_all
     for pair in "etcd:$E" "yakt:$Y"; do
         what=${pair%%:*}; line=${pair#*:}
@@ -170,6 +199,8 @@ for r in $(seq 1 "$ROUNDS"); do
             "$(field non2xx "$line")" "$(field sockerr "$line")"
         eval "${what}_rps_$r=$rps; ${what}_p99_$r=$(field p99_us "$line")"
     done
+    ok=$(( $(field requests "$Y") - $(field non2xx "$Y") ))
+    echo "round $r: yakt leader CPU $(python3 -c "print(f'{($T1-$T0)/$CLK_TCK:.2f}')") s for $ok writes = $(python3 -c "print(f'{($T1-$T0)/$CLK_TCK/max($ok,1)*1e6:.1f}')") us CPU per committed write (all three nodes: $(python3 -c "print(f'{($A1-$A0)/$CLK_TCK/max($ok,1)*1e6:.1f}')") us)"
     er="etcd_rps_$r"; yr="yakt_rps_$r"; ep="etcd_p99_$r"; yp="yakt_p99_$r"
     echo "round $r: yakt/etcd requests/s = $(python3 -c "print(f'{${!yr}/${!er}:.2f}x')") (target >= 10x); p99 yakt $(python3 -c "print(${!yp}/1000)") ms vs etcd $(python3 -c "print(${!ep}/1000)") ms ($( [ "${!yp}" -lt "${!ep}" ] && echo lower || echo NOT lower))"
 done

@@ -6,9 +6,8 @@
 //! `CorsLayer` because the policy depends on the method: `*` for reads, named origins for the
 //! rest, which one static `CorsLayer` cannot say.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiOptions;
@@ -62,15 +61,18 @@ impl CorsPolicy {
     }
 }
 
-/// The CORS middleware: answers preflights it allows (`204`), and marks every allowed answer.
-/// A preflight it does not allow goes on to the router like any `OPTIONS` request (and gets the
-/// usual `405`), so the browser refuses the real request.
-pub async fn cors(State(policy): State<CorsPolicy>, req: Request, next: Next) -> Response {
-    let origin = req
-        .headers()
+/// The `Origin` a request names, if any (kept to mark the answer once the request is served).
+pub fn origin_of(req: &Request) -> Option<String> {
+    req.headers()
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .map(str::to_string)
+}
+
+/// The CORS answer to a preflight this policy allows (`204`), or `None`: then the request goes
+/// on to the router like any other, and a preflight it does not allow gets the usual `405`, so
+/// the browser refuses the real request. Part of the `edge` middleware (`super::middleware`).
+pub fn preflight(policy: &CorsPolicy, req: &Request, origin: Option<&str>) -> Option<Response> {
     let preflight_for = (req.method() == Method::OPTIONS)
         .then(|| {
             req.headers()
@@ -78,32 +80,34 @@ pub async fn cors(State(policy): State<CorsPolicy>, req: Request, next: Next) ->
                 .and_then(|v| Method::from_bytes(v.as_bytes()).ok())
         })
         .flatten();
-    if let (Some(wanted), Some(_)) = (&preflight_for, &origin) {
-        if let Some(allowed) = policy.allow(origin.as_deref(), wanted) {
-            let mut resp = StatusCode::NO_CONTENT.into_response();
-            let h = resp.headers_mut();
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static(ALLOW_METHODS),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static(ALLOW_HEADERS),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_MAX_AGE,
-                HeaderValue::from_static(PREFLIGHT_MAX_AGE),
-            );
-            vary(h, &policy);
-            return resp;
-        }
-    }
-    let method = req.method().clone();
-    let mut resp = next.run(req).await;
+    let (Some(wanted), Some(_)) = (&preflight_for, origin) else {
+        return None;
+    };
+    let allowed = policy.allow(origin, wanted)?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
     let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(ALLOW_METHODS),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOW_HEADERS),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+    );
+    vary(h, policy);
+    Some(resp)
+}
+
+/// Marks the answer to a request from `origin` with `method` as readable by that origin, when
+/// the policy allows it.
+pub fn mark(policy: &CorsPolicy, origin: Option<&str>, method: &Method, h: &mut HeaderMap) {
     if origin.is_some() {
-        if let Some(allowed) = policy.allow(origin.as_deref(), &method) {
+        if let Some(allowed) = policy.allow(origin, method) {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
             h.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,
@@ -111,8 +115,7 @@ pub async fn cors(State(policy): State<CorsPolicy>, req: Request, next: Next) ->
             );
         }
     }
-    vary(h, &policy);
-    resp
+    vary(h, policy);
 }
 
 fn vary(h: &mut HeaderMap, policy: &CorsPolicy) {

@@ -1,4 +1,11 @@
-//! Cross-cutting HTTP concerns: bearer-token auth and per-route request metrics.
+//! Cross-cutting HTTP concerns: identity headers, CORS, bearer-token auth, the API's error
+//! shape, reading the body in time, and per-route request metrics.
+//!
+//! They run as **one** axum middleware, [`edge`], not one layer each: every `from_fn` layer
+//! costs, per request, a clone of the service below it, a boxed service and a boxed future,
+//! and with six of them that plumbing was about a quarter of the leader's CPU per committed
+//! write (docs/performance.md, round three). The order is the one the layers had, outermost
+//! first: identity, CORS, auth, JSON errors, body, metrics.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,18 +15,68 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::cors::{self, CorsPolicy};
 use super::error::ApiError;
 use super::ApiOptions;
 use crate::raft::Node;
 
+/// What [`edge`] needs, built once per router.
+pub struct Edge {
+    node: Arc<Node>,
+    opts: ApiOptions,
+    cors: CorsPolicy,
+}
+
+impl Edge {
+    /// The edge of a node serving with these options.
+    pub fn new(node: Arc<Node>, opts: &ApiOptions) -> Arc<Self> {
+        Arc::new(Self {
+            node,
+            cors: CorsPolicy::new(opts),
+            opts: opts.clone(),
+        })
+    }
+}
+
+/// The middleware every route runs behind: see the module doc for what it does, in that order.
+pub async fn edge(State(edge): State<Arc<Edge>>, req: Request, next: Next) -> Response {
+    let mut resp = with_cors(&edge, req, next).await;
+    identify(&edge.node, &mut resp);
+    resp
+}
+
+/// CORS: answers preflights it allows (`204`), and marks every allowed answer.
+async fn with_cors(edge: &Edge, req: Request, next: Next) -> Response {
+    let origin = cors::origin_of(&req);
+    if let Some(answer) = cors::preflight(&edge.cors, &req, origin.as_deref()) {
+        return answer;
+    }
+    let method = req.method().clone();
+    let mut resp = authorized(edge, req, next).await;
+    cors::mark(&edge.cors, origin.as_deref(), &method, resp.headers_mut());
+    resp
+}
+
+/// Auth, then the request itself, its error answers in the API's shape.
+async fn authorized(edge: &Edge, req: Request, next: Next) -> Response {
+    if let Some(refusal) = auth(&edge.opts, &req) {
+        return refusal;
+    }
+    let resp = match read_body_in_time(&edge.opts, req).await {
+        Ok(req) => record_metrics(&edge.node, req, next).await,
+        Err(refusal) => refusal,
+    };
+    json_errors(&edge.opts, resp).await
+}
+
 /// Names the cluster and the node on every response (`X-Yakt-Cluster-Id`, `X-Yakt-Node-Id`),
 /// so a client can tell which cluster and which node it is talking to, and notice a cluster
 /// that was wiped and started anew.
-pub async fn identify(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
+fn identify(node: &Node, resp: &mut Response) {
     let headers = resp.headers_mut();
     if let Some(c) = node.identity.cluster_id() {
-        if let Ok(v) = header::HeaderValue::from_str(&c.to_string()) {
+        let mut buf = uuid::Uuid::encode_buffer();
+        if let Ok(v) = header::HeaderValue::from_str(c.hyphenated().encode_lower(&mut buf)) {
             headers.insert(crate::raft::CLUSTER_ID_HEADER, v);
         }
     }
@@ -27,7 +84,6 @@ pub async fn identify(State(node): State<Arc<Node>>, req: Request, next: Next) -
         crate::raft::NODE_ID_HEADER,
         header::HeaderValue::from(node.id),
     );
-    resp
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -63,15 +119,14 @@ pub async fn require_peer_cert(
 /// reads need it only with `--protect-reads`. `/stream` and `/fetch` also take it as
 /// `?access_token=`, because a browser's `EventSource` cannot send headers; the header wins
 /// when both are given. The web console's own files are open (the page asks for the token).
-pub async fn auth(State(opts): State<ApiOptions>, req: Request, next: Next) -> Response {
-    let Some(token) = opts.token.as_deref() else {
-        return next.run(req).await;
-    };
+/// `Some` is the refusal to answer.
+fn auth(opts: &ApiOptions, req: &Request) -> Option<Response> {
+    let token = opts.token.as_deref()?;
     let is_read = req.method() == Method::GET || req.method() == Method::HEAD;
     let is_raft = req.uri().path().starts_with("/raft/");
     let needs = is_raft || !is_read || opts.protect_reads;
     if !needs || super::ui::is_open(req.method(), req.uri().path()) {
-        return next.run(req).await;
+        return None;
     }
     let from_header = req
         .headers()
@@ -88,33 +143,33 @@ pub async fn auth(State(opts): State<ApiOptions>, req: Request, next: Next) -> R
             .and_then(|axum::extract::Query(mut q)| q.remove("access_token"))
     });
     match presented.as_deref() {
-        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => next.run(req).await,
-        Some(_) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "the bearer token is wrong",
-        )
-        .into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "this endpoint needs Authorization: Bearer <token>",
-        )
-        .into_response(),
+        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => None,
+        Some(_) => Some(
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the bearer token is wrong",
+            )
+            .into_response(),
+        ),
+        None => Some(
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this endpoint needs Authorization: Bearer <token>",
+            )
+            .into_response(),
+        ),
     }
 }
 
 /// Counts every request by its route pattern and status, with its latency.
-pub async fn record_metrics(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
+async fn record_metrics(node: &Node, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let start = Instant::now();
     let resp = next.run(req).await;
     node.metrics.http.record(
-        &route,
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
         resp.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );
@@ -124,8 +179,7 @@ pub async fn record_metrics(State(node): State<Arc<Node>>, req: Request, next: N
 /// Turns the plain-text rejections of axum's extractors (a body over the limit, a query or path
 /// that does not deserialize) into API.md's `{"error", "message"}` shape, so that every error a
 /// client can see has the one shape. Answers that already are JSON pass unchanged.
-pub async fn json_errors(State(opts): State<ApiOptions>, req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+async fn json_errors(opts: &ApiOptions, resp: Response) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
@@ -169,15 +223,12 @@ pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// and a client that stops sending mid-body gets a `408` and its connection closed, instead of
 /// holding a handler (and its memory) forever. hyper has no body read timeout of its own, and
 /// axum's `serve` sets no timer, so nothing else would end such a request.
-pub async fn read_body_in_time(
-    State(opts): State<ApiOptions>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// `Ok` is the request with its body read; `Err` the answer to it.
+async fn read_body_in_time(opts: &ApiOptions, req: Request) -> Result<Request, Response> {
     if req.uri().path().starts_with("/raft/")
         || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
     {
-        return next.run(req).await;
+        return Ok(req);
     }
     let too_large = || {
         ApiError::new(
@@ -196,7 +247,7 @@ pub async fn read_body_in_time(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > opts.body_limit as u64) {
-        return close(too_large());
+        return Err(close(too_large()));
     }
     let (parts, body) = req.into_parts();
     match tokio::time::timeout(
@@ -205,23 +256,20 @@ pub async fn read_body_in_time(
     )
     .await
     {
-        Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-                .await
-        }
+        Ok(Ok(bytes)) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
         Ok(Err(e)) => {
             // axum reports the limit as a `LengthLimitError` ("length limit exceeded").
             let over = e.to_string().contains("length limit");
             if over {
-                close(too_large())
+                Err(close(too_large()))
             } else {
-                close(
+                Err(close(
                     ApiError::bad_request(format!("reading the request body failed: {e}"))
                         .into_response(),
-                )
+                ))
             }
         }
-        Err(_) => close(
+        Err(_) => Err(close(
             ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
@@ -231,7 +279,7 @@ pub async fn read_body_in_time(
                 ),
             )
             .into_response(),
-        ),
+        )),
     }
 }
 

@@ -103,28 +103,8 @@ pub fn router(node: Arc<Node>, opts: ApiOptions) -> Router {
         .fallback(unknown_path)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn_with_state(
-            node.clone(),
-            middleware::record_metrics,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            opts.clone(),
-            middleware::read_body_in_time,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            opts.clone(),
-            middleware::json_errors,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            opts.clone(),
-            middleware::auth,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            cors::CorsPolicy::new(&opts),
-            cors::cors,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            node.clone(),
-            middleware::identify,
+            middleware::Edge::new(node.clone(), &opts),
+            middleware::edge,
         ))
         .layer(Extension(opts))
         .layer(Extension(Arc::new(event_cache::EventCache::default())))

@@ -7,12 +7,13 @@
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
 
 use super::codec::{decode_vote, encode_vote, entry_to_stored, stored_to_entry};
+use super::log_tail::LogTail;
 use super::support::io_err;
 use super::{log_id, Entry, LogId, TypeConfig, Vote};
 use crate::storage::{CommittedFile, EntryId, SegmentLog, SnapshotStore, StorageError, VoteFile};
@@ -29,6 +30,9 @@ pub struct LogStore {
     committed: Arc<CommittedFile>,
     /// When set, purges stop at the oldest kept snapshot (see [`purge_bound`]).
     snapshots: Option<Arc<SnapshotStore>>,
+    /// The newest entries, decoded: what replication and apply read back right after an
+    /// append (see `raft::log_tail`). Shared by every clone.
+    tail: Arc<Mutex<LogTail>>,
 }
 
 impl LogStore {
@@ -39,6 +43,7 @@ impl LogStore {
             vote,
             committed,
             snapshots: None,
+            tail: Arc::default(),
         }
     }
 
@@ -94,6 +99,12 @@ impl LogStore {
     ) -> Result<Vec<Entry>, io::Error> {
         if start >= end {
             return Ok(Vec::new());
+        }
+        if let Ok(tail) = self.tail.lock() {
+            let log_last = self.log.last_entry_id().map(|e| e.index);
+            if let Some(entries) = tail.read(start, end, max_bytes, log_last) {
+                return Ok(entries);
+            }
         }
         // openraft may ask for a range that starts in what it has purged and takes what the log
         // still holds of it (its storage suite checks this): start after the purge point.
@@ -242,16 +253,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
         let stored = entries
-            .into_iter()
-            .map(|e| entry_to_stored(&e))
+            .iter()
+            .map(entry_to_stored)
             .collect::<Result<Vec<_>, _>>()?;
         let Some(last) = stored.last().map(|e| e.index) else {
             callback.io_completed(Ok(()));
             return Ok(());
         };
         // A write into the page cache: no fsync here. The flusher thread reports durability.
-        self.log.append(&stored).map_err(io_err)?;
+        let appended = self.log.append(&stored);
+        if let Ok(mut tail) = self.tail.lock() {
+            match appended {
+                Ok(()) => tail.appended(
+                    entries
+                        .into_iter()
+                        .zip(stored.iter().map(|s| s.payload.len())),
+                ),
+                // What the log holds now is unknown: it answers alone until the next append.
+                Err(_) => tail.clear(),
+            }
+        }
+        appended.map_err(io_err)?;
         self.log.on_durable(
             last,
             Box::new(move |res| callback.io_completed(res.map_err(io_err))),
@@ -262,6 +286,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
         let log = self.log.clone();
         let after = last_log_id.map(|l| l.index);
+        if let Ok(mut tail) = self.tail.lock() {
+            tail.truncate_after(after);
+        }
         blocking(move || log.truncate_after(after)).await
     }
 
@@ -272,6 +299,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             term: log_id.leader_id.term,
         };
         let snapshots = self.snapshots.clone();
+        if let Ok(mut tail) = self.tail.lock() {
+            // At most what is asked; the log may keep more (`purge_bound`), which then is read
+            // from the log.
+            tail.purge_upto(requested.index);
+        }
         let id = blocking(move || {
             let oldest = match &snapshots {
                 Some(s) => s.oldest_kept()?.map(|i| EntryId {

@@ -12,6 +12,7 @@ pub mod history;
 pub mod liveness;
 pub mod log_agreement;
 pub mod log_store;
+mod log_tail;
 pub mod network;
 pub mod node;
 pub mod proposer;

@@ -239,10 +239,13 @@ impl Proposer {
             }
             spec.last_timestamp_ms = timestamp_ms;
 
-            let (responder, _log_id_rx, result_rx) = ProgressResponder::new();
+            // Only the final result: a responder that also reports the commit's log id would
+            // log a WARN line per write when that receiver is dropped unread (it was, and the
+            // leader wrote one log line per committed write).
+            let (responder, result_rx) = ProgressResponder::complete_only();
             if let Err(e) = raft
                 .write(cmd)
-                .with_leader(committed_leader.clone())
+                .with_leader(committed_leader)
                 .responder(responder)
                 .await
             {
