@@ -60,6 +60,16 @@ struct Args {
     /// tail: read from the leader instead of a follower.
     #[arg(long)]
     read_leader: bool,
+    /// tail: which nodes the readers connect to: `one` (a follower, or the leader with
+    /// --read-leader) or `all` (spread round-robin over every node).
+    #[arg(long, value_enum, default_value_t = ReadFrom::One)]
+    read_from: ReadFrom,
+    /// brokers: `/stream` readers tailing from the end meanwhile, spread over the nodes.
+    #[arg(long, default_value_t = 0)]
+    tailers: usize,
+    /// The `yakt` binary `--spawn` starts [default: the one next to yakt-bench].
+    #[arg(long)]
+    yakt_bin: Option<PathBuf>,
     /// catchup, restart: records in the log.
     #[arg(long, default_value_t = 100_000)]
     records: u64,
@@ -90,6 +100,15 @@ struct Args {
     json: bool,
 }
 
+/// Where `tail`'s readers connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ReadFrom {
+    /// One node.
+    One,
+    /// Every node, round-robin.
+    All,
+}
+
 /// Benchmark modes.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Mode {
@@ -108,6 +127,9 @@ enum Mode {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
+    if let Some(bin) = args.yakt_bin.take() {
+        common::use_yakt_binary(bin)?;
+    }
     let tls_dir = tempfile::tempdir()?;
     if args.tls {
         if args.spawn.is_none() {
@@ -160,20 +182,22 @@ async fn main() -> anyhow::Result<()> {
                 }
                 r
             } else {
-                let read_addr = if args.read_leader {
-                    leader.clone()
+                let read_addrs = if args.read_from == ReadFrom::All {
+                    addrs.clone()
+                } else if args.read_leader {
+                    vec![leader.clone()]
                 } else {
-                    addrs
+                    vec![addrs
                         .iter()
                         .find(|a| **a != leader)
                         .cloned()
-                        .unwrap_or_else(|| leader.clone())
+                        .unwrap_or_else(|| leader.clone())]
                 };
                 // Stream readers hold no timeout: a separate client.
                 let r = tail::run(
                     &http,
                     &leader,
-                    &read_addr,
+                    &read_addrs,
                     &targets,
                     args.readers,
                     args.rate,
@@ -213,6 +237,7 @@ async fn main() -> anyhow::Result<()> {
                 leader: &leader,
                 leader_pid,
                 brokers: args.brokers,
+                tailers: args.tailers,
                 steady_secs: args.duration,
                 session_timeout: Duration::from_secs(args.session_timeout),
                 quiet: args.json,
