@@ -174,7 +174,18 @@ pub fn memory_json(pid: u32) -> serde_json::Value {
         "rss_file_mib": status_mib(pid, "RssFile:"),
         "rss_shmem_mib": status_mib(pid, "RssShmem:"),
         "vm_hwm_mib": status_mib(pid, "VmHWM:"),
+        // Transparent huge pages among the anonymous memory (a 2 MiB page counts whole even
+        // when little of it is in use).
+        "anon_huge_pages_mib": kib_field_mib(&format!("/proc/{pid}/smaps_rollup"), "AnonHugePages:"),
     })
+}
+
+/// A `Key:   123 kB` line of a /proc file, in MiB.
+fn kib_field_mib(path: &str, key: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// The process's peak resident set (`VmHWM`) in MiB.
@@ -183,10 +194,7 @@ pub fn peak_rss_mib(pid: u32) -> Option<f64> {
 }
 
 fn status_mib(pid: u32, key: &str) -> Option<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with(key))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    kib_field_mib(&format!("/proc/{pid}/status"), key)
 }
 
 /// Waits (up to 10 min) until the node at `addr` has applied everything in its log: the

@@ -3,8 +3,9 @@
 //! * `write`: C concurrent writers over persistent HTTP connections for D seconds write realistic
 //!   records (topics, partitions, broker changes) to a running cluster (or one it starts itself
 //!   with `--spawn N`), then it prints committed records/s and latency percentiles.
-//! * `tail`: S SSE readers on one node while writers run at `--rate` records/s (default half of
-//!   an unthrottled 5 s write run): delivery lag from the leader's record timestamp to receipt.
+//! * `tail`: S SSE readers on one node (`--read-from all`: spread over every node) while writers
+//!   run at `--rate` records/s (default half of an unthrottled 5 s write run): delivery lag from
+//!   the leader's record timestamp to receipt.
 //! * `catchup`: a one-node cluster with a log of `--records R` (pre-filled by C writers), then one
 //!   reader from offset 0 over `/stream` and over `/fetch` pages: records/s.
 //! * `restart`: the same node restarted on that data directory: time from process start to
@@ -12,7 +13,11 @@
 //!   from the image), VmRSS then; after that one full `/get_metadata` (time, bytes, peak RSS).
 //! * `brokers`: `--brokers N` simulated KRaft brokers (register FENCED, heartbeat every 2 s with
 //!   the offset a shared `/stream` reader reached, lead partitions; 1% stop, 1% shut down):
-//!   heartbeat latency, unfence and fence delays, false fences, the leader's CPU.
+//!   heartbeat latency, unfence and fence delays, false fences, the leader's CPU; with
+//!   `--tailers N`, N more `/stream` readers tail the log over the nodes meanwhile.
+//!
+//! `--yakt-bin PATH` makes `--spawn` (and catchup/restart) run that `yakt` binary instead of the
+//! one next to `yakt-bench`, so one bench build measures an older server for a before/after.
 //!
 //! `--json` prints the result as one JSON object; a progress line goes to stderr meanwhile.
 
