@@ -2,8 +2,11 @@
 //! reader of the node.
 //!
 //! Readers at the tail all want the same few offsets at about the same time. The first one that
-//! misses reads them from the segment log, encodes them, and puts them here; the others copy the
-//! `Bytes` handles (a reference count each) instead of decoding and encoding the records again.
+//! misses reads them from the segment log, encodes them one after the other into one block of
+//! bytes, and puts them here; the others copy the handles (a reference count each) instead of
+//! decoding and encoding the records again. Consecutive events of one block join into one
+//! `Bytes` without a copy ([`Framed::join`]), so a reader at the tail hands a whole batch to its
+//! connection as one piece.
 //! Only entries close to the applied offset are kept, so a reader catching up from far behind
 //! neither fills the cache with old entries nor evicts what the tail readers need: it reads the
 //! log directly until it reaches the cached range.
@@ -15,6 +18,106 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
+
+/// One event's bytes: a range of the block its batch was encoded into.
+#[derive(Clone, Debug)]
+pub struct Framed {
+    block: Bytes,
+    start: usize,
+    end: usize,
+}
+
+impl Framed {
+    /// The bytes `range` of `block`.
+    pub fn new(block: Bytes, range: std::ops::Range<usize>) -> Self {
+        debug_assert!(range.start <= range.end && range.end <= block.len());
+        Self {
+            block,
+            start: range.start,
+            end: range.end,
+        }
+    }
+
+    /// Bytes of their own (a block of one event).
+    pub fn whole(bytes: Bytes) -> Self {
+        let end = bytes.len();
+        Self::new(bytes, 0..end)
+    }
+
+    /// The event's bytes (a reference to the block, no copy).
+    pub fn bytes(&self) -> Bytes {
+        self.block.slice(self.start..self.end)
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Extends `self` by `next` when `next` directly follows it in the same block (then both are
+    /// one range); `false`, and `self` unchanged, otherwise.
+    pub fn join(&mut self, next: &Framed) -> bool {
+        let same_block =
+            self.block.as_ptr() == next.block.as_ptr() && self.block.len() == next.block.len();
+        if same_block && self.end == next.start {
+            self.end = next.end;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Most events joined into one [`Run`].
+pub const RUN_MAX_EVENTS: usize = 256;
+/// Most bytes of one [`Run`].
+pub const RUN_MAX_BYTES: usize = 64 * 1024;
+
+/// Consecutive record events (of the records a reader wants) that lie next to each other in
+/// one block: sent to the reader as one piece.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// The events' bytes.
+    pub bytes: Framed,
+    /// How many events.
+    pub events: usize,
+    /// The offset of the last one.
+    pub last: u64,
+}
+
+/// Appends the event of the record at `offset` to `runs`: to the last run when it directly
+/// follows it in the same block and the run has room ([`RUN_MAX_EVENTS`], [`RUN_MAX_BYTES`]),
+/// else as a new run.
+pub fn push_run(runs: &mut Vec<Run>, offset: u64, event: &Framed) {
+    if let Some(r) = runs.last_mut() {
+        if r.events < RUN_MAX_EVENTS
+            && r.bytes.len() + event.len() <= RUN_MAX_BYTES
+            && r.bytes.join(event)
+        {
+            r.events += 1;
+            r.last = offset;
+            return;
+        }
+    }
+    runs.push(Run {
+        bytes: event.clone(),
+        events: 1,
+        last: offset,
+    });
+}
+
+impl PartialEq for Framed {
+    fn eq(&self, other: &Self) -> bool {
+        self.block[self.start..self.end] == other.block[other.start..other.end]
+    }
+}
+
+impl Eq for Framed {}
 
 /// Entries kept at most, by default.
 pub const DEFAULT_MAX_EVENTS: usize = 16 * 1024;
@@ -31,7 +134,7 @@ pub enum CachedEntry {
         /// [`Record::name`](crate::metadata::Record::name).
         name: &'static str,
         /// The whole `id:`/`event:`/`data:` frame.
-        event: Bytes,
+        event: Framed,
     },
 }
 
@@ -111,6 +214,19 @@ impl EventCache {
     /// and at most `max` of them. Returns the offset after the last one appended: `from` when
     /// `from` is not cached.
     pub fn get(&self, from: u64, last: u64, max: usize, out: &mut Vec<CachedEntry>) -> u64 {
+        self.visit(from, last, max, |_, e| out.push(e.clone()))
+    }
+
+    /// Like [`get`](Self::get), but hands each cached entry (with its offset) to `f` under the
+    /// lock instead of copying it out: a reader that joins consecutive events into runs clones
+    /// one handle per run, not one per entry.
+    pub fn visit(
+        &self,
+        from: u64,
+        last: u64,
+        max: usize,
+        mut f: impl FnMut(u64, &CachedEntry),
+    ) -> u64 {
         let w = self.lock();
         if from < w.first || from >= w.end() || from > last {
             return from;
@@ -118,7 +234,9 @@ impl EventCache {
         let end = w.end().min(last.saturating_add(1));
         let n = ((end - from) as usize).min(max);
         let start = (from - w.first) as usize;
-        out.extend(w.entries.range(start..start + n).cloned());
+        for (offset, e) in (from..).zip(w.entries.range(start..start + n)) {
+            f(offset, e);
+        }
         from + n as u64
     }
 
@@ -172,12 +290,78 @@ mod tests {
     fn rec(offset: u64) -> CachedEntry {
         CachedEntry::Record {
             name: "TopicRecord",
-            event: Bytes::from(format!("id: {offset}\n\n")),
+            event: Framed::whole(Bytes::from(format!("id: {offset}\n\n"))),
         }
     }
 
     fn recs(from: u64, to: u64) -> Vec<CachedEntry> {
         (from..to).map(rec).collect()
+    }
+
+    fn block_of(events: &[&str]) -> Vec<Framed> {
+        let block = Bytes::from(events.concat());
+        let mut at = 0;
+        events
+            .iter()
+            .map(|e| {
+                let f = Framed::new(block.clone(), at..at + e.len());
+                at += e.len();
+                f
+            })
+            .collect()
+    }
+
+    #[test]
+    fn adjacent_events_of_one_block_join_without_a_copy_and_others_do_not() {
+        let f = block_of(&["id: 1\n\n", "id: 2\n\n", "id: 3\n\n"]);
+        let mut a = f[0].clone();
+        assert!(!a.join(&f[2]), "not adjacent");
+        assert!(a.join(&f[1]));
+        assert!(a.join(&f[2]));
+        assert_eq!(
+            a.bytes(),
+            Bytes::from_static(b"id: 1\n\nid: 2\n\nid: 3\n\n")
+        );
+        assert_eq!(
+            a.bytes().as_ptr(),
+            f[0].bytes().as_ptr(),
+            "a slice of the block"
+        );
+        let other = Framed::whole(Bytes::from_static(b"id: 4\n\n"));
+        let mut b = f[2].clone();
+        assert!(!b.join(&other), "another block");
+        assert_eq!(b, f[2]);
+    }
+
+    #[test]
+    fn runs_join_what_follows_and_split_at_gaps_and_limits() {
+        let f = block_of(&["a", "b", "c", "d"]);
+        let mut runs = Vec::new();
+        push_run(&mut runs, 10, &f[0]);
+        push_run(&mut runs, 11, &f[1]);
+        push_run(&mut runs, 13, &f[3]); // "c" filtered out: a gap in the block
+        assert_eq!(runs.len(), 2);
+        assert_eq!(
+            (runs[0].bytes.bytes(), runs[0].events, runs[0].last),
+            (Bytes::from_static(b"ab"), 2, 11)
+        );
+        assert_eq!(
+            (runs[1].bytes.bytes(), runs[1].events, runs[1].last),
+            (Bytes::from_static(b"d"), 1, 13)
+        );
+
+        let many: Vec<String> = (0..RUN_MAX_EVENTS + 1)
+            .map(|i| format!("{}", i % 10))
+            .collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        let f = block_of(&refs);
+        let mut runs = Vec::new();
+        for (o, e) in f.iter().enumerate() {
+            push_run(&mut runs, o as u64, e);
+        }
+        assert_eq!(runs.len(), 2, "at most RUN_MAX_EVENTS in one run");
+        assert_eq!(runs[0].events, RUN_MAX_EVENTS);
+        assert_eq!(runs[1].last, RUN_MAX_EVENTS as u64);
     }
 
     #[test]

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::BytesMut;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::error::kind_for_status;
-use super::event_cache::{CachedEntry, EventCache};
+use super::event_cache::{push_run, CachedEntry, EventCache, Framed, Run};
 use super::sse;
 use super::ApiError;
 use crate::metadata::RECORD_NAMES;
@@ -179,18 +180,37 @@ impl Decoder for Entries {
 }
 
 /// The entries as `/stream` events, taken from the shared [`EventCache`] when it holds them,
-/// else read, encoded and offered to the cache.
-pub struct Events(pub Arc<EventCache>);
+/// else read, encoded and offered to the cache; only the records that pass the filter, joined
+/// into [`Run`]s (a reader at the tail without a filter gets a whole batch as one run).
+pub struct Events {
+    cache: Arc<EventCache>,
+    filter: NameFilter,
+}
+
+impl Events {
+    /// Events from `cache` (and the log), of the records `filter` lets through.
+    pub fn new(cache: Arc<EventCache>, filter: NameFilter) -> Self {
+        Self { cache, filter }
+    }
+
+    fn add(&self, runs: &mut Vec<Run>, offset: u64, entry: &CachedEntry) {
+        if let CachedEntry::Record { name, event } = entry {
+            if self.filter.allows(name) {
+                push_run(runs, offset, event);
+            }
+        }
+    }
+}
 
 impl Decoder for Events {
-    type Item = CachedEntry;
+    type Item = Run;
 
     fn fill(
         &self,
         node: &Node,
         next: u64,
         up_to: u64,
-        out: &mut Vec<CachedEntry>,
+        out: &mut Vec<Run>,
     ) -> Result<Filled, ReadError> {
         let committed = node.committed();
         let applied = node.state.applied().offset.min(up_to);
@@ -200,7 +220,9 @@ impl Decoder for Events {
         if next > applied {
             return Ok(Filled::Next(next));
         }
-        let hit = self.0.get(next, applied, CACHE_BATCH, out);
+        let hit = self
+            .cache
+            .visit(next, applied, CACHE_BATCH, |o, e| self.add(out, o, e));
         if hit > next {
             return Ok(Filled::Next(hit));
         }
@@ -208,29 +230,46 @@ impl Decoder for Events {
             Batch::Snapshot(snap) => return Ok(Filled::Snapshot(snap)),
             Batch::Entries(entries) => entries,
         };
-        out.reserve(entries.len());
-        for entry in &entries {
-            out.push(encode(entry)?);
+        let mut encoded = Vec::with_capacity(entries.len());
+        encode(&entries, &mut encoded)?;
+        self.cache.insert(next, &encoded, applied);
+        for (offset, e) in (next..).zip(&encoded) {
+            self.add(out, offset, e);
         }
-        self.0.insert(next, out, applied);
         Ok(Filled::Next(next + entries.len() as u64))
     }
 }
 
-/// One committed entry as the stream sends it.
-fn encode(entry: &CommittedEntry) -> Result<CachedEntry, ReadError> {
-    let Some(cmd) = &entry.command else {
-        return Ok(CachedEntry::Skip);
-    };
-    Ok(CachedEntry::Record {
-        name: cmd.record.name(),
-        event: sse::record_event(entry.offset, entry.epoch, cmd).map_err(|source| {
+/// Committed entries as the stream sends them, appended to `out`: the events of all records
+/// are encoded one after the other into one block, each entry a range of it, so the events of
+/// consecutive records go to a reader as one piece without a copy.
+fn encode(entries: &[CommittedEntry], out: &mut Vec<CachedEntry>) -> Result<(), ReadError> {
+    let mut block = BytesMut::with_capacity(entries.len().saturating_mul(256));
+    let mut spans = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Some(cmd) = &entry.command else {
+            spans.push(None);
+            continue;
+        };
+        let start = block.len();
+        sse::put_record_event(&mut block, entry.offset, entry.epoch, cmd).map_err(|source| {
             ReadError::Unprintable {
                 offset: entry.offset,
                 source,
             }
-        })?,
-    })
+        })?;
+        spans.push(Some((cmd.record.name(), start..block.len())));
+    }
+    let block = block.freeze();
+    out.reserve(spans.len());
+    out.extend(spans.into_iter().map(|span| match span {
+        None => CachedEntry::Skip,
+        Some((name, range)) => CachedEntry::Record {
+            name,
+            event: Framed::new(block.clone(), range),
+        },
+    }));
+    Ok(())
 }
 
 /// What one step of a [`Reader`] found.

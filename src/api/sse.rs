@@ -37,7 +37,20 @@ pub fn record_event(
     cmd: &MetadataCommand,
 ) -> Result<Bytes, serde_json::Error> {
     let mut b = BytesMut::with_capacity(RECORD_EVENT_CAPACITY);
-    put_id(&mut b, offset);
+    put_record_event(&mut b, offset, epoch, cmd)?;
+    Ok(b.freeze())
+}
+
+/// Appends [`record_event`]'s bytes to `b`: a batch of records is encoded into one block this
+/// way, each event a range of it. On an error `b` may hold part of the event.
+pub fn put_record_event(
+    b: &mut BytesMut,
+    offset: u64,
+    epoch: u64,
+    cmd: &MetadataCommand,
+) -> Result<(), serde_json::Error> {
+    b.reserve(RECORD_EVENT_CAPACITY);
+    put_id(b, offset);
     b.extend_from_slice(b"event: record\ndata: ");
     let wire = WireRecord {
         offset,
@@ -45,9 +58,9 @@ pub fn record_event(
         timestamp: cmd.timestamp_ms,
         record: &cmd.record,
     };
-    serde_json::to_writer((&mut b).writer(), &wire)?;
+    serde_json::to_writer(b.writer(), &wire)?;
     b.extend_from_slice(b"\n\n");
-    Ok(b.freeze())
+    Ok(())
 }
 
 fn put_id(b: &mut BytesMut, id: u64) {

@@ -28,25 +28,25 @@ use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc::error::{SendTimeoutError, TryRecvError, TrySendError};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
 
 use super::error::ApiError;
-use super::event_cache::{CachedEntry, EventCache};
+use super::event_cache::{EventCache, Run};
 use super::log_read::{log_end, out_of_range, Events, Follow, NameFilter, Reader, Step};
 use super::sse::event as sse_event;
 use super::ApiOptions;
 use crate::raft::committed::ImageSnapshot;
 use crate::raft::Node;
 
+mod buffer;
 pub mod chunks;
 mod fetch;
 mod leader_clock;
 pub mod walk;
 
+use buffer::Undelivered;
 use chunks::{chunk_image, CHUNK_TARGET, SSE_FRAME};
 pub use fetch::{FETCH_MAX_RECORDS, FETCH_MAX_WAIT_MS};
 pub use leader_clock::LeaderClock;
@@ -54,6 +54,7 @@ use walk::WalkError;
 
 /// Events buffered per SSE reader before it counts as slow.
 const READER_BUFFER: usize = 1024;
+
 /// Keep-alive comment interval.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// Most bytes of already-buffered events written to a reader's connection as one body chunk.
@@ -153,9 +154,9 @@ async fn stream(
     if start > end {
         return out_of_range(start, end);
     }
-    let (tx, rx) = mpsc::channel(READER_BUFFER);
+    let (tx, rx) = buffer::buffer(READER_BUFFER);
     // The browser's reconnection delay, before anything else.
-    let _ = tx.try_send(Bytes::from_static(RETRY));
+    let _ = tx.try_send(Bytes::from_static(RETRY), 1);
     let (cut_tx, cut_rx) = oneshot::channel();
     node.metrics.sse_readers.inc();
     let guard = ReaderGuard(node.clone());
@@ -217,55 +218,11 @@ struct Cutoff {
     message: String,
 }
 
-/// Why an event could not be handed to the reader's side.
-enum Undelivered {
-    /// The reader is gone.
-    Closed,
-    /// Its buffer stayed full for the slow-reader timeout.
-    Slow,
-}
-
-/// Puts one event into the reader's buffer, waiting at most `slow_after` for room.
-async fn deliver(
-    tx: &mpsc::Sender<Bytes>,
-    ev: Bytes,
-    slow_after: Duration,
-) -> Result<(), Undelivered> {
-    // Room at once is the common case; `send_timeout` would start a timer for every event.
-    let ev = match tx.try_send(ev) {
-        Ok(()) => return Ok(()),
-        Err(TrySendError::Closed(_)) => return Err(Undelivered::Closed),
-        Err(TrySendError::Full(ev)) => ev,
-    };
-    match tx.send_timeout(ev, slow_after).await {
-        Ok(()) => Ok(()),
-        Err(SendTimeoutError::Closed(_)) => Err(Undelivered::Closed),
-        Err(SendTimeoutError::Timeout(_)) => Err(Undelivered::Slow),
-    }
-}
-
-/// Puts one large event (a snapshot chunk) into the reader's buffer once at most one other
-/// event waits there: the buffer is bounded by count, and a thousand megabyte chunks queued for
-/// a slow reader would be a gigabyte.
-async fn deliver_large(
-    tx: &mpsc::Sender<Bytes>,
-    ev: Bytes,
-    slow_after: Duration,
-) -> Result<(), Undelivered> {
-    let drained = tx.max_capacity().saturating_sub(1).max(1);
-    match tokio::time::timeout(slow_after, tx.reserve_many(drained)).await {
-        Err(_) => return Err(Undelivered::Slow),
-        Ok(Err(_)) => return Err(Undelivered::Closed),
-        Ok(Ok(permits)) => drop(permits),
-    }
-    deliver(tx, ev, slow_after).await
-}
-
 /// Reads the log (or the shared cache of recent events) ahead of one SSE reader into its
 /// bounded buffer, with progress events while it has nothing else to send.
 struct Producer {
     node: Arc<Node>,
-    tx: mpsc::Sender<Bytes>,
+    tx: buffer::Sender,
     cut: Option<oneshot::Sender<Cutoff>>,
     settings: StreamSettings,
     /// The highest `id:` the reader has (or resumed from).
@@ -276,20 +233,38 @@ struct Producer {
 
 impl Producer {
     async fn run(mut self, cache: Arc<EventCache>, from: u64, filter: NameFilter) {
-        let mut reader = Reader::new(self.node.clone(), from, Follow::Forever, Events(cache));
+        let mut reader = Reader::new(
+            self.node.clone(),
+            from,
+            Follow::Forever,
+            Events::new(cache, filter),
+        );
+        let interval = self.settings.progress_interval;
+        // One timer for the whole stream, moved on only when it fires: setting a new one for
+        // every step costs a clock read and a timer-wheel entry per batch, per reader.
+        let idle = tokio::time::sleep_until(self.last_sent + interval);
+        tokio::pin!(idle);
         loop {
-            let from = reader.next_offset();
-            let idle = tokio::time::sleep_until(self.last_sent + self.settings.progress_interval);
             let step = tokio::select! {
                 biased;
                 _ = self.tx.closed() => return,
                 step = reader.step() => Some(step),
-                _ = idle => None,
+                _ = &mut idle => None,
             };
             let sent = match step {
-                None => self.on_idle(&reader).await,
+                None => {
+                    let due = self.last_sent + interval;
+                    if due > Instant::now() {
+                        // Something was sent since the timer was set.
+                        idle.as_mut().reset(due);
+                        continue;
+                    }
+                    let r = self.on_idle(&reader).await;
+                    idle.as_mut().reset(self.last_sent + interval);
+                    r
+                }
                 Some(Ok(Some(Step::Snapshot(snap)))) => self.send_snapshot(snap).await,
-                Some(Ok(Some(Step::Items(batch)))) => self.send_records(from, batch, filter).await,
+                Some(Ok(Some(Step::Items(runs)))) => self.send_records(runs).await,
                 Some(Ok(None)) => {
                     if *self.node.shutdown_signal().borrow() {
                         // Tell the reader why the stream ends, so it reconnects elsewhere (or
@@ -297,7 +272,7 @@ impl Producer {
                         let data = json!({"message": "this node is shutting down; reconnect with Last-Event-ID"});
                         let _ = self
                             .tx
-                            .try_send(sse_event(None, "shutdown", &data.to_string()));
+                            .try_send(sse_event(None, "shutdown", &data.to_string()), 1);
                     }
                     return;
                 }
@@ -378,12 +353,26 @@ impl Producer {
 
     /// One event into the reader's buffer.
     async fn send(&mut self, ev: Bytes, large: bool) -> Result<(), Cutoff> {
-        let slow_after = self.settings.slow_after;
-        let r = if large {
-            deliver_large(&self.tx, ev, slow_after).await
+        if large {
+            let r = self
+                .tx
+                .send_when_drained(ev, self.settings.slow_after)
+                .await;
+            self.sent(r)
         } else {
-            deliver(&self.tx, ev, slow_after).await
-        };
+            self.send_run(ev, 1).await
+        }
+    }
+
+    /// `events` whole events, as one piece of bytes, into the reader's buffer.
+    async fn send_run(&mut self, bytes: Bytes, events: usize) -> Result<(), Cutoff> {
+        let r = self.tx.send(bytes, events, self.settings.slow_after).await;
+        self.sent(r)
+    }
+
+    /// What a send's outcome means for the stream.
+    fn sent(&mut self, r: Result<(), Undelivered>) -> Result<(), Cutoff> {
+        let slow_after = self.settings.slow_after;
         match r {
             Ok(()) => {
                 self.last_sent = Instant::now();
@@ -402,20 +391,14 @@ impl Producer {
         }
     }
 
-    /// The records of `batch` (consecutive entries from offset `from`) that pass `filter`.
-    async fn send_records(
-        &mut self,
-        from: u64,
-        batch: Vec<CachedEntry>,
-        filter: NameFilter,
-    ) -> Result<(), Cutoff> {
-        for (offset, entry) in (from..).zip(batch) {
-            if let CachedEntry::Record { name, event } = entry {
-                if filter.allows(name) {
-                    self.send(event, false).await?;
-                    self.last_id = Some(offset);
-                }
-            }
+    /// The runs of records a step found (consecutive records of one encoded block each, see
+    /// [`Run`]): for a reader at the tail without a filter, a whole batch is one
+    /// reference-counted slice of the bytes every other reader gets too, one hand-over to its
+    /// connection and one write.
+    async fn send_records(&mut self, runs: Vec<Run>) -> Result<(), Cutoff> {
+        for r in runs {
+            self.send_run(r.bytes.bytes(), r.events).await?;
+            self.last_id = Some(r.last);
         }
         Ok(())
     }
@@ -463,11 +446,11 @@ impl Producer {
 
 /// The next buffered event, without starting a keep-alive timer when one is already there;
 /// `Err` after `KEEP_ALIVE` without one.
-async fn next_event(events: &mut ReceiverStream<Bytes>) -> Result<Option<Bytes>, ()> {
-    match events.as_mut().try_recv() {
+async fn next_event(events: &mut buffer::Receiver) -> Result<Option<Bytes>, ()> {
+    match events.try_recv() {
         Ok(ev) => Ok(Some(ev)),
         Err(TryRecvError::Disconnected) => Ok(None),
-        Err(TryRecvError::Empty) => tokio::time::timeout(KEEP_ALIVE, events.next())
+        Err(TryRecvError::Empty) => tokio::time::timeout(KEEP_ALIVE, events.recv())
             .await
             .map_err(|_| ()),
     }
@@ -480,7 +463,7 @@ const COALESCE_RESERVE: usize = 16 * 1024;
 /// The reader's side of one stream.
 struct ReaderSide {
     /// What the producer buffered for this reader, as a stream.
-    events: ReceiverStream<Bytes>,
+    events: buffer::Receiver,
     cut: Option<oneshot::Receiver<Cutoff>>,
     buf: BytesMut,
     _guard: ReaderGuard,
@@ -493,7 +476,7 @@ impl ReaderSide {
         if first.len() >= COALESCE_BYTES {
             return first;
         }
-        let Ok(mut more) = self.events.as_mut().try_recv() else {
+        let Ok(mut more) = self.events.try_recv() else {
             return first;
         };
         self.buf
@@ -504,7 +487,7 @@ impl ReaderSide {
             if self.buf.len() >= COALESCE_BYTES {
                 break;
             }
-            match self.events.as_mut().try_recv() {
+            match self.events.try_recv() {
                 Ok(ev) => more = ev,
                 Err(_) => break,
             }
@@ -520,12 +503,12 @@ impl ReaderSide {
 /// write per batch instead of one per event is what lets a reader catching up on a long log
 /// receive hundreds of thousands of records per second.
 fn consume(
-    rx: mpsc::Receiver<Bytes>,
+    rx: buffer::Receiver,
     cut: oneshot::Receiver<Cutoff>,
     guard: ReaderGuard,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> {
     let side = ReaderSide {
-        events: ReceiverStream::new(rx),
+        events: rx,
         cut: Some(cut),
         buf: BytesMut::new(),
         _guard: guard,

@@ -2,7 +2,9 @@
 //! every 2 s with the offset the shared `/stream` reader has reached, is unfenced, leads
 //! partitions; then some stop heartbeating and some shut down in a controlled way. Reported:
 //! heartbeat latency, unfence and fence delays, controlled-shutdown time, false fences (brokers
-//! fenced while they kept heartbeating; the goal is zero), and the leader's CPU.
+//! fenced while they kept heartbeating; the goal is zero), and the leader's CPU. With
+//! `--tailers N`, N more `/stream` readers (spread over the nodes, as a fleet of consumers would
+//! be) tail the log the whole time: the heartbeat latency is then measured under that fan-out.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +28,8 @@ pub struct Setup<'a> {
     /// The leader's process id, when this run spawned it (for its CPU).
     pub leader_pid: Option<u32>,
     pub brokers: usize,
+    /// `/stream` readers tailing the log meanwhile, spread over the nodes.
+    pub tailers: usize,
     /// Seconds of steady heartbeating measured (leader CPU, false fences).
     pub steady_secs: u64,
     /// The nodes' session timeout (for the report).
@@ -243,6 +247,14 @@ pub async fn run(s: &Setup<'_>) -> anyhow::Result<Value> {
         .unwrap_or(&s.addrs[0])
         .clone();
     let reader = tokio::spawn(read_stream(read_addr, tail.clone()));
+    let tailers = Tailers::start(s).await?;
+    if s.tailers > 0 {
+        say(format!(
+            "{} /stream tailers over {} nodes",
+            s.tailers,
+            s.addrs.len()
+        ));
+    }
 
     say(format!("registering {} brokers FENCED", s.brokers));
     let registered = in_parallel((0..s.brokers as i32).collect(), 64, |id| async move {
@@ -410,6 +422,7 @@ pub async fn run(s: &Setup<'_>) -> anyhow::Result<Value> {
         t.abort();
     }
     reader.abort();
+    let tailers = tailers.finish().await;
 
     // False fences: a FENCED change for a broker that neither stopped nor shut down.
     let expected: HashSet<i32> = stopped.iter().chain(&shutting).map(|b| b.id).collect();
@@ -446,7 +459,91 @@ pub async fn run(s: &Setup<'_>) -> anyhow::Result<Value> {
         "false_fenced_brokers": false_fences,
         "heartbeat_errors": errors.load(Ordering::Relaxed),
         "leader_cpu_percent_steady": cpu,
+        "tailers": tailers,
     }))
+}
+
+/// The `--tailers` readers: plain `/stream` tails from the end, each on its own connection.
+struct Tailers {
+    tallies: Vec<Arc<Mutex<crate::sse::Tally>>>,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Set to 0 to make every tailer stop (and add up what it saw).
+    until: Arc<AtomicU64>,
+}
+
+impl Tailers {
+    async fn start(s: &Setup<'_>) -> anyhow::Result<Self> {
+        let mut me = Self {
+            tallies: Vec::new(),
+            tasks: Vec::new(),
+            until: Arc::new(AtomicU64::new(u64::MAX)),
+        };
+        if s.tailers == 0 {
+            return Ok(me);
+        }
+        let http = crate::common::client_builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(s.tailers)
+            .build()?;
+        let mut from = u64::MAX;
+        for a in s.addrs {
+            from = from.min(crate::common::applied_offset(s.http, a).await? + 1);
+        }
+        let seen = Arc::new(AtomicU64::new(0));
+        for i in 0..s.tailers {
+            let t = Arc::new(Mutex::new(crate::sse::Tally::default()));
+            me.tallies.push(t.clone());
+            let (http, addr, seen, until) = (
+                http.clone(),
+                s.addrs[i % s.addrs.len()].clone(),
+                seen.clone(),
+                me.until.clone(),
+            );
+            me.tasks.push(tokio::spawn(async move {
+                crate::sse::read(&http, &addr, from, until, true, seen, t).await
+            }));
+        }
+        Ok(me)
+    }
+
+    /// Stops the tailers; how many were still reading, what they received, their lag.
+    async fn finish(mut self) -> Value {
+        if self.tasks.is_empty() {
+            return json!({"n": 0});
+        }
+        let ended_early = self.tasks.iter().filter(|t| t.is_finished()).count();
+        self.until.store(0, Ordering::Relaxed);
+        let mut errors = Vec::new();
+        for t in self.tasks.iter_mut() {
+            match tokio::time::timeout(Duration::from_secs(5), t).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => errors.push(e.to_string()),
+                Ok(Err(e)) => errors.push(e.to_string()),
+                Err(_) => errors.push("did not stop within 5 s".into()),
+            }
+        }
+        errors.sort();
+        errors.dedup();
+        let mut records: Vec<u64> = Vec::new();
+        let mut lags: Vec<u64> = Vec::new();
+        for t in &self.tallies {
+            let t = t.lock().unwrap();
+            records.push(t.records);
+            lags.extend(t.lags_ms.iter().map(|&l| l as u64 * 1000));
+        }
+        records.sort_unstable();
+        lags.sort_unstable();
+        json!({
+            "n": self.tasks.len(),
+            "ended_early": ended_early,
+            "errors": errors,
+            "records_min": records.first(),
+            "records_max": records.last(),
+            "lag_ms": {"p50": percentile(&lags, 0.5), "p99": percentile(&lags, 0.99),
+                       "max": percentile(&lags, 1.0), "samples": lags.len()},
+        })
+    }
 }
 
 /// Prints a result for a person.

@@ -107,7 +107,12 @@ pub async fn catchup(
     let (spawned, last) = prepare(http, b).await?;
     let LogBench { repeat, quiet, .. } = *b;
     let addr = spawned.addrs[0].clone();
-    let rss = rss_mib(spawned.children[0].id());
+    let pid = spawned.children[0].id();
+    let rss = rss_mib(pid);
+    let memory_after_prefill = common::memory_json(pid);
+    if !quiet {
+        eprintln!("catch-up node after the pre-fill: {memory_after_prefill}");
+    }
     let mut stream_rates = Vec::new();
     let mut stream_runs = Vec::new();
     for i in 0..repeat {
@@ -135,6 +140,10 @@ pub async fn catchup(
         }
         stream_rates.push(rate);
         stream_runs.push(json!({"records": t.records, "snapshots": t.snapshots, "seconds": secs, "records_per_sec": rate}));
+    }
+    let memory_after_stream = common::memory_json(pid);
+    if !quiet {
+        eprintln!("catch-up node after the /stream reads: {memory_after_stream}");
     }
     let mut fetch_rates = Vec::new();
     let mut fetch_runs = Vec::new();
@@ -173,6 +182,9 @@ pub async fn catchup(
         "mode": "catchup",
         "last_offset": last,
         "rss_mib": rss,
+        "memory_after_prefill": memory_after_prefill,
+        "memory_after_stream": memory_after_stream,
+        "memory_after_fetch": common::memory_json(pid),
         "stream_records_per_sec_median": median(&mut stream_rates),
         "fetch_records_per_sec_median": median(&mut fetch_rates),
         "stream_runs": stream_runs,
@@ -223,6 +235,7 @@ pub async fn restart(
         };
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss = rss_mib(pid);
+        let memory = common::memory_json(pid);
         // Then the heaviest read there is: the whole image as JSON.
         let t1 = Instant::now();
         let dump = match http.get(format!("http://{addr}/get_metadata")).send().await {
@@ -252,7 +265,7 @@ pub async fn restart(
         dumps.push(dump_ms);
         runs.push(json!({
             "ms_to_serve": secs * 1000.0, "rss_mib": rss, "get_metadata_ms": dump_ms,
-            "get_metadata_bytes": dump_bytes, "peak_rss_mib": peak,
+            "get_metadata_bytes": dump_bytes, "peak_rss_mib": peak, "memory": memory,
         }));
     }
     Ok(json!({

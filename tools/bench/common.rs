@@ -41,7 +41,24 @@ pub fn stop_child(c: &mut Child) {
     let _ = c.wait();
 }
 
+/// The `yakt` binary `--spawn` starts, when `--yakt-bin` names one (set once, by `main`).
+static YAKT_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes spawned nodes run `path` instead of the `yakt` next to this bench (`--yakt-bin`), so one
+/// bench build can drive an older server for a before/after comparison.
+pub fn use_yakt_binary(path: PathBuf) -> anyhow::Result<()> {
+    if !path.is_file() {
+        bail!("--yakt-bin {}: no such file", path.display());
+    }
+    let _ = YAKT_BIN.set(path);
+    Ok(())
+}
+
+/// The `yakt` binary spawned nodes run: `--yakt-bin`, else the one next to `yakt-bench`.
 pub fn yakt_binary() -> anyhow::Result<PathBuf> {
+    if let Some(p) = YAKT_BIN.get() {
+        return Ok(p.clone());
+    }
     let exe = std::env::current_exe()?;
     let yakt: PathBuf = exe.with_file_name("yakt");
     if !yakt.exists() {
@@ -146,16 +163,38 @@ pub fn rss_mib(pid: u32) -> Option<f64> {
     status_mib(pid, "VmRSS:")
 }
 
+/// A process's resident memory split the way `/proc/<pid>/status` splits it, MiB: `RssAnon` is
+/// heap and stacks (what the process holds), `RssFile` is mapped file pages (segment reads
+/// through mmap: page cache the kernel reclaims under pressure), `RssShmem` shared memory.
+/// `VmRSS` is their sum, so it alone cannot tell a leak from a warm page cache.
+pub fn memory_json(pid: u32) -> serde_json::Value {
+    serde_json::json!({
+        "vm_rss_mib": status_mib(pid, "VmRSS:"),
+        "rss_anon_mib": status_mib(pid, "RssAnon:"),
+        "rss_file_mib": status_mib(pid, "RssFile:"),
+        "rss_shmem_mib": status_mib(pid, "RssShmem:"),
+        "vm_hwm_mib": status_mib(pid, "VmHWM:"),
+        // Transparent huge pages among the anonymous memory (a 2 MiB page counts whole even
+        // when little of it is in use).
+        "anon_huge_pages_mib": kib_field_mib(&format!("/proc/{pid}/smaps_rollup"), "AnonHugePages:"),
+    })
+}
+
+/// A `Key:   123 kB` line of a /proc file, in MiB.
+fn kib_field_mib(path: &str, key: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 /// The process's peak resident set (`VmHWM`) in MiB.
 pub fn peak_rss_mib(pid: u32) -> Option<f64> {
     status_mib(pid, "VmHWM:")
 }
 
 fn status_mib(pid: u32, key: &str) -> Option<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with(key))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    kib_field_mib(&format!("/proc/{pid}/status"), key)
 }
 
 /// Waits (up to 10 min) until the node at `addr` has applied everything in its log: the

@@ -3,8 +3,9 @@
 //! * `write`: C concurrent writers over persistent HTTP connections for D seconds write realistic
 //!   records (topics, partitions, broker changes) to a running cluster (or one it starts itself
 //!   with `--spawn N`), then it prints committed records/s and latency percentiles.
-//! * `tail`: S SSE readers on one node while writers run at `--rate` records/s (default half of
-//!   an unthrottled 5 s write run): delivery lag from the leader's record timestamp to receipt.
+//! * `tail`: S SSE readers on one node (`--read-from all`: spread over every node) while writers
+//!   run at `--rate` records/s (default half of an unthrottled 5 s write run): delivery lag from
+//!   the leader's record timestamp to receipt.
 //! * `catchup`: a one-node cluster with a log of `--records R` (pre-filled by C writers), then one
 //!   reader from offset 0 over `/stream` and over `/fetch` pages: records/s.
 //! * `restart`: the same node restarted on that data directory: time from process start to
@@ -12,7 +13,11 @@
 //!   from the image), VmRSS then; after that one full `/get_metadata` (time, bytes, peak RSS).
 //! * `brokers`: `--brokers N` simulated KRaft brokers (register FENCED, heartbeat every 2 s with
 //!   the offset a shared `/stream` reader reached, lead partitions; 1% stop, 1% shut down):
-//!   heartbeat latency, unfence and fence delays, false fences, the leader's CPU.
+//!   heartbeat latency, unfence and fence delays, false fences, the leader's CPU; with
+//!   `--tailers N`, N more `/stream` readers tail the log over the nodes meanwhile.
+//!
+//! `--yakt-bin PATH` makes `--spawn` (and catchup/restart) run that `yakt` binary instead of the
+//! one next to `yakt-bench`, so one bench build measures an older server for a before/after.
 //!
 //! `--json` prints the result as one JSON object; a progress line goes to stderr meanwhile.
 
@@ -60,6 +65,16 @@ struct Args {
     /// tail: read from the leader instead of a follower.
     #[arg(long)]
     read_leader: bool,
+    /// tail: which nodes the readers connect to: `one` (a follower, or the leader with
+    /// --read-leader) or `all` (spread round-robin over every node).
+    #[arg(long, value_enum, default_value_t = ReadFrom::One)]
+    read_from: ReadFrom,
+    /// brokers: `/stream` readers tailing from the end meanwhile, spread over the nodes.
+    #[arg(long, default_value_t = 0)]
+    tailers: usize,
+    /// The `yakt` binary `--spawn` starts [default: the one next to yakt-bench].
+    #[arg(long)]
+    yakt_bin: Option<PathBuf>,
     /// catchup, restart: records in the log.
     #[arg(long, default_value_t = 100_000)]
     records: u64,
@@ -90,6 +105,15 @@ struct Args {
     json: bool,
 }
 
+/// Where `tail`'s readers connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ReadFrom {
+    /// One node.
+    One,
+    /// Every node, round-robin.
+    All,
+}
+
 /// Benchmark modes.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Mode {
@@ -108,6 +132,9 @@ enum Mode {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
+    if let Some(bin) = args.yakt_bin.take() {
+        common::use_yakt_binary(bin)?;
+    }
     let tls_dir = tempfile::tempdir()?;
     if args.tls {
         if args.spawn.is_none() {
@@ -160,20 +187,22 @@ async fn main() -> anyhow::Result<()> {
                 }
                 r
             } else {
-                let read_addr = if args.read_leader {
-                    leader.clone()
+                let read_addrs = if args.read_from == ReadFrom::All {
+                    addrs.clone()
+                } else if args.read_leader {
+                    vec![leader.clone()]
                 } else {
-                    addrs
+                    vec![addrs
                         .iter()
                         .find(|a| **a != leader)
                         .cloned()
-                        .unwrap_or_else(|| leader.clone())
+                        .unwrap_or_else(|| leader.clone())]
                 };
                 // Stream readers hold no timeout: a separate client.
                 let r = tail::run(
                     &http,
                     &leader,
-                    &read_addr,
+                    &read_addrs,
                     &targets,
                     args.readers,
                     args.rate,
@@ -213,6 +242,7 @@ async fn main() -> anyhow::Result<()> {
                 leader: &leader,
                 leader_pid,
                 brokers: args.brokers,
+                tailers: args.tailers,
                 steady_secs: args.duration,
                 session_timeout: Duration::from_secs(args.session_timeout),
                 quiet: args.json,

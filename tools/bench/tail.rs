@@ -1,5 +1,6 @@
-//! `tail`: S SSE readers on one node while writers run at a fixed rate; delivery lag from the
-//! leader's record timestamp to receipt (same machine, same clock), and records/s per reader.
+//! `tail`: S SSE readers on one node (or spread round-robin over several) while writers run at a
+//! fixed rate; delivery lag from the leader's record timestamp to receipt (same machine, same
+//! clock), and records/s per reader.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,7 @@ use crate::write;
 pub async fn run(
     http: &reqwest::Client,
     leader: &str,
-    read_addr: &str,
+    read_addrs: &[String],
     write_targets: &[String],
     readers: usize,
     rate: Option<f64>,
@@ -38,7 +39,11 @@ pub async fn run(
         }
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let from = applied_offset(http, read_addr).await? + 1;
+    // From the lowest applied offset among the read nodes, so no reader starts past its node.
+    let mut from = u64::MAX;
+    for a in read_addrs {
+        from = from.min(applied_offset(http, a).await? + 1);
+    }
     let until = Arc::new(AtomicU64::new(u64::MAX));
     let seen = Arc::new(AtomicU64::new(0));
     let mut tallies = Vec::new();
@@ -49,12 +54,12 @@ pub async fn run(
         .tcp_nodelay(true)
         .pool_max_idle_per_host(readers)
         .build()?;
-    for _ in 0..readers {
+    for i in 0..readers {
         let t = Arc::new(Mutex::new(Tally::default()));
         tallies.push(t.clone());
         let (rhttp, addr, until, seen) = (
             rhttp.clone(),
-            read_addr.to_string(),
+            read_addrs[i % read_addrs.len()].clone(),
             until.clone(),
             seen.clone(),
         );
@@ -64,7 +69,10 @@ pub async fn run(
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     if !quiet {
-        eprintln!("tail: {readers} readers on {read_addr} from offset {from}; writers at {rate:.0} records/s for {secs} s");
+        eprintln!(
+            "tail: {readers} readers on {} from offset {from}; writers at {rate:.0} records/s for {secs} s",
+            read_addrs.join(",")
+        );
     }
     let c = write::Counters::default();
     let start = Instant::now();
@@ -116,7 +124,7 @@ pub async fn run(
     Ok(json!({
         "mode": "tail",
         "readers": readers,
-        "read_node": read_addr,
+        "read_node": read_addrs.join(","),
         "rate_target": rate,
         "max_write_rate": max_rate,
         "write": w,
