@@ -514,4 +514,5 @@ fn partition_changes_fold_with_their_epochs_and_stale_ones_are_refused() {
     assert_eq!(Image::fold(h.log.iter().map(|(o, c)| (*o, c))), h.image);
 }
 
+mod golden;
 mod prop;
