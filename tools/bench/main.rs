@@ -94,6 +94,9 @@ struct Args {
     /// `stall`: entities (records) the image is pre-filled to.
     #[arg(long, default_value_t = 1_000_000)]
     entities: u64,
+    /// `stall`: concurrent full `/get_metadata` loops (0 for a baseline without them).
+    #[arg(long, default_value_t = 1)]
+    metadata_readers: usize,
     #[arg(long)]
     json: bool,
 }
@@ -271,6 +274,7 @@ async fn main() -> anyhow::Result<()> {
                     rate: args.rate.unwrap_or(2_000.0),
                     concurrency: args.concurrency,
                     secs: args.duration,
+                    metadata_readers: args.metadata_readers,
                 };
                 let r = stall::run(&http, &long, &bench, &run).await?;
                 if args.json {

@@ -23,6 +23,8 @@ pub struct StallRun {
     pub concurrency: usize,
     /// Seconds of the measured window.
     pub secs: u64,
+    /// Full `/get_metadata` loops running at once (0: none, for a baseline of the same writes).
+    pub metadata_readers: usize,
 }
 
 /// Newest snapshot offset the node reports in `/cluster` (0 when none).
@@ -104,7 +106,9 @@ pub async fn run(
     let setup = write::setup(http, &addr).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let taken = Arc::new(AtomicU64::new(0));
-    let reads = tokio::spawn(read_loop(long.clone(), addr.clone(), stop.clone()));
+    let reads: Vec<_> = (0..run.metadata_readers)
+        .map(|_| tokio::spawn(read_loop(long.clone(), addr.clone(), stop.clone())))
+        .collect();
     let watch = tokio::spawn(snapshot_watch(
         http.clone(),
         addr.clone(),
@@ -122,7 +126,13 @@ pub async fn run(
     )
     .await;
     stop.store(true, Ordering::Relaxed);
-    let (reads_done, mut read_ms, body_bytes) = reads.await?;
+    let (mut reads_done, mut read_ms, mut body_bytes) = (0, Vec::new(), 0);
+    for r in reads {
+        let (n, ms, bytes) = r.await?;
+        reads_done += n;
+        read_ms.extend(ms);
+        body_bytes = body_bytes.max(bytes);
+    }
     let _ = watch.await;
     read_ms.sort_by(f64::total_cmp);
     let rss = crate::common::rss_mib(pid);
@@ -131,6 +141,7 @@ pub async fn run(
         "mode": "stall",
         "start_offset": start_offset,
         "rate": run.rate,
+        "metadata_readers": run.metadata_readers,
         "seconds": run.secs,
         "write": w,
         "snapshots_taken": taken.load(Ordering::Relaxed),
