@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::image_copy::with_copy;
 use crate::metadata::record::RecordFields;
 use crate::metadata::request::parse_topic_uuid;
 use crate::metadata::MetadataAnswer;
@@ -315,8 +316,9 @@ pub async fn maybe_consistent(node: &Arc<Node>, q: &ReadQuery) -> Result<(), Api
     }
 }
 
-/// The whole image, serialized straight into the body under the read lock (no `Value` tree:
-/// for a large image that tree is many times the size of the body). Apply waits while it runs.
+/// The whole image, serialized straight into the body (no `Value` tree: for a large image that
+/// tree is many times the size of the body) from a copy taken under the read lock, after the
+/// lock is released and on a blocking thread for a large image: apply never waits for it.
 async fn get_metadata(
     State(node): State<Arc<Node>>,
     Query(mq): Query<MetadataQuery>,
@@ -330,14 +332,14 @@ async fn get_metadata(
     if let Some(point) = point {
         return super::history::image_at(&node, point).await;
     }
-    let body = {
-        let at = node.state.read();
+    let body = with_copy(&node.state, |at| {
         serde_json::to_vec(&MetadataAnswer {
             image: &at.image,
             offset: at.applied.offset,
             epoch: at.applied.term,
         })
-    }
+    })
+    .await?
     .map_err(|e| {
         ApiError::with_status(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -359,9 +361,8 @@ async fn get_all_brokers(
     Query(q): Query<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
     maybe_consistent(&node, &q).await?;
-    Ok(Json(
-        json!({"metadata": node.state.read().image.brokers_not_closed()}),
-    ))
+    let brokers = with_copy(&node.state, |at| at.image.brokers_not_closed()).await?;
+    Ok(Json(json!({"metadata": brokers})))
 }
 
 async fn get_broker(
@@ -394,9 +395,12 @@ async fn get_partitions(
         None => None,
     };
     maybe_consistent(&node, &q).await?;
-    Ok(Json(
-        json!({"metadata": node.state.read().image.partitions(filter)}),
-    ))
+    let partitions = match filter {
+        // One topic's partitions: a range of the map, read under the lock.
+        Some(_) => node.state.read().image.partitions(filter),
+        None => with_copy(&node.state, move |at| at.image.partitions(None)).await?,
+    };
+    Ok(Json(json!({"metadata": partitions})))
 }
 
 async fn get_producer_ids(
@@ -404,9 +408,8 @@ async fn get_producer_ids(
     Query(q): Query<ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
     maybe_consistent(&node, &q).await?;
-    Ok(Json(
-        json!({"metadata": node.state.read().image.producer_ids()}),
-    ))
+    let producers = with_copy(&node.state, |at| at.image.producer_ids()).await?;
+    Ok(Json(json!({"metadata": producers})))
 }
 
 #[cfg(test)]

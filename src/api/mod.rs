@@ -6,6 +6,7 @@ pub mod cors;
 pub mod error;
 pub mod event_cache;
 pub mod history;
+pub mod image_copy;
 pub mod liveness;
 pub mod log_read;
 pub mod members;

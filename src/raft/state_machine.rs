@@ -266,11 +266,15 @@ impl StateMachine {
     }
 }
 
-/// Writes one snapshot: the image was encoded when the builder was made, under the read lock,
-/// which costs less time and memory than cloning the image and encoding the copy (the encoded
-/// form is a fraction of the in-memory one).
+/// Writes one snapshot of the image as it was when the builder was made.
+///
+/// The builder holds a copy of the image, taken under the read lock in
+/// [`RaftStateMachine::get_snapshot_builder`]: the image's maps are persistent (see
+/// [`Image`]), so the copy is a few pointers, and apply, which changes the original afterwards,
+/// copies only the tree nodes it changes while this copy still shares them. The copy is encoded
+/// in [`RaftSnapshotBuilder::build_snapshot`], on a blocking thread, with no lock held.
 pub struct SnapshotBuilder {
-    payload: Vec<u8>,
+    image: Image,
     meta: SnapshotMeta,
     snapshots: Arc<SnapshotStore>,
     shared: Arc<MetaState>,
@@ -279,10 +283,18 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = Cursor<Vec<u8>>;
 
+    /// Encodes the copy and writes the file.
+    ///
+    /// Why this no longer holds up apply: openraft 0.10.0-alpha.37's state-machine worker (its
+    /// `core::sm::worker`, `Command::BuildSnapshot`) awaits only `get_snapshot_builder` (here: a
+    /// copy of the image under the read lock, O(1)); it then *spawns* a task that awaits this
+    /// method and goes back to applying entries at once. The encode (hundreds of milliseconds
+    /// at a million entities) runs here on a blocking thread, so it takes no runtime worker
+    /// either, and it reads only the builder's own copy, never the shared image or its lock.
     async fn build_snapshot(
         &mut self,
     ) -> Result<openraft::alias::SnapshotOf<TypeConfig, Cursor<Vec<u8>>>, io::Error> {
-        let payload = std::mem::take(&mut self.payload);
+        let image = std::mem::take(&mut self.image);
         let meta_bytes = encode_snapshot_meta(&self.meta)?;
         let (offset, term) = self
             .meta
@@ -290,15 +302,25 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .map(|l| (l.index, l.leader_id.term))
             .unwrap_or((0, 0));
         let store = self.snapshots.clone();
-        let payload = tokio::task::spawn_blocking(move || {
+        let (payload, encode_ms) = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let payload = image.encode();
+            let encode_ms = started.elapsed().as_millis() as u64;
+            drop(image);
             store
                 .write(offset, term, &meta_bytes, &payload)
-                .map(|_| payload)
+                .map(|_| (payload, encode_ms))
         })
         .await
         .map_err(|e| io::Error::other(format!("snapshot task failed: {e}")))?
         .map_err(io_err)?;
-        tracing::info!(offset, term, bytes = payload.len(), "snapshot written");
+        tracing::info!(
+            offset,
+            term,
+            bytes = payload.len(),
+            encode_ms,
+            "snapshot written"
+        );
         self.shared.snapshot.send_replace(Some(SnapshotPoint {
             offset,
             term,
@@ -367,16 +389,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        let started = std::time::Instant::now();
-        let payload = self.shared.read().image.encode();
-        // Apply (and so every write) waits while this runs: worth seeing in the log.
-        tracing::info!(
-            bytes = payload.len(),
-            encode_ms = started.elapsed().as_millis() as u64,
-            "image encoded for a snapshot"
-        );
+        // A copy of the persistent image: the lock is held for a few pointer copies, not for
+        // the encode (which `build_snapshot` does later, off this worker).
+        let image = self.shared.read().image.clone();
         SnapshotBuilder {
-            payload,
+            image,
             meta: SnapshotMeta {
                 last_log_id: self.last_applied,
                 last_membership: self.membership.clone(),
@@ -441,5 +458,88 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 snapshot: Cursor::new(f.payload),
             })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::metadata::record::TopicRecord;
+    use crate::metadata::{MetadataCommand, Record};
+    use crate::raft::{log_id, Entry};
+
+    fn topic(offset: u64) -> MetadataCommand {
+        MetadataCommand {
+            timestamp_ms: offset,
+            record: Record::Topic(TopicRecord {
+                name: format!("t{offset}"),
+                topic_uuid: Uuid::from_u128(u128::from(offset)),
+            }),
+        }
+    }
+
+    async fn apply(sm: &mut StateMachine, offsets: std::ops::RangeInclusive<u64>) {
+        let entries: Vec<Result<EntryResponder<TypeConfig>, io::Error>> = offsets
+            .map(|i| {
+                Ok((
+                    Entry::new(log_id(1, i), EntryPayload::Normal(topic(i))),
+                    None,
+                ))
+            })
+            .collect();
+        sm.apply(futures::stream::iter(entries))
+            .await
+            .expect("applies");
+    }
+
+    /// The snapshot a builder writes is the image at the offset the builder was made at, though
+    /// apply went on meanwhile, and building it never takes the image's lock: here the test
+    /// holds the write lock (as apply does) for the whole build. Encoding under the lock again
+    /// would wait forever (the deadline fails the test); encoding the shared image instead of a
+    /// copy would write the entries applied after the builder was made.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_is_built_from_its_own_copy_while_apply_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SnapshotStore::open(dir.path()).expect("snapshot store"));
+        let mut sm = StateMachine::open(store.clone(), None).expect("opens");
+        apply(&mut sm, 1..=3).await;
+        let mut builder = sm.get_snapshot_builder().await;
+        // Apply goes on while the builder exists, changing the maps the copy shares.
+        apply(&mut sm, 4..=6).await;
+        let shared = sm.shared();
+        let snapshot = {
+            let live = shared.write();
+            assert_eq!(live.image.all_topics().count(), 6, "apply went on");
+            // On a task of its own: if it blocked on the lock, this deadline still runs out.
+            let build = tokio::spawn(async move { builder.build_snapshot().await });
+            let built = tokio::time::timeout(Duration::from_secs(60), build)
+                .await
+                .expect("building a snapshot waited for the image's lock")
+                .expect("the build task ran")
+                .expect("builds");
+            drop(live);
+            built
+        };
+        assert_eq!(snapshot.meta.last_log_id, Some(log_id(1, 3)));
+        let written = Image::decode(snapshot.snapshot.get_ref()).expect("decodes");
+        let expected: Vec<(u64, MetadataCommand)> = (1..=3).map(|i| (i, topic(i))).collect();
+        let mut at_3 = Image::fold(expected.iter().map(|(o, c)| (*o, c)));
+        at_3.last_epoch = 1;
+        assert_eq!(written, at_3, "the snapshot is the image as of offset 3");
+        let file = store.latest().expect("lists").expect("a snapshot file");
+        assert_eq!(file.offset, 3);
+        assert_eq!(
+            Image::decode(&store.read(&file).expect("reads").payload).expect("decodes"),
+            at_3
+        );
+        // And the live image still has everything applied.
+        let now = shared.read();
+        assert_eq!(now.image.all_topics().count(), 6);
+        assert_eq!(now.applied.offset, 6);
     }
 }

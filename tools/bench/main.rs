@@ -15,6 +15,10 @@
 //!   the offset a shared `/stream` reader reached, lead partitions; 1% stop, 1% shut down):
 //!   heartbeat latency, unfence and fence delays, false fences, the leader's CPU; with
 //!   `--tailers N`, N more `/stream` readers tail the log over the nodes meanwhile.
+//! * `stall`: a one-node cluster with an image of `--entities N` (default 1,000,000; pre-filled
+//!   by C writers, or reused from `--data-root`), then writers at `--rate` (default 2,000/s) for
+//!   `-d` seconds while snapshots are taken (`--snapshot-every 1` unless given) and full
+//!   `/get_metadata` reads run in a loop: write p50/p99/max and how many of each happened.
 //!
 //! `--yakt-bin PATH` makes `--spawn` (and catchup/restart) run that `yakt` binary instead of the
 //! one next to `yakt-bench`, so one bench build measures an older server for a before/after.
@@ -25,6 +29,7 @@ mod brokers;
 mod catchup;
 mod common;
 mod sse;
+mod stall;
 mod tail;
 mod write;
 
@@ -101,6 +106,12 @@ struct Args {
     #[arg(long, default_value_t = 9)]
     session_timeout: u64,
     /// Print the result as JSON.
+    /// `stall`: entities (records) the image is pre-filled to.
+    #[arg(long, default_value_t = 1_000_000)]
+    entities: u64,
+    /// `stall`: concurrent full `/get_metadata` loops (0 for a baseline without them).
+    #[arg(long, default_value_t = 1)]
+    metadata_readers: usize,
     #[arg(long)]
     json: bool,
 }
@@ -127,6 +138,7 @@ enum Mode {
     Restart,
     /// N simulated brokers heartbeating: liveness latencies, false fences, leader CPU.
     Brokers,
+    Stall,
 }
 
 #[tokio::main]
@@ -253,9 +265,9 @@ async fn main() -> anyhow::Result<()> {
             }
             r
         }
-        Mode::Catchup | Mode::Restart => {
+        Mode::Catchup | Mode::Restart | Mode::Stall => {
             if args.spawn.is_some_and(|n| n != 1) {
-                bail!("catchup and restart run one node of their own");
+                bail!("catchup, restart and stall run one node of their own");
             }
             let tmp;
             let root = match &args.data_root {
@@ -270,14 +282,38 @@ async fn main() -> anyhow::Result<()> {
                 .pool_max_idle_per_host(args.concurrency.max(1))
                 .tcp_nodelay(true)
                 .build()?;
+            let mut extra = args.node_arg.clone();
+            if let Mode::Stall = args.mode {
+                if !extra.iter().any(|a| a.starts_with("--snapshot-every")) {
+                    extra.push("--snapshot-every=1".into());
+                }
+            }
             let bench = catchup::LogBench {
                 root: &root,
-                records: args.records,
+                records: match args.mode {
+                    Mode::Stall => args.entities,
+                    _ => args.records,
+                },
                 concurrency: args.concurrency,
-                extra: &args.node_arg,
+                extra: &extra,
                 repeat: args.repeat,
                 quiet: args.json,
             };
+            if let Mode::Stall = args.mode {
+                let run = stall::StallRun {
+                    rate: args.rate.unwrap_or(2_000.0),
+                    concurrency: args.concurrency,
+                    secs: args.duration,
+                    metadata_readers: args.metadata_readers,
+                };
+                let r = stall::run(&http, &long, &bench, &run).await?;
+                if args.json {
+                    println!("{r}");
+                } else {
+                    stall::print(&r);
+                }
+                return Ok(());
+            }
             let r = if let Mode::Catchup = args.mode {
                 catchup::catchup(&long, &bench).await?
             } else {

@@ -11,8 +11,6 @@
 //! never a panic, and an image whose parts disagree (a partition of an unknown topic, a topic
 //! listed twice) is refused.
 
-use std::collections::BTreeMap;
-
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
@@ -64,9 +62,9 @@ impl Image {
         let _ = Each(|| self.topics.iter()).serialize(&mut ser);
         let _ = Each(|| self.all_partitions()).serialize(&mut ser);
         let _ = Each(|| self.producers.values()).serialize(&mut ser);
-        let _ = self.broker_changes.serialize(&mut ser);
+        let _ = Each(|| self.broker_changes.iter()).serialize(&mut ser);
         let _ = Each(|| self.registrations.iter()).serialize(&mut ser);
-        let _ = self.partition_changes.serialize(&mut ser);
+        let _ = Each(|| self.partition_changes.iter()).serialize(&mut ser);
         out
     }
 
@@ -130,27 +128,21 @@ fn decode_parts(de: &mut De<'_, '_>) -> Result<Image, DecodeError> {
             w[1].0
         )));
     }
-    let mut uuids = UuidSet::with_capacity_and_hasher(topics.len(), Default::default());
+    let mut uuids = UuidSet::default();
     for (name, u) in &topics {
-        if !uuids.insert(*u) {
+        if uuids.insert(*u).is_some() {
             return Err(err(format!("topicUUID {u} of {name:?} is used twice")));
         }
     }
     image.topic_uuids = uuids;
-    image.topics = topics.into_iter().collect::<BTreeMap<_, _>>();
+    image.topics = topics.into_iter().collect();
 
     for p in part::<Vec<PartitionRecord>>(de, "partitions")? {
         let (u, id) = (p.topic_uuid, p.partition_id);
         if !image.topic_uuids.contains(&u) {
             return Err(err(format!("partition {id} of unknown topicUUID {u}")));
         }
-        if image
-            .partitions
-            .entry(u)
-            .or_default()
-            .insert(id, p)
-            .is_some()
-        {
+        if image.partitions.insert((u, id), p).is_some() {
             return Err(err(format!("partition {id} of {u} is listed twice")));
         }
     }
@@ -166,7 +158,9 @@ fn decode_parts(de: &mut De<'_, '_>) -> Result<Image, DecodeError> {
             return Err(err(format!("producer id {id} is listed twice")));
         }
     }
-    image.broker_changes = part::<Vec<BrokerRegistrationChangeBrokerRecord>>(de, "broker changes")?;
+    image.broker_changes = part::<Vec<BrokerRegistrationChangeBrokerRecord>>(de, "broker changes")?
+        .into_iter()
+        .collect();
     if format < 3 {
         return Ok(image);
     }
@@ -178,7 +172,9 @@ fn decode_parts(de: &mut De<'_, '_>) -> Result<Image, DecodeError> {
             return Err(err(format!("registration of broker {id} is listed twice")));
         }
     }
-    image.partition_changes = part::<Vec<PartitionChangeRecord>>(de, "partition changes")?;
+    image.partition_changes = part::<Vec<PartitionChangeRecord>>(de, "partition changes")?
+        .into_iter()
+        .collect();
     Ok(image)
 }
 

@@ -91,8 +91,7 @@ impl Image {
                 }
                 if self
                     .partitions
-                    .get(&p.topic_uuid)
-                    .is_some_and(|m| m.contains_key(&p.partition_id))
+                    .contains_key(&(p.topic_uuid, p.partition_id))
                 {
                     return Err(MetadataError::conflict(format!(
                         "partition {} of topic {} already exists",
@@ -218,9 +217,7 @@ impl Image {
             }
             Record::Partition(p) => {
                 self.partitions
-                    .entry(p.topic_uuid)
-                    .or_default()
-                    .insert(p.partition_id, p.clone());
+                    .insert((p.topic_uuid, p.partition_id), p.clone());
             }
             Record::ProducerIds(r) => {
                 self.producers.insert(r.producer_id, r.clone());
@@ -242,20 +239,16 @@ impl Image {
                     }
                     b.epoch = c.epoch;
                 }
-                self.broker_changes.push(c.clone());
+                self.broker_changes.push_back(c.clone());
             }
             Record::PartitionChange(c) => {
-                if let Some(p) = self
-                    .partitions
-                    .get_mut(&c.topic_uuid)
-                    .and_then(|m| m.get_mut(&c.partition_id))
-                {
+                if let Some(p) = self.partitions.get_mut(&(c.topic_uuid, c.partition_id)) {
                     p.leader = c.leader;
                     p.isr = c.isr.clone();
                     p.leader_epoch = c.leader_epoch;
                     p.partition_epoch = c.partition_epoch;
                 }
-                self.partition_changes.push(c.clone());
+                self.partition_changes.push_back(c.clone());
             }
         }
         Ok(())

@@ -40,8 +40,10 @@ mod seq;
 mod tests;
 pub mod view;
 
-use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+
+use imbl::shared_ptr::DefaultSharedPtr;
+use imbl::{GenericHashSet, OrdMap, Vector};
 
 use uuid::Uuid;
 
@@ -56,28 +58,37 @@ pub use view::{MetadataAnswer, MetadataView};
 ///
 /// Topics are the bulk of a large image (a million-record log is mostly topics), so each one
 /// costs one name string and one UUID in `topics` plus one UUID in `topic_uuids`; the snapshot
-/// encoding lives in [`super::image_codec`].
+/// encoding lives in `codec.rs`.
+///
+/// Every collection is a persistent one (`imbl`: B+trees of 16, a hash trie, an RRB vector), so
+/// `clone()` copies a handful of pointers, not the image: a snapshot or a full `/get_metadata`
+/// takes a copy under the state's lock and encodes it after releasing it, while apply goes on
+/// changing the original (which copies only the nodes on the path it changes, and only while a
+/// copy still shares them). Iteration is in key order as with `BTreeMap`, so the snapshot bytes
+/// and the JSON views are the same as before (`tests/golden.rs`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Image {
     /// Current state of every broker ever registered, by id (CLOSED ones included).
-    pub(super) brokers: BTreeMap<i32, RegisterBrokerRecord>,
+    pub(super) brokers: OrdMap<i32, RegisterBrokerRecord>,
     /// Topic UUIDs by topic name.
-    pub(super) topics: BTreeMap<String, Uuid>,
+    pub(super) topics: OrdMap<String, Uuid>,
     /// Every topic UUID in `topics` (the index partitions and new topics are checked against).
     pub(super) topic_uuids: UuidSet,
-    /// Partitions by topicUUID, then partitionId.
-    pub(super) partitions: BTreeMap<Uuid, BTreeMap<i32, PartitionRecord>>,
+    /// Partitions by (topicUUID, partitionId): one flat map, in the order the nested map of
+    /// before iterated, because a map per topic would cost a whole B-tree leaf (16 slots) for
+    /// each of a million one-partition topics.
+    pub(super) partitions: OrdMap<(Uuid, i32), PartitionRecord>,
     /// Producer id registrations by producerId.
-    pub(super) producers: BTreeMap<i64, ProducerIdsRecord>,
+    pub(super) producers: OrdMap<i64, ProducerIdsRecord>,
     /// The id the next allocation hands out: above every id ever registered.
     pub(super) next_producer_id: i64,
     /// Every applied BrokerRegistrationChangeBrokerRecord, in offset order.
-    pub(super) broker_changes: Vec<BrokerRegistrationChangeBrokerRecord>,
+    pub(super) broker_changes: Vector<BrokerRegistrationChangeBrokerRecord>,
     /// What each broker's latest registration record left that the record itself does not say:
     /// its offset (KRaft's broker epoch) and whether it asked for liveness. Not in the JSON view.
-    pub(super) registrations: BTreeMap<i32, Registration>,
+    pub(super) registrations: OrdMap<i32, Registration>,
     /// Every applied PartitionChangeRecord, in offset order.
-    pub(super) partition_changes: Vec<PartitionChangeRecord>,
+    pub(super) partition_changes: Vector<PartitionChangeRecord>,
     /// Offset (Raft index) of the last entry applied; set by `apply` or by the caller for entries
     /// that carry no record.
     pub last_offset: u64,
@@ -102,8 +113,9 @@ pub struct Registration {
 
 /// A set of UUIDs hashed with a cheap multiplicative hash: topic UUIDs are random (v4, drawn by
 /// the leader), so SipHash's protection against chosen keys buys nothing and costs a lot when a
-/// million of them are inserted at startup.
-pub(super) type UuidSet = HashSet<Uuid, BuildHasherDefault<UuidHasher>>;
+/// million of them are inserted at startup. A persistent hash trie, shared by copies like the
+/// maps; its iteration order is never used.
+pub(super) type UuidSet = GenericHashSet<Uuid, BuildHasherDefault<UuidHasher>, DefaultSharedPtr>;
 
 /// The hasher of [`UuidSet`]: FxHash-style folding of the bytes it is given.
 #[derive(Default)]
@@ -128,4 +140,9 @@ impl Image {
     pub fn new() -> Self {
         Self::default()
     }
+}
+
+/// The range of `partitions` keys that holds every partition of one topic.
+pub(super) fn topic_range(topic_uuid: Uuid) -> std::ops::RangeInclusive<(Uuid, i32)> {
+    (topic_uuid, i32::MIN)..=(topic_uuid, i32::MAX)
 }

@@ -1,5 +1,6 @@
 //! Typed reads of the image: what the state machine, the API views and the tests look up.
 
+use imbl::Vector;
 use uuid::Uuid;
 
 use super::{Image, Registration};
@@ -20,7 +21,7 @@ impl Image {
     pub fn entity_count(&self) -> u64 {
         (self.brokers.len()
             + self.topics.len()
-            + self.partitions.values().map(|m| m.len()).sum::<usize>()
+            + self.partitions.len()
             + self.producers.len()
             + self.broker_changes.len()
             + self.partition_changes.len()) as u64
@@ -47,7 +48,7 @@ impl Image {
     }
     /// Every partition, by (topicUUID, partitionId).
     pub fn all_partitions(&self) -> impl Iterator<Item = &PartitionRecord> {
-        self.partitions.values().flat_map(|m| m.values())
+        self.partitions.values()
     }
     /// Every producer registration, by producerId.
     pub fn all_producers(&self) -> impl Iterator<Item = &ProducerIdsRecord> {
@@ -55,7 +56,7 @@ impl Image {
     }
     /// A partition by (topicUUID, partitionId).
     pub fn partition(&self, topic_uuid: &Uuid, partition_id: i32) -> Option<&PartitionRecord> {
-        self.partitions.get(topic_uuid)?.get(&partition_id)
+        self.partitions.get(&(*topic_uuid, partition_id))
     }
     /// A producer id's registration.
     pub fn producer(&self, producer_id: i64) -> Option<&ProducerIdsRecord> {
@@ -66,11 +67,11 @@ impl Image {
         self.next_producer_id
     }
     /// The change records, in offset order.
-    pub fn broker_changes(&self) -> &[BrokerRegistrationChangeBrokerRecord] {
+    pub fn broker_changes(&self) -> &Vector<BrokerRegistrationChangeBrokerRecord> {
         &self.broker_changes
     }
     /// The partition change records, in offset order.
-    pub fn partition_changes(&self) -> &[PartitionChangeRecord] {
+    pub fn partition_changes(&self) -> &Vector<PartitionChangeRecord> {
         &self.partition_changes
     }
     /// A broker's latest registration (offset = broker epoch, watched or not); `None` when

@@ -45,7 +45,7 @@ impl Image {
             image.brokers.insert(b.broker_id, b);
         }
         for t in list::<TopicRecord>(metadata, "TopicRecord")? {
-            if !image.topic_uuids.insert(t.topic_uuid) {
+            if image.topic_uuids.insert(t.topic_uuid).is_some() {
                 return Err(DecodeError {
                     what: "metadata view",
                     reason: format!("topicUUID {} is used twice", t.topic_uuid),
@@ -59,18 +59,18 @@ impl Image {
             }
         }
         for p in list::<PartitionRecord>(metadata, "PartitionRecord")? {
-            image
-                .partitions
-                .entry(p.topic_uuid)
-                .or_default()
-                .insert(p.partition_id, p);
+            image.partitions.insert((p.topic_uuid, p.partition_id), p);
         }
         for p in list::<ProducerIdsRecord>(metadata, "ProducerIdsRecord")? {
             image.next_producer_id = image.next_producer_id.max(p.producer_id.saturating_add(1));
             image.producers.insert(p.producer_id, p);
         }
-        image.broker_changes = list(metadata, "BrokerRegistrationChangeBrokerRecord")?;
-        image.partition_changes = list(metadata, "PartitionChangeRecord")?;
+        image.broker_changes = list(metadata, "BrokerRegistrationChangeBrokerRecord")?
+            .into_iter()
+            .collect();
+        image.partition_changes = list(metadata, "PartitionChangeRecord")?
+            .into_iter()
+            .collect();
         image.last_offset = offset;
         image.last_epoch = epoch;
         image.check_consistency().map_err(|reason| DecodeError {
@@ -90,12 +90,8 @@ impl Image {
         {
             return Err("topic indexes disagree".into());
         }
-        for (u, parts) in &self.partitions {
-            if !self.topic_uuids.contains(u)
-                || parts
-                    .iter()
-                    .any(|(id, p)| *id != p.partition_id || p.topic_uuid != *u)
-            {
+        for ((u, id), p) in &self.partitions {
+            if !self.topic_uuids.contains(u) || *id != p.partition_id || p.topic_uuid != *u {
                 return Err(format!("partitions of {u} disagree with the topics"));
             }
         }

@@ -37,8 +37,14 @@ impl Serialize for MetadataView<'_> {
         let img = self.0;
         // Keys in the order `serde_json::Value` (a sorted map) gives them.
         let mut m = s.serialize_map(Some(6))?;
-        m.serialize_entry("BrokerRegistrationChangeBrokerRecord", img.broker_changes())?;
-        m.serialize_entry("PartitionChangeRecord", img.partition_changes())?;
+        m.serialize_entry(
+            "BrokerRegistrationChangeBrokerRecord",
+            &Each(|| img.broker_changes().iter()),
+        )?;
+        m.serialize_entry(
+            "PartitionChangeRecord",
+            &Each(|| img.partition_changes().iter()),
+        )?;
         m.serialize_entry("PartitionRecord", &Each(|| img.all_partitions()))?;
         m.serialize_entry("ProducerIdsRecord", &Each(|| img.all_producers()))?;
         m.serialize_entry("RegisterBrokerRecord", &Each(|| img.all_brokers()))?;
@@ -113,8 +119,8 @@ impl Image {
     /// `/get_partitions`: every partition, or those of one topicUUID (empty if unknown).
     pub fn partitions(&self, topic_uuid: Option<Uuid>) -> Value {
         let iter: Box<dyn Iterator<Item = &PartitionRecord>> = match topic_uuid {
-            Some(u) => Box::new(self.partitions.get(&u).into_iter().flat_map(|m| m.values())),
-            None => Box::new(self.partitions.values().flat_map(|m| m.values())),
+            Some(u) => Box::new(self.partitions.range(super::topic_range(u)).map(|(_, p)| p)),
+            None => Box::new(self.partitions.values()),
         };
         Value::Array(iter.map(to_json).collect())
     }

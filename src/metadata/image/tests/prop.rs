@@ -4,7 +4,7 @@
 use super::*;
 
 #[derive(Clone, Debug)]
-enum Op {
+pub(super) enum Op {
     Reg(i32, u8, u16),
     Topic(u8),
     Part(u8, i32, Vec<i32>, usize, bool),
@@ -53,7 +53,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn to_request(image: &Image, op: Op) -> WriteRequest {
+pub(super) fn to_request(image: &Image, op: Op) -> WriteRequest {
     let topic_uuid = |t: u8| {
         image
             .topic_record(&format!("t{t}"))
