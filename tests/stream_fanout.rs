@@ -47,6 +47,21 @@ async fn records_until(resp: reqwest::Response, head: u64, timeout: Duration) ->
     }
 }
 
+/// Opens `/stream` from `start` on `addr`, with `names=` when `names` is given.
+async fn open(addr: &str, start: u64, names: Option<&str>) -> reqwest::Response {
+    let q = match names {
+        Some(n) => format!("offset={start}&names={n}"),
+        None => format!("offset={start}"),
+    };
+    let resp = http()
+        .get(format!("http://{addr}/stream?{q}"))
+        .send()
+        .await
+        .expect("open /stream");
+    assert_eq!(resp.status(), 200);
+    resp
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_readers_at_the_tail_with_different_filters_each_get_exactly_their_records_in_order() {
     let c = Cluster::start(1, &["--progress-interval", "200ms"]).await;
@@ -67,17 +82,7 @@ async fn many_readers_at_the_tail_with_different_filters_each_get_exactly_their_
     .collect();
     let mut opened = Vec::new();
     for f in &filters {
-        let q = match f {
-            Some(n) => format!("offset={start}&names={n}"),
-            None => format!("offset={start}"),
-        };
-        let resp = http()
-            .get(format!("http://{addr}/stream?{q}"))
-            .send()
-            .await
-            .expect("open /stream");
-        assert_eq!(resp.status(), 200);
-        opened.push(resp);
+        opened.push(open(&addr, start, *f).await);
     }
 
     // Writes in concurrent batches: topics eight at a time while brokers register.
@@ -121,17 +126,7 @@ async fn many_readers_at_the_tail_with_different_filters_each_get_exactly_their_
         Some("RegisterBrokerRecord"),
         Some("TopicRecord,RegisterBrokerRecord"),
     ] {
-        let q = match f {
-            Some(n) => format!("offset={start}&names={n}"),
-            None => format!("offset={start}"),
-        };
-        let resp = http()
-            .get(format!("http://{addr}/stream?{q}"))
-            .send()
-            .await
-            .expect("open /stream");
-        assert_eq!(resp.status(), 200);
-        opened.push(resp);
+        opened.push(open(&addr, start, f).await);
         filters.push(f);
     }
 
