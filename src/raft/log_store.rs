@@ -369,6 +369,70 @@ mod tests {
         assert_eq!(store.try_get_log_entries(5..5).await.unwrap().len(), 0);
     }
 
+    /// What the decoded tail answers through a cloned reader (as replication and apply read)
+    /// is what the segment log holds, across a truncation followed by a conflicting append of
+    /// a newer term at the same index, and a purge.
+    #[tokio::test]
+    async fn a_cloned_reader_sees_what_the_log_holds_across_truncation_and_purge() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = SegmentLog::open(&dir.path().join("log"), LogOptions::default()).unwrap();
+        let vote = VoteFile::open(dir.path()).unwrap();
+        let (committed, _) = CommittedFile::open(dir.path()).unwrap();
+        let mut store = LogStore::new(Arc::new(log), Arc::new(vote), Arc::new(committed));
+        let mut reader = store.get_log_reader().await;
+        let blanks = |term, range: std::ops::RangeInclusive<u64>| -> Vec<Entry> {
+            range
+                .map(|i| Entry::new(log_id(term, i), EntryPayload::Blank))
+                .collect()
+        };
+        let ids = |v: Vec<Entry>| -> Vec<(u64, u64)> {
+            v.iter()
+                .map(|e| (e.log_id.leader_id.term, e.log_id.index))
+                .collect()
+        };
+        let from_log = |store: &LogStore, start, end| -> Vec<(u64, u64)> {
+            store
+                .log
+                .read_range(start, end, None)
+                .unwrap()
+                .iter()
+                .map(|s| (s.term, s.index))
+                .collect()
+        };
+
+        store
+            .append(blanks(1, 1..=6), IOFlushed::noop())
+            .await
+            .unwrap();
+        assert_eq!(
+            ids(reader.try_get_log_entries(4..=6).await.unwrap()),
+            vec![(1, 4), (1, 5), (1, 6)]
+        );
+
+        store.truncate_after(Some(log_id(1, 4))).await.unwrap();
+        assert_eq!(
+            ids(reader.try_get_log_entries(5..=6).await.unwrap()),
+            vec![]
+        );
+        store
+            .append(blanks(2, 5..=5), IOFlushed::noop())
+            .await
+            .unwrap();
+        let read = ids(reader.try_get_log_entries(3..=6).await.unwrap());
+        assert_eq!(read, vec![(1, 3), (1, 4), (2, 5)], "the new term's entry");
+        assert_eq!(read, from_log(&store, 3, 7));
+
+        store.purge(log_id(1, 3)).await.unwrap();
+        let read = ids(reader.try_get_log_entries(2..=5).await.unwrap());
+        assert_eq!(read, vec![(1, 4), (2, 5)], "only what the log still holds");
+        assert_eq!(read, from_log(&store, 4, 6));
+        assert_eq!(
+            ids(reader.limited_get_log_entries(4, 100).await.unwrap()),
+            vec![(1, 4), (2, 5)],
+            "a range beyond the last entry answers what there is"
+        );
+    }
+
     #[test]
     fn purge_stops_at_the_oldest_kept_snapshot() {
         let id = |index| EntryId { index, term: 2 };

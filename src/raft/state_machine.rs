@@ -321,11 +321,19 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             encode_ms,
             "snapshot written"
         );
-        self.shared.snapshot.send_replace(Some(SnapshotPoint {
-            offset,
-            term,
-            taken_at_ms: now_ms(),
-        }));
+        // openraft spawns this build and goes on: a snapshot installed from the leader meanwhile
+        // is newer than this one, and stays the newest this node reports.
+        self.shared.snapshot.send_if_modified(|point| {
+            if point.is_some_and(|p| p.offset > offset) {
+                return false;
+            }
+            *point = Some(SnapshotPoint {
+                offset,
+                term,
+                taken_at_ms: now_ms(),
+            });
+            true
+        });
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: Cursor::new(payload),
@@ -541,5 +549,47 @@ mod tests {
         let now = shared.read();
         assert_eq!(now.image.all_topics().count(), 6);
         assert_eq!(now.applied.offset, 6);
+    }
+
+    /// openraft's state-machine worker spawns `build_snapshot` and goes on with its next
+    /// command, which may install a newer snapshot from the leader while the build still
+    /// encodes. The build that finishes last must not make the node report (in `/status`, the
+    /// snapshot metric, and the snapshot trigger's base) its older snapshot as the newest one.
+    #[tokio::test]
+    async fn a_build_finishing_after_a_newer_install_does_not_move_the_snapshot_point_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SnapshotStore::open(dir.path()).expect("snapshot store"));
+        let mut sm = StateMachine::open(store.clone(), None).expect("opens");
+        apply(&mut sm, 1..=3).await;
+        let mut slow_build = sm.get_snapshot_builder().await;
+
+        // The leader's snapshot at 6, built by another node.
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let other_store = Arc::new(SnapshotStore::open(other_dir.path()).expect("store"));
+        let mut other = StateMachine::open(other_store, None).expect("opens");
+        apply(&mut other, 1..=6).await;
+        let leaders = other
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("builds");
+
+        sm.install_snapshot(
+            &leaders.meta,
+            std::io::Cursor::new(leaders.snapshot.into_inner()),
+        )
+        .await
+        .expect("installs");
+        assert_eq!(sm.shared().snapshot().map(|p| p.offset), Some(6));
+
+        let built = slow_build.build_snapshot().await.expect("builds");
+        assert_eq!(built.meta.last_log_id, Some(log_id(1, 3)));
+        assert_eq!(
+            sm.shared().snapshot().map(|p| p.offset),
+            Some(6),
+            "the installed snapshot is still the newest this node holds"
+        );
+        assert_eq!(store.latest().expect("lists").map(|i| i.offset), Some(6));
     }
 }
