@@ -302,25 +302,39 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .map(|l| (l.index, l.leader_id.term))
             .unwrap_or((0, 0));
         let store = self.snapshots.clone();
-        let (payload, encode_ms) = tokio::task::spawn_blocking(move || {
+        let (payload, encode_ms, superseded) = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let payload = image.encode();
             let encode_ms = started.elapsed().as_millis() as u64;
             drop(image);
-            store
-                .write(offset, term, &meta_bytes, &payload)
-                .map(|_| (payload, encode_ms))
+            // A snapshot installed from the leader while this one encoded is newer: writing
+            // this file now would count it among the kept snapshots, pushing out an older one,
+            // though the install purged the log it would need behind it.
+            let superseded = store.latest()?.is_some_and(|l| l.offset > offset);
+            if !superseded {
+                store.write(offset, term, &meta_bytes, &payload)?;
+            }
+            Ok::<_, StorageError>((payload, encode_ms, superseded))
         })
         .await
         .map_err(|e| io::Error::other(format!("snapshot task failed: {e}")))?
         .map_err(io_err)?;
-        tracing::info!(
-            offset,
-            term,
-            bytes = payload.len(),
-            encode_ms,
-            "snapshot written"
-        );
+        if superseded {
+            tracing::info!(
+                offset,
+                term,
+                encode_ms,
+                "snapshot not written: a newer one was installed while it encoded"
+            );
+        } else {
+            tracing::info!(
+                offset,
+                term,
+                bytes = payload.len(),
+                encode_ms,
+                "snapshot written"
+            );
+        }
         // openraft spawns this build and goes on: a snapshot installed from the leader meanwhile
         // is newer than this one, and stays the newest this node reports.
         self.shared.snapshot.send_if_modified(|point| {
@@ -591,5 +605,16 @@ mod tests {
             "the installed snapshot is still the newest this node holds"
         );
         assert_eq!(store.latest().expect("lists").map(|i| i.offset), Some(6));
+        let files: Vec<u64> = store
+            .list()
+            .expect("lists")
+            .iter()
+            .map(|i| i.offset)
+            .collect();
+        assert_eq!(
+            files,
+            vec![6],
+            "the late build wrote no file the purged log cannot back"
+        );
     }
 }
