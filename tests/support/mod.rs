@@ -235,10 +235,69 @@ impl Cluster {
     pub async fn start(n: usize, extra: &[&str]) -> Cluster {
         let mut c = Cluster::empty(extra);
         for _ in 0..n {
-            c.add_node();
+            let i = c.add_node();
+            c.wait_listening(i).await;
         }
-        c.wait_voters(n, Duration::from_secs(30)).await;
+        let timeout = Duration::from_secs(30);
+        if poll_until(timeout, || c.voters_seen(n)).await.is_none() {
+            let all: Vec<usize> = (0..n).collect();
+            panic!(
+                "timed out after {timeout:?} waiting for {n} voters{}",
+                c.log_tails(&all)
+            );
+        }
         c
+    }
+
+    /// Waits until node `i` listens on its address. Its port was free a moment before the
+    /// node bound it (`free_port`), but another process, or an outgoing connection's source
+    /// port, may take it in between: a node that exited because its address was in use is
+    /// started again on a fresh port (before any later node names it as a seed).
+    pub async fn wait_listening(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if tokio::net::TcpStream::connect(&self.nodes[i].addr)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            if !self.nodes[i].running() {
+                assert!(
+                    self.nodes[i].log().contains("in use"),
+                    "node {} exited at start:{}",
+                    self.nodes[i].id,
+                    self.log_tails(&[i])
+                );
+                let node = &mut self.nodes[i];
+                let addr = format!("127.0.0.1:{}", free_port());
+                if let Some(a) = node.args.iter().position(|a| a == "-a") {
+                    node.args[a + 1] = addr.clone();
+                }
+                node.addr = addr;
+                node.spawn();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} does not listen on {}:{}",
+                self.nodes[i].id,
+                self.nodes[i].addr,
+                self.log_tails(&[i])
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The last log lines of the given nodes, for a failure message.
+    pub fn log_tails(&self, nodes: &[usize]) -> String {
+        let mut tails = String::new();
+        for &i in nodes {
+            let log = self.nodes[i].log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            tails.push_str(&format!("\n--- node index {i}, last log lines ---\n{tail}"));
+        }
+        tails
     }
 
     /// Starts one more node that joins through the existing ones; returns its index.
@@ -356,27 +415,23 @@ impl Cluster {
         if let Some(idx) = found {
             return idx;
         }
-        let mut tails = String::new();
-        for &i in among {
-            let log = self.nodes[i].log();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-            tails.push_str(&format!("\n--- node index {i}, last log lines ---\n{tail}"));
-        }
+        let tails = self.log_tails(among);
         panic!("timed out after {timeout:?} waiting for one leader that nodes {among:?} agree on{tails}");
     }
 
     /// Waits until `n` voters are in the membership as seen by the leader.
     pub async fn wait_voters(&self, n: usize, timeout: Duration) {
-        eventually(timeout, &format!("{n} voters"), || async {
-            for i in 0..self.nodes.len() {
-                if let Some(voters) = self.cluster_view(i).await.as_ref().and_then(leaders_voters) {
-                    return (voters >= n).then_some(());
-                }
+        eventually(timeout, &format!("{n} voters"), || self.voters_seen(n)).await
+    }
+
+    /// `Some` once a node that leads counts at least `n` voters.
+    async fn voters_seen(&self, n: usize) -> Option<()> {
+        for i in 0..self.nodes.len() {
+            if let Some(voters) = self.cluster_view(i).await.as_ref().and_then(leaders_voters) {
+                return (voters >= n).then_some(());
             }
-            None
-        })
-        .await
+        }
+        None
     }
 
     /// Waits until node `i` has applied `offset`.
