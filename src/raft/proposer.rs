@@ -14,6 +14,12 @@
 //! says nothing was proposed; a retry of a timed-out write is validated against an image that
 //! holds it once it committed (409), and is never a second record. A record the image still
 //! refuses at apply is answered with that refusal, never `200`.
+//!
+//! Both images are persistent maps, so a fresh copy of the applied image shares all its nodes;
+//! but each then copies the paths it changes, and after enough writes the two share nothing: a
+//! leader would hold its image twice. So whenever the applied image has caught up with every
+//! record proposed (counted, see [`Speculative::share_applied`]), the speculative image is
+//! replaced by a copy of it, which is the same content and shares its memory again.
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +73,46 @@ struct Speculative {
     /// When the last rebuild of the image gave up, and why: writes that were already queued on
     /// the lock then share that answer instead of each waiting out the catch-up again.
     rebuild_failed: Option<(Instant, String)>,
+    /// [`ImageAt::records_applied`](super::state_machine::ImageAt::records_applied) when `image`
+    /// was last copied from the applied image.
+    synced_at_records: u64,
+    /// Records proposed (submitted to Raft) since then.
+    proposed_since_sync: u64,
+}
+
+impl Speculative {
+    /// Replaces the speculative image with a copy of the applied one when the applied image
+    /// holds every record proposed since the last copy: then the two are the same metadata, and
+    /// the copy shares the applied image's memory instead of holding a diverged twin.
+    ///
+    /// Within one term (checked before this is called) every record entry applied after the
+    /// last copy is one this proposer submitted, in the order it submitted them: the copy was
+    /// taken only once everything in the leader's log had applied, and no other node appends in
+    /// this term. So "applied since" equal to "proposed since" means all of them applied. A
+    /// record refused at apply counts too; the applied image without it is then the truth, and
+    /// the refusal drops the image anyway.
+    fn share_applied(&mut self, state: &MetaState) {
+        if self.image.is_none() || self.proposed_since_sync == 0 {
+            return;
+        }
+        let at = state.read();
+        if caught_up(
+            at.records_applied,
+            self.synced_at_records,
+            self.proposed_since_sync,
+        ) {
+            self.image = Some(at.image.clone());
+            self.synced_at_records = at.records_applied;
+            self.proposed_since_sync = 0;
+        }
+    }
+}
+
+/// Whether the applied image holds every record proposed since the speculative image was copied
+/// from it: `applied_now` record entries applied, `synced_at` when it was copied, `proposed`
+/// since. (Never more applied than proposed within a term; see [`Speculative::share_applied`].)
+fn caught_up(applied_now: u64, synced_at: u64, proposed: u64) -> bool {
+    applied_now == synced_at + proposed
 }
 
 /// Whether a write that started waiting for the lock at `arrived` shares a rebuild failure at
@@ -90,6 +136,8 @@ impl Default for Proposer {
                 image: None,
                 last_timestamp_ms: 0,
                 rebuild_failed: None,
+                synced_at_records: 0,
+                proposed_since_sync: 0,
             }),
         }
     }
@@ -192,8 +240,10 @@ impl Proposer {
             }
             spec.term = term;
             match applied_image_after_own_log(raft, state, term).await {
-                Ok(image) => {
+                Ok((image, records_applied)) => {
                     spec.image = Some(image);
+                    spec.synced_at_records = records_applied;
+                    spec.proposed_since_sync = 0;
                     spec.rebuild_failed = None;
                 }
                 Err(e) => {
@@ -201,6 +251,8 @@ impl Proposer {
                     return Err(e);
                 }
             }
+        } else {
+            spec.share_applied(state);
         }
         let mut pending = Vec::new();
         let mut refused = None;
@@ -256,6 +308,7 @@ impl Proposer {
                 }));
                 break;
             }
+            spec.proposed_since_sync += 1;
             pending.push(Ok((record, timestamp_ms, result_rx)));
         }
         drop(spec);
@@ -351,13 +404,13 @@ fn resolve(outcome: Outcome, record: Record, timestamp_ms: u64) -> Resolution {
 
 /// The image a new speculative image starts from: the applied image, once every entry in this
 /// leader's log (its blank entry and everything it has proposed in this term, timed-out writes
-/// included) has applied. Writes are submitted under the proposer's lock and this asks the Raft
+/// included) has applied; with the count of record entries applied then. Writes are submitted under the proposer's lock and this asks the Raft
 /// core through the same queue, so the last log index it answers covers every earlier proposal.
 async fn applied_image_after_own_log(
     raft: &Raft,
     state: &MetaState,
     term: u64,
-) -> Result<Image, ProposeError> {
+) -> Result<(Image, u64), ProposeError> {
     let last = raft
         .with_raft_state(|st| st.log_ids.last().map(|l| l.index))
         .await
@@ -370,7 +423,8 @@ async fn applied_image_after_own_log(
         "the leader has not yet applied its own log (no quorum?); retry shortly".into()
     })
     .await?;
-    Ok(state.read().image.clone())
+    let at = state.read();
+    Ok((at.image.clone(), at.records_applied))
 }
 
 /// Waits (at most `timeout`) until the state machine has applied an entry of `term` or later
@@ -442,6 +496,14 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_applied_image_is_shared_only_once_it_holds_every_proposed_record() {
+        assert!(caught_up(10, 10, 0), "nothing proposed since the copy");
+        assert!(caught_up(13, 10, 3), "all three proposals applied");
+        assert!(!caught_up(12, 10, 3), "one still in flight");
+        assert!(!caught_up(10, 10, 3), "none applied yet");
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct ImageAt {
     pub image: Image,
     /// The last applied entry (record or Raft's own).
     pub applied: Applied,
+    /// How many record entries this process has applied (refused ones included; an installed
+    /// snapshot leaves it as it was). The leader's proposer compares it with how many records
+    /// it has proposed, to know when this image holds everything it proposed.
+    pub records_applied: u64,
 }
 
 /// The image and applied position, shared between the state machine and the API.
@@ -65,7 +69,11 @@ pub struct MetaState {
 impl MetaState {
     fn new(image: Image, applied: Applied, snapshot: Option<SnapshotPoint>) -> Self {
         Self {
-            image: RwLock::new(ImageAt { image, applied }),
+            image: RwLock::new(ImageAt {
+                image,
+                applied,
+                records_applied: 0,
+            }),
             applied: watch::channel(applied).0,
             snapshot: watch::channel(snapshot).0,
             last_timestamp_ms: AtomicU64::new(0),
@@ -135,10 +143,10 @@ impl MetaState {
     /// (empty here) and the applied offset.
     pub(crate) fn install_at(&self, applied: Applied) {
         self.raise_log_floor(applied.offset + 1);
-        *self.write() = ImageAt {
-            image: Image::default(),
-            applied,
-        };
+        let mut at = self.write();
+        at.image = Image::default();
+        at.applied = applied;
+        drop(at);
         self.applied.send_replace(applied);
     }
 }
@@ -242,10 +250,11 @@ impl StateMachine {
     fn replace(&mut self, image: Image, meta: &SnapshotMeta, taken_at_ms: u64) {
         let ts = image.last_timestamp_ms();
         self.last_applied = meta.last_log_id;
-        *self.shared.write() = ImageAt {
-            image,
-            applied: to_applied(self.last_applied),
-        };
+        {
+            let mut at = self.shared.write();
+            at.image = image;
+            at.applied = to_applied(self.last_applied);
+        }
         self.shared
             .last_timestamp_ms
             .fetch_max(ts, Ordering::Relaxed);
@@ -387,6 +396,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let res = {
                         let mut at = self.shared.write();
                         at.applied = position;
+                        at.records_applied += 1;
                         at.image.apply_entry(lid.index, lid.leader_id.term, &cmd)
                     };
                     self.shared
