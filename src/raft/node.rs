@@ -257,6 +257,7 @@ impl Node {
             state.clone(),
             opts.snapshot_every,
         ));
+        tasks.spawn(tasks::release_sealed_pages(log.clone()));
         Ok(Arc::new(Node {
             id: opts.id,
             addr: opts.addr,

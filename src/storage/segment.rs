@@ -69,13 +69,14 @@ fn map(file: &File, path: &Path) -> Result<Mmap, StorageError> {
     unsafe { Mmap::map(file) }.map_err(io_err("mmap", path))
 }
 
-/// Drops the scanned pages from this process's resident set: the scan at open touches every page
+/// Drops a mapping's pages from this process's resident set: the scan at open touches every page
 /// of every segment (the zero tail too), and only the newest few are read again soon. The page
 /// cache keeps the data; a later read faults the page back in from it.
 fn release_pages(map: &Mmap) {
-    // SAFETY: the mapping is shared, file-backed and read-only, and nothing borrows from it yet
-    // (the segment is being opened). MADV_DONTNEED on such a mapping only unmaps the pages; the
-    // next access reads the same bytes from the page cache or the file.
+    // SAFETY: the mapping is shared, file-backed and read-only. MADV_DONTNEED on such a mapping
+    // only unmaps the pages: the next access, including through a slice a reader holds now,
+    // reads what the page cache holds for the file, exactly what the mapping showed before
+    // (it is `MAP_SHARED`, so it never had private copies to lose).
     let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
 }
 
@@ -131,6 +132,15 @@ impl Segment {
             time: TimeIndex::default(),
         };
         Ok(Some((seg, scan)))
+    }
+
+    /// Drops this segment's pages from the process's resident set once it is sealed (a newer
+    /// segment took over the appends). Readers of old offsets are few (catch-up, followers far
+    /// behind); without this, every page ever read through the map stays counted in the node's
+    /// RSS until the segment is purged. The bytes stay in the page cache, and a later read faults
+    /// them back in, the same bytes.
+    pub fn release_resident_pages(&self) {
+        release_pages(&self.map);
     }
 
     /// Number of entries in the segment.

@@ -10,6 +10,25 @@ use tokio::task::JoinSet;
 
 use crate::raft::network::AddressBook;
 use crate::raft::{NodeId, Raft};
+use crate::storage::SegmentLog;
+
+/// How often the sealed segments' pages are dropped from the resident set.
+const RELEASE_SEALED_PAGES_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Every [`RELEASE_SEALED_PAGES_EVERY`], drops the sealed segments' pages from the node's
+/// resident set (see [`SegmentLog::release_sealed_pages`]), so that a replay or a catch-up reader
+/// does not leave the whole log counted in the node's RSS.
+pub(crate) async fn release_sealed_pages(log: std::sync::Arc<SegmentLog>) {
+    let mut every = tokio::time::interval(RELEASE_SEALED_PAGES_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let log = log.clone();
+        // madvise over a few mostly unmapped 64 MiB ranges: short, but a system call that walks
+        // page tables, so off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || log.release_sealed_pages()).await;
+    }
+}
 
 /// The node's background tasks; closed (spawning refused) once stopped.
 pub(crate) struct Tasks {

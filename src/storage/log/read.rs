@@ -128,6 +128,19 @@ impl SegmentLog {
             .collect()
     }
 
+    /// Drops the pages of every sealed segment (all but the newest) from the process's resident
+    /// set. Reading old offsets (a replay at start, a catch-up reader, a follower far behind)
+    /// maps them in, and they would stay counted in the node's RSS until the segment is purged;
+    /// the page cache keeps them, so the next read of them costs a minor fault, not a disk read.
+    pub fn release_sealed_pages(&self) {
+        let st = self.inner.read_state();
+        if let Some((_newest, sealed)) = st.segments.split_last() {
+            for s in sealed {
+                s.release_resident_pages();
+            }
+        }
+    }
+
     /// The directory holding the segment files.
     pub fn dir(&self) -> &Path {
         &self.inner.dir

@@ -85,6 +85,9 @@ impl SegmentLog {
                 let cap = inner.opts.segment_bytes.max(need);
                 let seg = Segment::create(&inner.dir, entries[i].index, cap)?;
                 let mut st = inner.write_state();
+                if let Some(sealed) = st.segments.last() {
+                    sealed.release_resident_pages();
+                }
                 st.segments.push(seg);
                 pos = 0;
                 (st.segments.len() - 1, cap)

@@ -267,3 +267,57 @@ fn time_index_matches_brute_force() {
         );
     }
 }
+
+/// Resident KiB of this process's mappings of `path`, from `/proc/self/smaps`.
+fn resident_kib(path: &Path) -> u64 {
+    let smaps = fs::read_to_string("/proc/self/smaps").expect("smaps");
+    let wanted = path.to_string_lossy();
+    let mut inside = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            inside = line.ends_with(wanted.as_ref());
+        } else if inside && first == "Rss:" {
+            kib += line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    kib
+}
+
+#[test]
+fn sealed_segments_leave_the_resident_set_and_still_read_the_same() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let opts = LogOptions {
+        segment_bytes: 256 * 1024,
+    };
+    let (log, _) = SegmentLog::open(d.path(), opts).expect("open");
+    let written = fill(&log, 1, 3_000, 200);
+    let segments = log.segments();
+    assert!(segments.len() >= 3, "the test needs sealed segments");
+    let sealed = &segments[..segments.len() - 1];
+    let newest = segments.last().expect("a segment");
+
+    let read_all = |log: &SegmentLog| log.read_range(1, 3_001, None).expect("read");
+    assert_eq!(read_all(&log), written);
+    let mapped: u64 = sealed.iter().map(|s| resident_kib(&s.path)).sum();
+    assert!(
+        mapped >= 100,
+        "reading maps the sealed segments in ({mapped} KiB; the test's premise)"
+    );
+    let newest_before = resident_kib(&newest.path);
+
+    log.release_sealed_pages();
+    let left: u64 = sealed.iter().map(|s| resident_kib(&s.path)).sum();
+    assert_eq!(left, 0, "sealed segments still resident after the release");
+    assert_eq!(
+        resident_kib(&newest.path),
+        newest_before,
+        "the segment taking appends is left alone"
+    );
+    assert_eq!(read_all(&log), written, "the same bytes after the release");
+}
