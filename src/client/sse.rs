@@ -121,7 +121,7 @@ impl LineReader {
             self.at_start = false;
         }
         let rest = &self.buf[self.pos..];
-        let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+        let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else {
             return Ok(None);
         };
         if end > self.max_line {
@@ -149,7 +149,7 @@ fn split_line(line: &[u8]) -> Line<'_> {
     if let Some(comment) = line.strip_prefix(b":") {
         return Line::Comment(comment);
     }
-    match line.iter().position(|&b| b == b':') {
+    match memchr::memchr(b':', line) {
         Some(colon) => {
             let value = &line[colon + 1..];
             Line::Field {
