@@ -99,7 +99,16 @@ pub async fn read(
                 lines.feed(&chunk?)?;
                 while let Some(line) = lines.next_line()? {
                     match line {
-                        Line::Blank => event_is_record = false,
+                        Line::Blank => {
+                            // An event ends at its blank line; only then is its id reached. (The
+                            // `id:` line comes before `data:`: counting it there stopped a reader
+                            // that met the last offset one record short, before its data.)
+                            event_is_record = false;
+                            local.last_offset = local.last_offset.max(id);
+                            if local.last_offset >= until.load(Ordering::Relaxed) {
+                                return anyhow::Ok(());
+                            }
+                        }
                         Line::Comment(_) => {}
                         Line::Field { name: b"id", value } => {
                             id = ascii_digits(value).unwrap_or(id);
@@ -128,10 +137,6 @@ pub async fn read(
                             }
                         }
                         Line::Field { .. } => {}
-                    }
-                    local.last_offset = local.last_offset.max(id);
-                    if local.last_offset >= until.load(Ordering::Relaxed) {
-                        return anyhow::Ok(());
                     }
                 }
             }
