@@ -506,6 +506,72 @@ mod tests {
         assert!(!caught_up(10, 10, 3), "none applied yet");
     }
 
+    /// A plan is cut off mid-submission when its caller stops waiting: an HTTP handler (a
+    /// heartbeat's fence plan) is dropped when its client goes away, and a long plan yields
+    /// inside `raft.write` once the task's cooperative budget is spent (a bounded channel's
+    /// send), after its record was folded into the speculative image and before it was sent.
+    /// That record was never proposed; a write for the same thing must not be told it exists.
+    /// On a current-thread runtime nothing runs between the cut and the next write, so the
+    /// records submitted before the cut are all still in flight then (no re-share hides it).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_plan_cut_off_mid_submission_leaves_no_unproposed_record_in_the_image() {
+        use crate::raft::node::{Node, NodeOptions};
+        const PLANNED: usize = 1_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = NodeOptions::new(1, "127.0.0.1:9", dir.path().to_path_buf());
+        let node = Node::start(opts).await.expect("starts");
+        node.bootstrap(Vec::new()).await.expect("bootstraps");
+        node.raft
+            .wait(Some(Duration::from_secs(20)))
+            .state(openraft::ServerState::Leader, "the node leads")
+            .await
+            .expect("leads");
+        let create = |name: &str| WriteRequest::CreateTopic { name: name.into() };
+        // One write first: the speculative image exists, so the plan below starts proposing
+        // without awaiting anything.
+        node.propose(create("warm")).await.expect("warm-up write");
+
+        let mut handed: Vec<String> = Vec::new();
+        {
+            let plan = node.propose_plan(|_| {
+                if handed.len() == PLANNED {
+                    return None;
+                }
+                let name = format!("planned-{}", handed.len());
+                handed.push(name.clone());
+                Some(Ok(create(&name)))
+            });
+            let mut plan = std::pin::pin!(plan);
+            assert!(futures::poll!(plan.as_mut()).is_pending());
+        } // dropped: the caller went away
+        assert!(
+            !handed.is_empty() && handed.len() < PLANNED,
+            "the test's premise: the plan was cut off inside its submissions ({} of {PLANNED})",
+            handed.len()
+        );
+        let cut = handed.last().cloned().expect("a record");
+        match node.propose(create(&cut)).await {
+            Ok(c) => assert_eq!(
+                c.record,
+                node.state
+                    .read()
+                    .image
+                    .topic_record(&cut)
+                    .map(Record::Topic)
+                    .expect("applied")
+            ),
+            Err(e) => panic!("{cut} was folded but never proposed; creating it answered {e}"),
+        }
+        let image = node.state.read().image.clone();
+        for name in &handed[..handed.len() - 1] {
+            assert!(
+                image.topic_record(name).is_some(),
+                "{name} was submitted before the cut"
+            );
+        }
+        node.shutdown().await.expect("stops");
+    }
+
     #[test]
     fn only_writes_queued_before_a_failed_rebuild_share_its_answer() {
         let t0 = Instant::now();
