@@ -295,19 +295,26 @@ impl Proposer {
             // log a WARN line per write when that receiver is dropped unread (it was, and the
             // leader wrote one log line per committed write).
             let (responder, result_rx) = ProgressResponder::complete_only();
+            // The image holds the record from here on, but the record is proposed only once the
+            // send below returns. That send can yield (a full channel, or the task's cooperative
+            // budget spent, as in a long plan), and a caller that stops waiting then (an HTTP
+            // handler whose client went away) drops this future there. So the image is out of
+            // `spec` across the send: dropped here, it leaves none, and the next write rebuilds
+            // it once the log has applied.
+            let folded = spec.image.take();
             if let Err(e) = raft
                 .write(cmd)
                 .with_leader(committed_leader)
                 .responder(responder)
                 .await
             {
-                spec.image = None;
                 pending.push(Err(ProposeError::Unavailable {
                     message: format!("raft stopped: {e}"),
                     maybe_committed: false,
                 }));
                 break;
             }
+            spec.image = folded;
             spec.proposed_since_sync += 1;
             pending.push(Ok((record, timestamp_ms, result_rx)));
         }
