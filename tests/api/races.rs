@@ -164,6 +164,14 @@ async fn identical_writes_racing_after_a_node_joined_in_the_same_term_commit_onc
     let joined = c.add_node();
     c.wait_listening(joined).await;
     c.wait_voters(4, SECS_30).await;
+    eventually(SECS_30, "every node names the leader", || async {
+        for i in 0..c.nodes.len() {
+            let v = c.cluster_view(i).await?;
+            v["leader_id"].as_u64().filter(|id| *id == c.nodes[l].id)?;
+        }
+        Some(())
+    })
+    .await;
 
     const NAMES: usize = 16;
     const PER_NODE: usize = 3;
@@ -180,15 +188,16 @@ async fn identical_writes_racing_after_a_node_joined_in_the_same_term_commit_onc
                         .send()
                         .await
                         .expect("send");
-                    (k, resp.status().as_u16())
+                    let s = resp.status().as_u16();
+                    (k, s, resp.text().await.unwrap_or_default())
                 }));
             }
         }
     }
     let mut ok_per_name = [0usize; NAMES];
     for t in tasks {
-        let (k, s) = t.await.expect("task");
-        assert!(s == 200 || s == 409, "joined-{k}: status {s}");
+        let (k, s, body) = t.await.expect("task");
+        assert!(s == 200 || s == 409, "joined-{k}: status {s}: {body}");
         ok_per_name[k] += usize::from(s == 200);
     }
     assert_eq!(
