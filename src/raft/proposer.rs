@@ -7,8 +7,9 @@
 //! happen under one short lock, so records reach the log in the order they were validated, and
 //! the speculative image equals what the real image will be once they apply.
 //!
-//! When the speculative image is in doubt (a new term, or any write whose outcome is not a clean
-//! apply: a commit timeout included), it is dropped and rebuilt from the applied image, but only
+//! When the speculative image is in doubt (a new term, any write whose outcome is not a clean
+//! apply: a commit timeout included, or a plan its caller dropped while a record was being
+//! submitted), it is dropped and rebuilt from the applied image, but only
 //! once *everything* in the leader's log has applied, so that no earlier proposal of the term
 //! (a timed-out write still in the log) is missing from it. Until then writes get a 503 that
 //! says nothing was proposed; a retry of a timed-out write is validated against an image that
