@@ -7,8 +7,9 @@
 //! happen under one short lock, so records reach the log in the order they were validated, and
 //! the speculative image equals what the real image will be once they apply.
 //!
-//! When the speculative image is in doubt (a new term, or any write whose outcome is not a clean
-//! apply: a commit timeout included), it is dropped and rebuilt from the applied image, but only
+//! When the speculative image is in doubt (a new term, any write whose outcome is not a clean
+//! apply: a commit timeout included, or a plan its caller dropped while a record was being
+//! submitted), it is dropped and rebuilt from the applied image, but only
 //! once *everything* in the leader's log has applied, so that no earlier proposal of the term
 //! (a timed-out write still in the log) is missing from it. Until then writes get a 503 that
 //! says nothing was proposed; a retry of a timed-out write is validated against an image that
@@ -295,19 +296,26 @@ impl Proposer {
             // log a WARN line per write when that receiver is dropped unread (it was, and the
             // leader wrote one log line per committed write).
             let (responder, result_rx) = ProgressResponder::complete_only();
+            // The image holds the record from here on, but the record is proposed only once the
+            // send below returns. That send can yield (a full channel, or the task's cooperative
+            // budget spent, as in a long plan), and a caller that stops waiting then (an HTTP
+            // handler whose client went away) drops this future there. So the image is out of
+            // `spec` across the send: dropped here, it leaves none, and the next write rebuilds
+            // it once the log has applied.
+            let folded = spec.image.take();
             if let Err(e) = raft
                 .write(cmd)
                 .with_leader(committed_leader)
                 .responder(responder)
                 .await
             {
-                spec.image = None;
                 pending.push(Err(ProposeError::Unavailable {
                     message: format!("raft stopped: {e}"),
                     maybe_committed: false,
                 }));
                 break;
             }
+            spec.image = folded;
             spec.proposed_since_sync += 1;
             pending.push(Ok((record, timestamp_ms, result_rx)));
         }
@@ -504,6 +512,72 @@ mod tests {
         assert!(caught_up(13, 10, 3), "all three proposals applied");
         assert!(!caught_up(12, 10, 3), "one still in flight");
         assert!(!caught_up(10, 10, 3), "none applied yet");
+    }
+
+    /// A plan is cut off mid-submission when its caller stops waiting: an HTTP handler (a
+    /// heartbeat's fence plan) is dropped when its client goes away, and a long plan yields
+    /// inside `raft.write` once the task's cooperative budget is spent (a bounded channel's
+    /// send), after its record was folded into the speculative image and before it was sent.
+    /// That record was never proposed; a write for the same thing must not be told it exists.
+    /// On a current-thread runtime nothing runs between the cut and the next write, so the
+    /// records submitted before the cut are all still in flight then (no re-share hides it).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_plan_cut_off_mid_submission_leaves_no_unproposed_record_in_the_image() {
+        use crate::raft::node::{Node, NodeOptions};
+        const PLANNED: usize = 1_000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = NodeOptions::new(1, "127.0.0.1:9", dir.path().to_path_buf());
+        let node = Node::start(opts).await.expect("starts");
+        node.bootstrap(Vec::new()).await.expect("bootstraps");
+        node.raft
+            .wait(Some(Duration::from_secs(20)))
+            .state(openraft::ServerState::Leader, "the node leads")
+            .await
+            .expect("leads");
+        let create = |name: &str| WriteRequest::CreateTopic { name: name.into() };
+        // One write first: the speculative image exists, so the plan below starts proposing
+        // without awaiting anything.
+        node.propose(create("warm")).await.expect("warm-up write");
+
+        let mut handed: Vec<String> = Vec::new();
+        {
+            let plan = node.propose_plan(|_| {
+                if handed.len() == PLANNED {
+                    return None;
+                }
+                let name = format!("planned-{}", handed.len());
+                handed.push(name.clone());
+                Some(Ok(create(&name)))
+            });
+            let mut plan = std::pin::pin!(plan);
+            assert!(futures::poll!(plan.as_mut()).is_pending());
+        } // dropped: the caller went away
+        assert!(
+            !handed.is_empty() && handed.len() < PLANNED,
+            "the test's premise: the plan was cut off inside its submissions ({} of {PLANNED})",
+            handed.len()
+        );
+        let cut = handed.last().cloned().expect("a record");
+        match node.propose(create(&cut)).await {
+            Ok(c) => assert_eq!(
+                c.record,
+                node.state
+                    .read()
+                    .image
+                    .topic_record(&cut)
+                    .map(Record::Topic)
+                    .expect("applied")
+            ),
+            Err(e) => panic!("{cut} was folded but never proposed; creating it answered {e}"),
+        }
+        let image = node.state.read().image.clone();
+        for name in &handed[..handed.len() - 1] {
+            assert!(
+                image.topic_record(name).is_some(),
+                "{name} was submitted before the cut"
+            );
+        }
+        node.shutdown().await.expect("stops");
     }
 
     #[test]

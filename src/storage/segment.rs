@@ -225,4 +225,22 @@ mod tests {
         s.zero_range_durably(0, 4096).expect("zero");
         assert_eq!(&s.map[10..13], &[0, 0, 0]);
     }
+
+    /// The safety argument of [`Segment::release_resident_pages`]: a slice a reader holds into
+    /// the map across the release reads the same bytes afterwards (faulted back in from the page
+    /// cache), and bytes written after the release show through it too.
+    #[test]
+    fn a_slice_held_across_a_release_reads_the_file_before_and_after() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let s = Segment::create(d.path(), 1, 64 * 1024).expect("create");
+        let pattern: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+        s.write_at(0, &pattern).expect("write");
+        let held: &[u8] = &s.map[..];
+        assert_eq!(held, &pattern[..], "the premise: the map shows the file");
+        s.release_resident_pages();
+        assert_eq!(held, &pattern[..], "the same bytes after the release");
+        s.release_resident_pages();
+        s.write_at(4096, b"after").expect("write");
+        assert_eq!(&held[4096..4101], b"after", "a later write shows through");
+    }
 }

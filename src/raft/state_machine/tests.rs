@@ -131,3 +131,54 @@ async fn a_build_finishing_after_a_newer_install_does_not_move_the_snapshot_poin
         "the late build wrote no file the purged log cannot back"
     );
 }
+
+/// The leader's proposer shares the applied image again when `records_applied` equals the count
+/// at its last copy plus the records it proposed since (`proposer::Speculative::share_applied`).
+/// Raft appends entries the proposer never submits (a new term's blank entry, membership
+/// changes while nodes join); counting them would let that equality hold while a proposed
+/// record is still in flight, and the speculative image would lose it. A record refused at
+/// apply is still a proposed record that applied, and counts.
+#[tokio::test]
+async fn records_applied_counts_record_entries_only_refused_ones_included() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SnapshotStore::open(dir.path()).expect("snapshot store"));
+    let mut sm = StateMachine::open(store, None).expect("opens");
+    let membership = openraft::Membership::new_with_defaults(
+        vec![std::collections::BTreeSet::from([1, 2])],
+        [1, 2, 3],
+    );
+    let mut duplicate = topic(3);
+    duplicate.timestamp_ms = 5;
+    let entries: Vec<Result<EntryResponder<TypeConfig>, io::Error>> = vec![
+        Ok((Entry::new(log_id(1, 1), EntryPayload::Blank), None)),
+        Ok((
+            Entry::new(log_id(1, 2), EntryPayload::Membership(membership)),
+            None,
+        )),
+        Ok((
+            Entry::new(log_id(1, 3), EntryPayload::Normal(topic(3))),
+            None,
+        )),
+        Ok((Entry::new(log_id(1, 4), EntryPayload::Blank), None)),
+        Ok((
+            Entry::new(log_id(1, 5), EntryPayload::Normal(duplicate)),
+            None,
+        )),
+    ];
+    sm.apply(futures::stream::iter(entries))
+        .await
+        .expect("applies");
+    let at = sm.shared().read().clone();
+    assert_eq!(at.applied.offset, 5);
+    assert_eq!(
+        at.image.all_topics().count(),
+        1,
+        "the first record applied, the duplicate was refused"
+    );
+    assert!(at.image.topic_record("t3").is_some());
+    assert_eq!(
+        at.records_applied, 2,
+        "two record entries (the second refused as a duplicate); the blank and membership \
+         entries are Raft's own"
+    );
+}

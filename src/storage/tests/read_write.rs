@@ -321,3 +321,47 @@ fn sealed_segments_leave_the_resident_set_and_still_read_the_same() {
     );
     assert_eq!(read_all(&log), written, "the same bytes after the release");
 }
+
+/// A truncation can cut back into a sealed segment whose pages were released: it becomes the
+/// newest again and takes the appends (written with `pwrite`, read through the same map that
+/// dropped its pages), while the release keeps running at every roll and in between. Every
+/// entry reads back the same, before and after a reopen. (Releasing with an advice that drops
+/// the file's data, such as `MADV_REMOVE`, instead of only the mapping's pages fails this.)
+#[test]
+fn a_released_segment_truncated_back_into_takes_appends_and_reads_them() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (log, _) = open(d.path());
+    let mut es = fill(&log, 1, 200, 100);
+    let segments = log.segments();
+    assert!(segments.len() >= 4, "the test needs sealed segments");
+    log.release_sealed_pages();
+    let cut = segments[1].base_index + 2;
+    log.truncate_after(Some(cut)).expect("truncate");
+    es.truncate(cut as usize);
+    assert_eq!(
+        log.segments().len(),
+        2,
+        "the second segment, released while sealed, is the newest again"
+    );
+    assert_eq!(log.read_range(0, u64::MAX, None).expect("read"), es);
+
+    let more: Vec<StoredEntry> = (cut + 1..=cut + 80)
+        .map(|i| entry(i, 99, 9_000 + i, 100))
+        .collect();
+    for chunk in more.chunks(5) {
+        log.append(chunk).expect("append");
+        log.release_sealed_pages();
+        let last = chunk.last().expect("a chunk").index;
+        assert_eq!(
+            log.read_range(1, last + 1, None).expect("read"),
+            [&es[..], &more[..(last - cut) as usize]].concat(),
+            "everything up to {last}, read right after its append and a release"
+        );
+    }
+    es.extend(more);
+    log.sync().expect("sync");
+    drop(log);
+    let (log, rep) = open(d.path());
+    assert_eq!(rep.truncated_bytes, 0);
+    assert_eq!(log.read_range(0, u64::MAX, None).expect("read"), es);
+}
