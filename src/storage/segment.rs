@@ -80,6 +80,18 @@ fn release_pages(map: &Mmap) {
     let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
 }
 
+/// A segment's map, held to drop its pages from the resident set after the log's lock is released
+/// (see [`Segment::mapped_pages`]). Holding it keeps the mapping valid even if the segment is
+/// purged meanwhile.
+pub(crate) struct MappedPages(Arc<Mmap>);
+
+impl MappedPages {
+    /// Drops the pages from the resident set; the bytes stay in the page cache.
+    pub fn release(&self) {
+        release_pages(&self.0);
+    }
+}
+
 impl Segment {
     /// Creates a preallocated, durable (file and directory fsynced) empty segment.
     pub fn create(dir: &Path, base: u64, capacity: u64) -> Result<Self, StorageError> {
@@ -134,13 +146,14 @@ impl Segment {
         Ok(Some((seg, scan)))
     }
 
-    /// Drops this segment's pages from the process's resident set once it is sealed (a newer
-    /// segment took over the appends). Readers of old offsets are few (catch-up, followers far
-    /// behind); without this, every page ever read through the map stays counted in the node's
-    /// RSS until the segment is purged. The bytes stay in the page cache, and a later read faults
-    /// them back in, the same bytes.
-    pub fn release_resident_pages(&self) {
-        release_pages(&self.map);
+    /// A handle for dropping this segment's pages from the process's resident set once it is
+    /// sealed (a newer segment took over the appends). Readers of old offsets are few (catch-up,
+    /// followers far behind); without this, every page ever read through the map stays counted
+    /// in the node's RSS until the segment is purged. The bytes stay in the page cache, and a
+    /// later read faults them back in, the same bytes. The handle outlives the log's lock, so
+    /// the release (a system call walking the page tables) holds up no append or reader.
+    pub fn mapped_pages(&self) -> MappedPages {
+        MappedPages(Arc::clone(&self.map))
     }
 
     /// Number of entries in the segment.
@@ -226,7 +239,7 @@ mod tests {
         assert_eq!(&s.map[10..13], &[0, 0, 0]);
     }
 
-    /// The safety argument of [`Segment::release_resident_pages`]: a slice a reader holds into
+    /// The safety argument of [`MappedPages::release`]: a slice a reader holds into
     /// the map across the release reads the same bytes afterwards (faulted back in from the page
     /// cache), and bytes written after the release show through it too.
     #[test]
@@ -237,9 +250,9 @@ mod tests {
         s.write_at(0, &pattern).expect("write");
         let held: &[u8] = &s.map[..];
         assert_eq!(held, &pattern[..], "the premise: the map shows the file");
-        s.release_resident_pages();
+        s.mapped_pages().release();
         assert_eq!(held, &pattern[..], "the same bytes after the release");
-        s.release_resident_pages();
+        s.mapped_pages().release();
         s.write_at(4096, b"after").expect("write");
         assert_eq!(&held[4096..4101], b"after", "a later write shows through");
     }

@@ -133,11 +133,15 @@ impl SegmentLog {
     /// maps them in, and they would stay counted in the node's RSS until the segment is purged;
     /// the page cache keeps them, so the next read of them costs a minor fault, not a disk read.
     pub fn release_sealed_pages(&self) {
-        let st = self.inner.read_state();
-        if let Some((_newest, sealed)) = st.segments.split_last() {
-            for s in sealed {
-                s.release_resident_pages();
+        let sealed: Vec<_> = {
+            let st = self.inner.read_state();
+            match st.segments.split_last() {
+                Some((_newest, sealed)) => sealed.iter().map(|s| s.mapped_pages()).collect(),
+                None => Vec::new(),
             }
+        };
+        for pages in sealed {
+            pages.release();
         }
     }
 

@@ -85,12 +85,15 @@ impl SegmentLog {
                 let cap = inner.opts.segment_bytes.max(need);
                 let seg = Segment::create(&inner.dir, entries[i].index, cap)?;
                 let mut st = inner.write_state();
-                if let Some(sealed) = st.segments.last() {
-                    sealed.release_resident_pages();
-                }
+                let sealed = st.segments.last().map(Segment::mapped_pages);
                 st.segments.push(seg);
                 pos = 0;
-                (st.segments.len() - 1, cap)
+                let at = (st.segments.len() - 1, cap);
+                drop(st);
+                if let Some(sealed) = sealed {
+                    sealed.release();
+                }
+                at
             } else {
                 (seg_idx, capacity)
             };
