@@ -57,7 +57,8 @@ impl LeaderClock {
 
     fn start(&self, node: &Arc<Node>) {
         let me = node.id;
-        let mut metrics = node.raft.metrics();
+        // Server metrics change with the leader, not at every commit (see `watch_addresses`).
+        let mut metrics = node.raft.server_metrics();
         // Another node as leader, or none, is decided here; this node as leader by the probe.
         let seen = move |leader: Option<u64>| (leader != Some(me)).then_some(leader.is_some());
         if let Some(has) = seen(metrics.borrow_and_update().current_leader) {
