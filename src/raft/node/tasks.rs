@@ -94,7 +94,7 @@ pub(crate) async fn watch_addresses(raft: Raft, addresses: AddressBook) {
             let config = &m.membership_config;
             if seen.as_ref() != Some(config.log_id()) {
                 addresses.replace(config.membership().nodes());
-                seen = Some(config.log_id().clone());
+                seen = Some(*config.log_id());
             }
         }
         if rx.changed().await.is_err() {
