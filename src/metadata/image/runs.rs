@@ -21,12 +21,15 @@ use imbl::OrdMap;
 /// Most entries in one run; a run that would grow past it splits into two halves.
 pub const RUN: usize = 64;
 
+/// One run: sorted entries in a block of exactly their size, shared between copies.
+type Run<K, V> = Arc<[(K, V)]>;
+
 /// A sorted map of `K` to `V` in runs of at most [`RUN`] entries.
 #[derive(Clone)]
 pub struct RunMap<K: Ord + Clone, V: Clone> {
     /// Every run by its first key. Runs are non-empty, sorted, and in key order: every key of
     /// a run is below the first key of the next.
-    runs: OrdMap<K, Arc<[(K, V)]>>,
+    runs: OrdMap<K, Run<K, V>>,
     /// Entries over all runs.
     len: usize,
 }
@@ -52,7 +55,7 @@ impl<K: Ord + Clone, V: Clone> RunMap<K, V> {
     }
 
     /// The run that holds `key` if any run does: the last run whose first key is not above it.
-    fn run_of<Q>(&self, key: &Q) -> Option<(&K, &Arc<[(K, V)]>)>
+    fn run_of<Q>(&self, key: &Q) -> Option<(&K, &Run<K, V>)>
     where
         K: std::borrow::Borrow<Q>,
         Q: Ord + ?Sized,
@@ -99,7 +102,7 @@ impl<K: Ord + Clone, V: Clone> RunMap<K, V> {
         match run.binary_search_by(|(k, _)| k.cmp(&key)) {
             Ok(i) => {
                 let old = run[i].1.clone();
-                let entries: Arc<[(K, V)]> = run[..i]
+                let entries: Run<K, V> = run[..i]
                     .iter()
                     .cloned()
                     .chain(std::iter::once((key, value)))
@@ -133,7 +136,7 @@ impl<K: Ord + Clone, V: Clone> RunMap<K, V> {
     }
 
     /// Files a run (sorted, non-empty) under its first key, in place of the run that had it.
-    fn put_run(&mut self, entries: Arc<[(K, V)]>) {
+    fn put_run(&mut self, entries: Run<K, V>) {
         if let Some((first, _)) = entries.first() {
             let first = first.clone();
             self.runs.insert(first, entries);
@@ -167,7 +170,7 @@ impl<K: Ord + Clone, V: Clone> RunMap<K, V> {
         map.len = entries.len();
         let mut rest = entries.into_iter().peekable();
         while rest.peek().is_some() {
-            let run: Arc<[(K, V)]> = rest.by_ref().take(RUN * 3 / 4).collect();
+            let run: Run<K, V> = rest.by_ref().take(RUN * 3 / 4).collect();
             map.put_run(run);
         }
         map
