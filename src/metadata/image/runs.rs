@@ -4,14 +4,15 @@
 //! sits in a B-tree leaf of 16 slots that is allocated whole and split in half when full, so
 //! with the log's insertion order (names grow within 64 writers' ranges) the leaves are under
 //! half full: a 40-byte topic slot cost 95 bytes. A `RunMap` keeps its entries in sorted *runs*
-//! of at most [`RUN`] entries, each one `Arc<[(K, V)]>` of exactly its length, found through an
-//! `OrdMap` by its first key; an insert copies the one run it lands in (and splits it in two
-//! past [`RUN`]). An entry costs its own size plus a few percent.
+//! of at most [`RUN`] entries, each a shared block of exactly its length, found through an
+//! `OrdMap` by its first key; an insert changes the one run it lands in, in place (a `memmove`)
+//! unless a copy of the map shares it, then in a copy, and splits it in two past [`RUN`]. An
+//! entry costs its own size plus a few percent.
 //!
 //! It is persistent like the other maps: `clone()` copies the outer map's root (O(1)), runs are
-//! shared between copies, and a change copies one run and the outer path to it. A lookup is the
-//! outer map's (O(log n)) plus a binary search in one run; an insert adds the copy of one run
-//! (at most [`RUN`] entries). Iteration is in key order, like `OrdMap`'s.
+//! shared between copies, and a change copies (only while shared) one run and the outer path to
+//! it. A lookup is the outer map's (O(log n)) plus a binary search in one run; an insert adds
+//! moving or copying at most [`RUN`] entries. Iteration is in key order, like `OrdMap`'s.
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,8 +22,21 @@ use imbl::OrdMap;
 /// Most entries in one run; a run that would grow past it splits into two halves.
 pub const RUN: usize = 64;
 
-/// One run: sorted entries in a block of exactly their size, shared between copies.
-type Run<K, V> = Arc<[(K, V)]>;
+/// One run: sorted entries in a block of exactly their size (capacity = length), shared
+/// between copies; changed in place while no copy shares it.
+type Run<K, V> = Arc<Vec<(K, V)>>;
+
+/// The entries of `run` to change in place: a copy (room for `extra` more) when another map
+/// shares the run, the run itself when not.
+fn unshared<K: Clone, V: Clone>(run: &mut Run<K, V>, extra: usize) -> &mut Vec<(K, V)> {
+    if Arc::get_mut(run).is_none() {
+        let mut copy = Vec::with_capacity(run.len() + extra);
+        copy.extend_from_slice(run);
+        *run = Arc::new(copy);
+    }
+    // Not shared now, so this does not copy again.
+    Arc::make_mut(run)
+}
 
 /// A sorted map of `K` to `V` in runs of at most [`RUN`] entries.
 #[derive(Clone)]
@@ -87,47 +101,40 @@ impl<K: Ord + Clone, V: Clone> RunMap<K, V> {
 
     /// Puts `value` under `key`; gives back the value it replaces, if any.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        // The run to change: the one that would hold the key, else (the key is below every
-        // run) the first run, which the key will start.
-        let found = self
-            .run_of(&key)
-            .or_else(|| self.runs.get_min().map(|(first, run)| (first, run)))
-            .map(|(first, run)| (first.clone(), Arc::clone(run)));
-        let Some((first, run)) = found else {
-            self.runs.insert(key.clone(), Arc::from(vec![(key, value)]));
-            self.len = 1;
-            return None;
-        };
-        // The new run is collected straight into its shared block: one allocation, one copy.
-        match run.binary_search_by(|(k, _)| k.cmp(&key)) {
-            Ok(i) => {
-                let old = run[i].1.clone();
-                let entries: Run<K, V> = run[..i]
-                    .iter()
-                    .cloned()
-                    .chain(std::iter::once((key, value)))
-                    .chain(run[i + 1..].iter().cloned())
-                    .collect();
-                self.runs.insert(first, entries);
-                Some(old)
+        let below_all = match self.runs.get_min() {
+            None => {
+                self.runs.insert(key.clone(), Arc::new(vec![(key, value)]));
+                self.len = 1;
+                return None;
             }
+            Some((first, run)) => (key < *first).then(|| Arc::clone(run)),
+        };
+        if let Some(run) = below_all {
+            // The key starts the first run now: file that run again under its new first key.
+            let mut entries = Vec::with_capacity(run.len() + 1);
+            entries.push((key, value));
+            entries.extend_from_slice(&run);
+            self.runs.remove(&run[0].0);
+            self.put_runs(entries);
+            self.len += 1;
+            return None;
+        }
+        // Not below the first key of a non-empty map: some run's first key is at most `key`.
+        let (_, run) = self.runs.get_prev_mut(&key)?;
+        let i = run.binary_search_by(|(k, _)| k.cmp(&key));
+        let entries = unshared(run, usize::from(i.is_err()));
+        match i {
+            Ok(i) => Some(std::mem::replace(&mut entries[i].1, value)),
             Err(i) => {
-                let entries = run[..i]
-                    .iter()
-                    .cloned()
-                    .chain(std::iter::once((key, value)))
-                    .chain(run[i..].iter().cloned());
-                if i == 0 {
-                    // The key starts the run now (it is below every key of the map).
-                    self.runs.remove(&first);
-                }
-                if run.len() < RUN {
-                    self.put_run(entries.collect());
-                } else {
-                    let mut left: Vec<(K, V)> = entries.collect();
-                    let right = left.split_off(left.len() / 2);
-                    self.put_run(Arc::from(right));
-                    self.put_run(Arc::from(left));
+                entries.reserve_exact(1);
+                entries.insert(i, (key, value));
+                let right = (entries.len() > RUN).then(|| {
+                    let right = entries.split_off(entries.len() / 2);
+                    entries.shrink_to_fit();
+                    right
+                });
+                if let Some(right) = right {
+                    self.put_run(right);
                 }
                 self.len += 1;
                 None
@@ -135,11 +142,22 @@ impl<K: Ord + Clone, V: Clone> RunMap<K, V> {
         }
     }
 
-    /// Files a run (sorted, non-empty) under its first key, in place of the run that had it.
-    fn put_run(&mut self, entries: Run<K, V>) {
+    /// Files `entries` (sorted, non-empty) as one run, or two halves past [`RUN`].
+    fn put_runs(&mut self, mut entries: Vec<(K, V)>) {
+        if entries.len() > RUN {
+            let right = entries.split_off(entries.len() / 2);
+            entries.shrink_to_fit();
+            self.put_run(right);
+        }
+        self.put_run(entries);
+    }
+
+    /// Files a run (sorted, non-empty, its capacity its length) under its first key, in place
+    /// of the run that had it.
+    fn put_run(&mut self, entries: Vec<(K, V)>) {
         if let Some((first, _)) = entries.first() {
             let first = first.clone();
-            self.runs.insert(first, entries);
+            self.runs.insert(first, Arc::new(entries));
         }
     }
 
@@ -170,7 +188,8 @@ impl<K: Ord + Clone, V: Clone> RunMap<K, V> {
         map.len = entries.len();
         let mut rest = entries.into_iter().peekable();
         while rest.peek().is_some() {
-            let run: Run<K, V> = rest.by_ref().take(RUN * 3 / 4).collect();
+            let mut run: Vec<(K, V)> = rest.by_ref().take(RUN * 3 / 4).collect();
+            run.shrink_to_fit();
             map.put_run(run);
         }
         map
@@ -211,6 +230,7 @@ mod tests {
         assert!(map.iter().eq(model.iter()));
         for (first, run) in map.runs.iter() {
             assert!(!run.is_empty() && run.len() <= RUN);
+            assert_eq!(run.capacity(), run.len(), "a run holds no spare room");
             assert_eq!(&run[0].0, first);
             assert!(run.windows(2).all(|w| w[0].0 < w[1].0));
         }
