@@ -16,7 +16,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::seq::Each;
-use super::{Image, Registration, UuidSet};
+use super::{Image, Registration, RunMap, StoredPartition, TopicName};
 use crate::metadata::error::DecodeError;
 use crate::metadata::record::{
     BrokerRegistrationChangeBrokerRecord, PartitionChangeRecord, PartitionRecord,
@@ -121,28 +121,37 @@ fn decode_parts(de: &mut De<'_, '_>) -> Result<Image, DecodeError> {
     }
 
     // Topics come sorted by name, so the map is bulk-built rather than inserted one by one.
-    let topics: Vec<(String, Uuid)> = part(de, "topics")?;
+    let topics: Vec<(TopicName, Uuid)> = part(de, "topics")?;
     if let Some(w) = topics.windows(2).find(|w| w[0].0 >= w[1].0) {
         return Err(err(format!(
             "topics out of order or repeated at {:?}",
             w[1].0
         )));
     }
-    let mut uuids = UuidSet::default();
-    for (name, u) in &topics {
-        if uuids.insert(*u).is_some() {
-            return Err(err(format!("topicUUID {u} of {name:?} is used twice")));
-        }
+    let mut uuids: Vec<(Uuid, ())> = topics.iter().map(|(_, u)| (*u, ())).collect();
+    uuids.sort_unstable_by_key(|(u, _)| *u);
+    if let Some(w) = uuids.windows(2).find(|w| w[0].0 == w[1].0) {
+        let u = w[0].0;
+        let names: Vec<&TopicName> = topics
+            .iter()
+            .filter(|(_, t)| *t == u)
+            .map(|(n, _)| n)
+            .collect();
+        return Err(err(format!("topicUUID {u} of {names:?} is used twice")));
     }
-    image.topic_uuids = uuids;
-    image.topics = topics.into_iter().collect();
+    image.topic_uuids = RunMap::from_sorted(uuids);
+    image.topics = RunMap::from_sorted(topics);
 
     for p in part::<Vec<PartitionRecord>>(de, "partitions")? {
         let (u, id) = (p.topic_uuid, p.partition_id);
-        if !image.topic_uuids.contains(&u) {
+        if !image.topic_uuids.contains_key(&u) {
             return Err(err(format!("partition {id} of unknown topicUUID {u}")));
         }
-        if image.partitions.insert((u, id), p).is_some() {
+        if image
+            .partitions
+            .insert((u, id), StoredPartition::new(&p))
+            .is_some()
+        {
             return Err(err(format!("partition {id} of {u} is listed twice")));
         }
     }
@@ -312,7 +321,7 @@ mod tests {
         let mut img = Image::new();
         img.topics.insert("b".into(), Uuid::from_u128(1));
         img.topics.insert("a".into(), Uuid::from_u128(1));
-        img.topic_uuids.insert(Uuid::from_u128(1));
+        img.topic_uuids.insert(Uuid::from_u128(1), ());
         assert!(Image::decode(&img.encode())
             .unwrap_err()
             .reason

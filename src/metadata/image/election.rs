@@ -72,23 +72,25 @@ impl Image {
     /// The partitions broker `id` leads or is in the ISR of: those a fence or a controlled
     /// shutdown of it may change, as (topicUUID, partitionId).
     pub fn partitions_of_broker(&self, id: i32) -> Vec<(Uuid, i32)> {
-        self.all_partitions()
-            .filter(|p| p.leader == id || p.isr.contains(&id))
-            .map(|p| (p.topic_uuid, p.partition_id))
+        self.partitions
+            .iter()
+            .filter(|(_, p)| p.leader == id || p.isr().contains(&id))
+            .map(|(key, _)| *key)
             .collect()
     }
 
     /// How many partitions broker `id` leads.
     pub fn partitions_led_by(&self, id: i32) -> usize {
-        self.all_partitions().filter(|p| p.leader == id).count()
+        self.partitions.values().filter(|p| p.leader == id).count()
     }
 
     /// The leaderless partitions that list broker `id` in their ISR: those it may lead once it
     /// is unfenced.
     pub fn leaderless_with(&self, id: i32) -> Vec<(Uuid, i32)> {
-        self.all_partitions()
-            .filter(|p| p.leader == NO_LEADER && p.isr.contains(&id))
-            .map(|p| (p.topic_uuid, p.partition_id))
+        self.partitions
+            .iter()
+            .filter(|(_, p)| p.leader == NO_LEADER && p.isr().contains(&id))
+            .map(|(key, _)| *key)
             .collect()
     }
 
@@ -102,8 +104,8 @@ impl Image {
         avoid: &[i32],
     ) -> Option<PartitionChangeRecord> {
         let p = self.partition(topic_uuid, partition_id)?;
-        let (leader, isr) = reelect(p, leaving, avoid, |r| self.broker_can_lead(r))?;
-        Some(change_record(p, leader, isr))
+        let (leader, isr) = reelect(&p, leaving, avoid, |r| self.broker_can_lead(r))?;
+        Some(change_record(&p, leader, isr))
     }
 }
 

@@ -2,7 +2,7 @@
 //! `apply`) and how a committed record changes it.
 
 use super::prepare::next_epoch;
-use super::{Image, Registration};
+use super::{Image, Registration, StoredPartition, TopicName};
 use crate::metadata::naming::validate_topic_name;
 use crate::metadata::record::{BrokerStatus, PartitionChangeRecord, NO_LEADER};
 use crate::metadata::request::{
@@ -45,13 +45,13 @@ impl Image {
             }
             Record::Topic(t) => {
                 validate_topic_name(&t.name)?;
-                if self.topics.contains_key(&t.name) {
+                if self.topics.contains_key(t.name.as_str()) {
                     return Err(MetadataError::conflict(format!(
                         "topic {:?} already exists",
                         t.name
                     )));
                 }
-                if self.topic_uuids.contains(&t.topic_uuid) {
+                if self.topic_uuids.contains_key(&t.topic_uuid) {
                     return Err(MetadataError::conflict(format!(
                         "topicUUID {} is already used",
                         t.topic_uuid
@@ -68,7 +68,7 @@ impl Image {
                     &p.adding_replicas,
                     Some(p.leader),
                 )?;
-                if !self.topic_uuids.contains(&p.topic_uuid) {
+                if !self.topic_uuids.contains_key(&p.topic_uuid) {
                     return Err(MetadataError::not_found(format!(
                         "no topic has topicUUID {}",
                         p.topic_uuid
@@ -146,14 +146,15 @@ impl Image {
     /// its ISR (see [`super::election::can_lead`]).
     fn check_partition_change(&self, c: &PartitionChangeRecord) -> Result<(), MetadataError> {
         let p = self
-            .partition(&c.topic_uuid, c.partition_id)
+            .partitions
+            .get(&(c.topic_uuid, c.partition_id))
             .ok_or_else(|| {
                 MetadataError::not_found(format!(
                     "no partition {} of topicUUID {}",
                     c.partition_id, c.topic_uuid
                 ))
             })?;
-        partition_change_shape(c.partition_id, &p.replicas, &c.isr, c.leader)?;
+        partition_change_shape(c.partition_id, p.replicas(), &c.isr, c.leader)?;
         if c.partition_epoch != p.partition_epoch + 1 {
             return Err(MetadataError::new(
                 ErrorKind::StalePartitionEpoch,
@@ -183,7 +184,7 @@ impl Image {
         if let Some(b) = c
             .isr
             .iter()
-            .find(|b| !p.isr.contains(b) && !self.broker_can_lead(**b))
+            .find(|b| !p.isr().contains(b) && !self.broker_can_lead(**b))
         {
             return Err(MetadataError::bad_request(format!(
                 "ISR names broker {b}, which is fenced (or not registered) and cannot join it"
@@ -212,12 +213,12 @@ impl Image {
                 );
             }
             Record::Topic(t) => {
-                self.topic_uuids.insert(t.topic_uuid);
-                self.topics.insert(t.name.clone(), t.topic_uuid);
+                self.topic_uuids.insert(t.topic_uuid, ());
+                self.topics.insert(TopicName::new(&t.name), t.topic_uuid);
             }
             Record::Partition(p) => {
                 self.partitions
-                    .insert((p.topic_uuid, p.partition_id), p.clone());
+                    .insert((p.topic_uuid, p.partition_id), StoredPartition::new(p));
             }
             Record::ProducerIds(r) => {
                 self.producers.insert(r.producer_id, r.clone());
@@ -244,7 +245,7 @@ impl Image {
             Record::PartitionChange(c) => {
                 if let Some(p) = self.partitions.get_mut(&(c.topic_uuid, c.partition_id)) {
                     p.leader = c.leader;
-                    p.isr = c.isr.clone();
+                    p.set_isr(&c.isr);
                     p.leader_epoch = c.leader_epoch;
                     p.partition_epoch = c.partition_epoch;
                 }

@@ -32,35 +32,41 @@
 mod codec;
 pub mod election;
 mod fold;
+mod name;
+mod partition;
 mod prepare;
 mod reads;
 mod rebuild;
+mod runs;
 mod seq;
 #[cfg(test)]
 mod tests;
 pub mod view;
 
-use std::hash::{BuildHasherDefault, Hasher};
-
-use imbl::shared_ptr::DefaultSharedPtr;
-use imbl::{GenericHashSet, OrdMap, Vector};
+use imbl::{OrdMap, Vector};
 
 use uuid::Uuid;
 
 use super::record::{
-    BrokerRegistrationChangeBrokerRecord, PartitionChangeRecord, PartitionRecord,
-    ProducerIdsRecord, RegisterBrokerRecord,
+    BrokerRegistrationChangeBrokerRecord, PartitionChangeRecord, ProducerIdsRecord,
+    RegisterBrokerRecord,
 };
 
+use name::TopicName;
+use partition::StoredPartition;
+use runs::RunMap;
 pub use view::{MetadataAnswer, MetadataView};
 
 /// The current metadata, the fold of the log.
 ///
 /// Topics are the bulk of a large image (a million-record log is mostly topics), so each one
-/// costs one name string and one UUID in `topics` plus one UUID in `topic_uuids`; the snapshot
-/// encoding lives in `codec.rs`.
+/// costs about its own bytes: a 40-byte entry in `topics` (its name inline, see [`TopicName`],
+/// and its UUID) and a 16-byte one in `topic_uuids`, both [`RunMap`]s of exact-size runs; the
+/// snapshot encoding lives in `codec.rs`. `docs/performance.md` ("a compact image") has the
+/// measured cost of each part.
 ///
-/// Every collection is a persistent one (`imbl`: B+trees of 16, a hash trie, an RRB vector), so
+/// Every collection is a persistent one (`imbl`: B+trees of 16, an RRB vector; runs of at most
+/// 64 entries shared between copies), so
 /// `clone()` copies a handful of pointers, not the image: a snapshot or a full `/get_metadata`
 /// takes a copy under the state's lock and encodes it after releasing it, while apply goes on
 /// changing the original (which copies only the nodes on the path it changes, and only while a
@@ -71,13 +77,16 @@ pub struct Image {
     /// Current state of every broker ever registered, by id (CLOSED ones included).
     pub(super) brokers: OrdMap<i32, RegisterBrokerRecord>,
     /// Topic UUIDs by topic name.
-    pub(super) topics: OrdMap<String, Uuid>,
-    /// Every topic UUID in `topics` (the index partitions and new topics are checked against).
-    pub(super) topic_uuids: UuidSet,
+    pub(super) topics: RunMap<TopicName, Uuid>,
+    /// Every topic UUID in `topics` (the index partitions and new topics are checked against),
+    /// as a set: sorted runs of bare UUIDs (a hash trie's fixed 32-slot nodes held each UUID
+    /// with its hash, 59 bytes a topic).
+    pub(super) topic_uuids: RunMap<Uuid, ()>,
     /// Partitions by (topicUUID, partitionId): one flat map, in the order the nested map of
     /// before iterated, because a map per topic would cost a whole B-tree leaf (16 slots) for
-    /// each of a million one-partition topics.
-    pub(super) partitions: OrdMap<(Uuid, i32), PartitionRecord>,
+    /// each of a million one-partition topics. Each is kept compact ([`StoredPartition`]: no
+    /// copy of its key, its lists in one block); the reads give `PartitionRecord`s back.
+    pub(super) partitions: OrdMap<(Uuid, i32), StoredPartition>,
     /// Producer id registrations by producerId.
     pub(super) producers: OrdMap<i64, ProducerIdsRecord>,
     /// The id the next allocation hands out: above every id ever registered.
@@ -109,30 +118,6 @@ pub struct Registration {
     /// The broker registered as `FENCED`: it asked for KRaft's liveness, so it may lead only once
     /// the controller has unfenced it, and a new leader of the cluster watches it from the start.
     pub watched: bool,
-}
-
-/// A set of UUIDs hashed with a cheap multiplicative hash: topic UUIDs are random (v4, drawn by
-/// the leader), so SipHash's protection against chosen keys buys nothing and costs a lot when a
-/// million of them are inserted at startup. A persistent hash trie, shared by copies like the
-/// maps; its iteration order is never used.
-pub(super) type UuidSet = GenericHashSet<Uuid, BuildHasherDefault<UuidHasher>, DefaultSharedPtr>;
-
-/// The hasher of [`UuidSet`]: FxHash-style folding of the bytes it is given.
-#[derive(Default)]
-pub(super) struct UuidHasher(u64);
-
-impl Hasher for UuidHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 impl Image {

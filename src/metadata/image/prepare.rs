@@ -47,7 +47,7 @@ impl Image {
             }
             WriteRequest::CreateTopic { name } => {
                 let mut topic_uuid = Uuid::new_v4();
-                while self.topic_uuids.contains(&topic_uuid) {
+                while self.topic_uuids.contains_key(&topic_uuid) {
                     topic_uuid = Uuid::new_v4();
                 }
                 Record::Topic(TopicRecord { name, topic_uuid })
@@ -162,7 +162,7 @@ impl Image {
                 leaving,
                 avoid,
             } => {
-                if self.partition(&topic_uuid, partition_id).is_none() {
+                if !self.partitions.contains_key(&(topic_uuid, partition_id)) {
                     return Err(MetadataError::not_found(format!(
                         "no partition {partition_id} of topicUUID {topic_uuid}"
                     )));
@@ -253,7 +253,7 @@ impl Image {
                 "ISR names broker {b}, which is fenced"
             )));
         }
-        Ok(Record::PartitionChange(change_record(p, p.leader, isr)))
+        Ok(Record::PartitionChange(change_record(&p, p.leader, isr)))
     }
 
     /// The epoch a (re-)registration of `broker_id` gets: 0 for a new id, one above the last

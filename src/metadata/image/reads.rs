@@ -46,17 +46,22 @@ impl Image {
     pub fn all_topics(&self) -> impl Iterator<Item = (&str, &Uuid)> {
         self.topics.iter().map(|(n, u)| (n.as_str(), u))
     }
-    /// Every partition, by (topicUUID, partitionId).
-    pub fn all_partitions(&self) -> impl Iterator<Item = &PartitionRecord> {
-        self.partitions.values()
+    /// Every partition, by (topicUUID, partitionId). Each is made from its compact stored
+    /// form as it is read (two or so small allocations).
+    pub fn all_partitions(&self) -> impl Iterator<Item = PartitionRecord> + '_ {
+        self.partitions
+            .iter()
+            .map(|((u, id), p)| p.to_record(*u, *id))
     }
     /// Every producer registration, by producerId.
     pub fn all_producers(&self) -> impl Iterator<Item = &ProducerIdsRecord> {
         self.producers.values()
     }
     /// A partition by (topicUUID, partitionId).
-    pub fn partition(&self, topic_uuid: &Uuid, partition_id: i32) -> Option<&PartitionRecord> {
-        self.partitions.get(&(*topic_uuid, partition_id))
+    pub fn partition(&self, topic_uuid: &Uuid, partition_id: i32) -> Option<PartitionRecord> {
+        self.partitions
+            .get(&(*topic_uuid, partition_id))
+            .map(|p| p.to_record(*topic_uuid, partition_id))
     }
     /// A producer id's registration.
     pub fn producer(&self, producer_id: i64) -> Option<&ProducerIdsRecord> {

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::Image;
+use super::{Image, StoredPartition, TopicName};
 use crate::metadata::error::DecodeError;
 use crate::metadata::record::{
     PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
@@ -45,13 +45,17 @@ impl Image {
             image.brokers.insert(b.broker_id, b);
         }
         for t in list::<TopicRecord>(metadata, "TopicRecord")? {
-            if image.topic_uuids.insert(t.topic_uuid).is_some() {
+            if image.topic_uuids.insert(t.topic_uuid, ()).is_some() {
                 return Err(DecodeError {
                     what: "metadata view",
                     reason: format!("topicUUID {} is used twice", t.topic_uuid),
                 });
             }
-            if image.topics.insert(t.name.clone(), t.topic_uuid).is_some() {
+            if image
+                .topics
+                .insert(TopicName::new(&t.name), t.topic_uuid)
+                .is_some()
+            {
                 return Err(DecodeError {
                     what: "metadata view",
                     reason: format!("topic {:?} is listed twice", t.name),
@@ -59,7 +63,9 @@ impl Image {
             }
         }
         for p in list::<PartitionRecord>(metadata, "PartitionRecord")? {
-            image.partitions.insert((p.topic_uuid, p.partition_id), p);
+            image
+                .partitions
+                .insert((p.topic_uuid, p.partition_id), StoredPartition::new(&p));
         }
         for p in list::<ProducerIdsRecord>(metadata, "ProducerIdsRecord")? {
             image.next_producer_id = image.next_producer_id.max(p.producer_id.saturating_add(1));
@@ -86,12 +92,15 @@ impl Image {
             return Err(format!("broker entry {id} holds another broker"));
         }
         if self.topics.len() != self.topic_uuids.len()
-            || self.topics.values().any(|u| !self.topic_uuids.contains(u))
+            || self
+                .topics
+                .values()
+                .any(|u| !self.topic_uuids.contains_key(u))
         {
             return Err("topic indexes disagree".into());
         }
-        for ((u, id), p) in &self.partitions {
-            if !self.topic_uuids.contains(u) || *id != p.partition_id || p.topic_uuid != *u {
+        for (u, _) in self.partitions.keys() {
+            if !self.topic_uuids.contains_key(u) {
                 return Err(format!("partitions of {u} disagree with the topics"));
             }
         }

@@ -344,7 +344,7 @@ fn decode_refuses_garbage_and_inconsistent_images() {
     let mut orphan = h.image.clone();
     orphan.partitions.insert(
         (Uuid::from_u128(7), 0),
-        PartitionRecord {
+        super::StoredPartition::new(&PartitionRecord {
             partition_id: 0,
             topic_uuid: Uuid::from_u128(7),
             replicas: vec![1],
@@ -354,7 +354,7 @@ fn decode_refuses_garbage_and_inconsistent_images() {
             leader: 1,
             leader_epoch: 0,
             partition_epoch: 0,
-        },
+        }),
     );
     assert!(Image::decode(&orphan.encode())
         .unwrap_err()
@@ -456,7 +456,7 @@ fn partition_changes_fold_with_their_epochs_and_stale_ones_are_refused() {
     };
     assert_eq!((c.leader, c.isr.clone()), (3, vec![2, 3]));
     assert_eq!((c.leader_epoch, c.partition_epoch), (1, 1));
-    let p = h.image.partition(&t, 0).unwrap().clone();
+    let p = h.image.partition(&t, 0).unwrap();
     assert_eq!((p.leader, p.isr.clone()), (3, vec![2, 3]));
     assert_eq!((p.leader_epoch, p.partition_epoch), (1, 1));
     assert_eq!(h.image.partition_changes().iter().collect::<Vec<_>>(), [&c]);

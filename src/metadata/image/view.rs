@@ -118,11 +118,15 @@ impl Image {
 
     /// `/get_partitions`: every partition, or those of one topicUUID (empty if unknown).
     pub fn partitions(&self, topic_uuid: Option<Uuid>) -> Value {
-        let iter: Box<dyn Iterator<Item = &PartitionRecord>> = match topic_uuid {
-            Some(u) => Box::new(self.partitions.range(super::topic_range(u)).map(|(_, p)| p)),
-            None => Box::new(self.partitions.values()),
+        let iter: Box<dyn Iterator<Item = PartitionRecord>> = match topic_uuid {
+            Some(u) => Box::new(
+                self.partitions
+                    .range(super::topic_range(u))
+                    .map(|((u, id), p)| p.to_record(*u, *id)),
+            ),
+            None => Box::new(self.all_partitions()),
         };
-        Value::Array(iter.map(to_json).collect())
+        Value::Array(iter.map(|p| to_json(&p)).collect())
     }
 
     /// `/get_producer_ids`: every producer registration, by producerId.
@@ -217,7 +221,7 @@ mod tests {
             "TopicRecord": img.all_topics()
                 .map(|(name, u)| serde_json::json!({"name": name, "topicUUID": u.to_string()}))
                 .collect::<Vec<_>>(),
-            "PartitionRecord": img.all_partitions().map(to_json).collect::<Vec<_>>(),
+            "PartitionRecord": img.all_partitions().map(|p| to_json(&p)).collect::<Vec<_>>(),
             "ProducerIdsRecord": img.all_producers().map(to_json).collect::<Vec<_>>(),
             "BrokerRegistrationChangeBrokerRecord":
                 img.broker_changes().iter().map(to_json).collect::<Vec<_>>(),

@@ -162,7 +162,7 @@ mod tests {
         let recs = run(&mut img, fence(1, vec![]));
         assert_eq!(recs[0].name(), "BrokerRegistrationChangeBrokerRecord");
         assert_eq!(recs.len(), 4, "{recs:?}");
-        let p = |img: &Image, id| img.partition(&t, id).unwrap().clone();
+        let p = |img: &Image, id| img.partition(&t, id).unwrap();
         let (p0, p1, p2) = (p(&img, 0), p(&img, 1), p(&img, 2));
         assert_eq!((p0.leader, p0.isr, p0.leader_epoch), (2, vec![2, 3], 1));
         // Broker 1 only follows partition 1: it leaves the ISR, the leader stays.
