@@ -36,21 +36,14 @@ mod tests {
 
     use super::core_stopped;
     use crate::metadata::WriteRequest;
-    use crate::raft::node::{Node, NodeOptions};
+    use crate::raft::node::testing::one_node_leader;
 
     /// The watch ends when the core ends, with the core's own word for why, and not before:
     /// writes (which change the whole metrics at every commit) leave it waiting.
     #[tokio::test]
     async fn the_watch_ends_with_the_core_and_not_before() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts = NodeOptions::new(1, "127.0.0.1:9", dir.path().to_path_buf());
-        let node = Node::start(opts).await.expect("starts");
-        node.bootstrap(Vec::new()).await.expect("bootstraps");
-        node.raft
-            .wait(Some(Duration::from_secs(20)))
-            .state(openraft::ServerState::Leader, "the node leads")
-            .await
-            .expect("leads");
+        let node = one_node_leader(dir.path()).await;
         let raft = node.raft.clone();
         let watch = tokio::spawn(async move { core_stopped(&raft).await });
         for k in 0..20 {

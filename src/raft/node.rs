@@ -28,6 +28,8 @@ use crate::storage::{DirLock, Identity, SegmentLog, StorageError};
 mod join;
 mod open;
 mod tasks;
+#[cfg(test)]
+pub(crate) mod testing;
 pub use join::{JoinAnswer, JoinRequest, MembershipError};
 use open::{open_storage, Opened};
 use tasks::Tasks;

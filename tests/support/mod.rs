@@ -256,9 +256,10 @@ impl Cluster {
     pub async fn wait_listening(&mut self, i: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if tokio::net::TcpStream::connect(&self.nodes[i].addr)
-                .await
-                .is_ok()
+            if self.bound(i)
+                && tokio::net::TcpStream::connect(&self.nodes[i].addr)
+                    .await
+                    .is_ok()
             {
                 return;
             }
@@ -285,6 +286,18 @@ impl Cluster {
                 self.log_tails(&[i])
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether node `i`'s newest process holds its address: its log says `node listening` after
+    /// its last `cannot listen`. A connection alone proves nothing: when this node lost the race
+    /// for a free port, the process that won it (another test's node) answers.
+    fn bound(&self, i: usize) -> bool {
+        let log = self.nodes[i].log();
+        match (log.rfind("node listening"), log.rfind("cannot listen")) {
+            (Some(listening), Some(refused)) => listening > refused,
+            (Some(_), None) => true,
+            (None, _) => false,
         }
     }
 

@@ -63,17 +63,10 @@ fn the_applied_image_is_shared_only_once_it_holds_every_proposed_record() {
 /// records submitted before the cut are all still in flight then (no re-share hides it).
 #[tokio::test(flavor = "current_thread")]
 async fn a_plan_cut_off_mid_submission_leaves_no_unproposed_record_in_the_image() {
-    use crate::raft::node::{Node, NodeOptions};
+    use crate::raft::node::testing::one_node_leader;
     const PLANNED: usize = 1_000;
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = NodeOptions::new(1, "127.0.0.1:9", dir.path().to_path_buf());
-    let node = Node::start(opts).await.expect("starts");
-    node.bootstrap(Vec::new()).await.expect("bootstraps");
-    node.raft
-        .wait(Some(Duration::from_secs(20)))
-        .state(openraft::ServerState::Leader, "the node leads")
-        .await
-        .expect("leads");
+    let node = one_node_leader(dir.path()).await;
     let create = |name: &str| WriteRequest::CreateTopic { name: name.into() };
     // One write first: the speculative image exists, so the plan below starts proposing
     // without awaiting anything.
