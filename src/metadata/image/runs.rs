@@ -256,6 +256,88 @@ mod tests {
         }
     }
 
+    /// What a test does next to a map and its copies.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Insert (or replace) a key.
+        Insert(u32, u32),
+        /// Insert a key below every key in the map (the first run is filed again).
+        Below(u32),
+        /// Take a copy of the map as it is now.
+        Copy,
+        /// Drop the oldest copy still held (its runs become the map's own again).
+        DropOldest,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            8 => (0u32..600, any::<u32>()).prop_map(|(k, v)| Step::Insert(k, v)),
+            2 => any::<u32>().prop_map(Step::Below),
+            1 => Just(Step::Copy),
+            1 => Just(Step::DropOldest),
+        ]
+    }
+
+    proptest! {
+        /// Copies taken between any two inserts (of a new key, a replaced key, a key below
+        /// every other, one that splits a run) keep exactly what the map held when they were
+        /// taken, whatever the original and the other copies do later; and the original changes
+        /// in place again once its copies are gone, still right.
+        #[test]
+        fn a_copy_never_sees_later_changes(steps in prop::collection::vec(step(), 0..800)) {
+            let mut map: RunMap<u32, u32> = RunMap::new();
+            let mut model = BTreeMap::new();
+            let mut copies: std::collections::VecDeque<(RunMap<u32, u32>, BTreeMap<u32, u32>)> =
+                Default::default();
+            for step in steps {
+                match step {
+                    Step::Insert(k, v) => {
+                        prop_assert_eq!(map.insert(k, v), model.insert(k, v));
+                    }
+                    Step::Below(v) => {
+                        let k = model.keys().next().map_or(1_000, |k| k.saturating_sub(1));
+                        prop_assert_eq!(map.insert(k, v), model.insert(k, v));
+                    }
+                    Step::Copy => copies.push_back((map.clone(), model.clone())),
+                    Step::DropOldest => {
+                        if let Some((copy, at)) = copies.pop_front() {
+                            check(&copy, &at);
+                        }
+                    }
+                }
+                // A copy is itself a map that may change: the newest one takes an insert too,
+                // which must not reach the original or the older copies.
+                if let Some((copy, at)) = copies.back_mut() {
+                    if at.len() % 7 == 3 {
+                        let k = 10_000 + at.len() as u32;
+                        copy.insert(k, 0);
+                        at.insert(k, 0);
+                    }
+                }
+            }
+            check(&map, &model);
+            for (copy, at) in &copies {
+                check(copy, at);
+            }
+        }
+
+        /// A bulk build from any input, in order or not, with repeated keys or not, is the map
+        /// of inserting the entries one by one (the last of a repeated key wins).
+        #[test]
+        fn a_bulk_build_of_any_input_is_the_map_of_its_inserts(
+            entries in prop::collection::vec((0u32..300, any::<u32>()), 0..400),
+            sort in any::<bool>(),
+        ) {
+            let mut entries = entries;
+            if sort {
+                entries.sort_by_key(|(k, _)| *k);
+            }
+            let model: BTreeMap<u32, u32> = entries.iter().copied().collect();
+            let built = RunMap::from_sorted(entries);
+            check(&built, &model);
+        }
+    }
+
     #[test]
     fn ascending_descending_and_unsorted_builds_agree() {
         let n = 10 * RUN as u32 + 7;
