@@ -161,15 +161,21 @@ impl<K: Ord + Clone, V: Clone> RunMap<K, V> {
         }
     }
 
-    /// Every entry, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
-        self.runs
-            .values()
-            .flat_map(|run| run.iter().map(|(k, v)| (k, v)))
+    /// Every entry, in key order; the iterator knows how many are left, as `OrdMap`'s does,
+    /// so the snapshot encoder writes the topics' array header at once instead of buffering the
+    /// whole array to count it (MessagePack puts the length first).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&K, &V)> + '_ {
+        Counted {
+            inner: self
+                .runs
+                .values()
+                .flat_map(|run| run.iter().map(|(k, v)| (k, v))),
+            left: self.len,
+        }
     }
 
     /// Every value, in key order.
-    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &V> + '_ {
         self.iter().map(|(_, v)| v)
     }
 
@@ -195,6 +201,26 @@ impl<K: Ord + Clone, V: Clone> RunMap<K, V> {
         map
     }
 }
+
+/// An iterator that yields `left` more items: the map's entry count, which every insert keeps.
+struct Counted<I> {
+    inner: I,
+    left: usize,
+}
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.inner.next()?;
+        self.left = self.left.saturating_sub(1);
+        Some(item)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for Counted<I> {}
 
 impl<K: Ord + Clone, V: Clone> FromIterator<(K, V)> for RunMap<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
@@ -245,6 +271,11 @@ mod tests {
                 prop_assert_eq!(map.insert(k, v), model.insert(k, v));
             }
             check(&map, &model);
+            let mut it = map.iter();
+            for left in (0..=model.len()).rev() {
+                prop_assert_eq!(it.len(), left);
+                prop_assert_eq!(it.next().is_some(), left > 0);
+            }
             for k in 0..2_000 {
                 prop_assert_eq!(map.get(&k), model.get(&k));
                 prop_assert_eq!(map.contains_key(&k), model.contains_key(&k));
