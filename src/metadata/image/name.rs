@@ -169,6 +169,33 @@ mod tests {
         v
     }
 
+    proptest::proptest! {
+        /// Any two strings (multi-byte, NUL, around the inline limit, equal in a prefix) order
+        /// and compare as names exactly as they do as `str`, and a map of names iterates in the
+        /// order of a map of `String`s.
+        #[test]
+        fn any_strings_order_as_str(
+            a in "\\PC{0,8}[a\\x00\u{e9}\u{10348}]{0,30}",
+            b in "\\PC{0,8}[a\\x00\u{e9}\u{10348}]{0,30}",
+            rest in proptest::collection::vec("[a\u{e9}]{20,25}", 0..40),
+        ) {
+            let (na, nb) = (TopicName::new(&a), TopicName::new(&b));
+            proptest::prop_assert_eq!(na.cmp(&nb), a.cmp(&b));
+            proptest::prop_assert_eq!(na == nb, a == b);
+            proptest::prop_assert_eq!(na.as_str(), a.as_str());
+            let mut names = super::super::RunMap::new();
+            let mut strings = std::collections::BTreeMap::new();
+            for (i, s) in rest.iter().chain([&a, &b]).enumerate() {
+                names.insert(TopicName::new(s), i);
+                strings.insert(s.clone(), i);
+            }
+            proptest::prop_assert!(names
+                .iter()
+                .map(|(n, i)| (n.as_str(), *i))
+                .eq(strings.iter().map(|(s, i)| (s.as_str(), *i))));
+        }
+    }
+
     #[test]
     fn handle_is_the_size_of_a_string_and_short_names_are_inline() {
         assert_eq!(

@@ -161,15 +161,21 @@ impl<K: Ord + Clone, V: Clone> RunMap<K, V> {
         }
     }
 
-    /// Every entry, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
-        self.runs
-            .values()
-            .flat_map(|run| run.iter().map(|(k, v)| (k, v)))
+    /// Every entry, in key order; the iterator knows how many are left, as `OrdMap`'s does,
+    /// so the snapshot encoder writes the topics' array header at once instead of buffering the
+    /// whole array to count it (MessagePack puts the length first).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&K, &V)> + '_ {
+        Counted {
+            inner: self
+                .runs
+                .values()
+                .flat_map(|run| run.iter().map(|(k, v)| (k, v))),
+            left: self.len,
+        }
     }
 
     /// Every value, in key order.
-    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &V> + '_ {
         self.iter().map(|(_, v)| v)
     }
 
@@ -195,6 +201,26 @@ impl<K: Ord + Clone, V: Clone> RunMap<K, V> {
         map
     }
 }
+
+/// An iterator that yields `left` more items: the map's entry count, which every insert keeps.
+struct Counted<I> {
+    inner: I,
+    left: usize,
+}
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.inner.next()?;
+        self.left = self.left.saturating_sub(1);
+        Some(item)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for Counted<I> {}
 
 impl<K: Ord + Clone, V: Clone> FromIterator<(K, V)> for RunMap<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
@@ -245,6 +271,11 @@ mod tests {
                 prop_assert_eq!(map.insert(k, v), model.insert(k, v));
             }
             check(&map, &model);
+            let mut it = map.iter();
+            for left in (0..=model.len()).rev() {
+                prop_assert_eq!(it.len(), left);
+                prop_assert_eq!(it.next().is_some(), left > 0);
+            }
             for k in 0..2_000 {
                 prop_assert_eq!(map.get(&k), model.get(&k));
                 prop_assert_eq!(map.contains_key(&k), model.contains_key(&k));
@@ -253,6 +284,88 @@ mod tests {
             let bulk = RunMap::from_sorted(sorted);
             check(&bulk, &model);
             prop_assert_eq!(&bulk, &map);
+        }
+    }
+
+    /// What a test does next to a map and its copies.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// Insert (or replace) a key.
+        Insert(u32, u32),
+        /// Insert a key below every key in the map (the first run is filed again).
+        Below(u32),
+        /// Take a copy of the map as it is now.
+        Copy,
+        /// Drop the oldest copy still held (its runs become the map's own again).
+        DropOldest,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            8 => (0u32..600, any::<u32>()).prop_map(|(k, v)| Step::Insert(k, v)),
+            2 => any::<u32>().prop_map(Step::Below),
+            1 => Just(Step::Copy),
+            1 => Just(Step::DropOldest),
+        ]
+    }
+
+    proptest! {
+        /// Copies taken between any two inserts (of a new key, a replaced key, a key below
+        /// every other, one that splits a run) keep exactly what the map held when they were
+        /// taken, whatever the original and the other copies do later; and the original changes
+        /// in place again once its copies are gone, still right.
+        #[test]
+        fn a_copy_never_sees_later_changes(steps in prop::collection::vec(step(), 0..800)) {
+            let mut map: RunMap<u32, u32> = RunMap::new();
+            let mut model = BTreeMap::new();
+            let mut copies: std::collections::VecDeque<(RunMap<u32, u32>, BTreeMap<u32, u32>)> =
+                Default::default();
+            for step in steps {
+                match step {
+                    Step::Insert(k, v) => {
+                        prop_assert_eq!(map.insert(k, v), model.insert(k, v));
+                    }
+                    Step::Below(v) => {
+                        let k = model.keys().next().map_or(1_000, |k| k.saturating_sub(1));
+                        prop_assert_eq!(map.insert(k, v), model.insert(k, v));
+                    }
+                    Step::Copy => copies.push_back((map.clone(), model.clone())),
+                    Step::DropOldest => {
+                        if let Some((copy, at)) = copies.pop_front() {
+                            check(&copy, &at);
+                        }
+                    }
+                }
+                // A copy is itself a map that may change: the newest one takes an insert too,
+                // which must not reach the original or the older copies.
+                if let Some((copy, at)) = copies.back_mut() {
+                    if at.len() % 7 == 3 {
+                        let k = 10_000 + at.len() as u32;
+                        copy.insert(k, 0);
+                        at.insert(k, 0);
+                    }
+                }
+            }
+            check(&map, &model);
+            for (copy, at) in &copies {
+                check(copy, at);
+            }
+        }
+
+        /// A bulk build from any input, in order or not, with repeated keys or not, is the map
+        /// of inserting the entries one by one (the last of a repeated key wins).
+        #[test]
+        fn a_bulk_build_of_any_input_is_the_map_of_its_inserts(
+            entries in prop::collection::vec((0u32..300, any::<u32>()), 0..400),
+            sort in any::<bool>(),
+        ) {
+            let mut entries = entries;
+            if sort {
+                entries.sort_by_key(|(k, _)| *k);
+            }
+            let model: BTreeMap<u32, u32> = entries.iter().copied().collect();
+            let built = RunMap::from_sorted(entries);
+            check(&built, &model);
         }
     }
 

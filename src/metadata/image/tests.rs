@@ -511,4 +511,5 @@ fn partition_changes_fold_with_their_epochs_and_stale_ones_are_refused() {
 }
 
 mod golden;
+mod golden_shapes;
 mod prop;
