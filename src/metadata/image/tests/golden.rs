@@ -89,8 +89,23 @@ fn golden_image() -> Image {
     h.image
 }
 
-fn digest(bytes: &[u8]) -> (usize, u32) {
+/// Length and CRC of some bytes: enough to tell a changed encoding without storing it.
+pub(super) fn digest(bytes: &[u8]) -> (usize, u32) {
     (bytes.len(), crc32fast::hash(bytes))
+}
+
+/// The snapshot payload of `image`, with the digests of it and of its `/get_metadata` JSON:
+/// what the golden tests pin.
+pub(super) fn encoded_with_digests(image: &Image) -> (Vec<u8>, (usize, u32), (usize, u32)) {
+    let payload = image.encode();
+    let view = serde_json::to_vec(&crate::metadata::MetadataAnswer {
+        image,
+        offset: image.last_offset,
+        epoch: image.last_epoch,
+    })
+    .expect("the view serializes");
+    let (p, v) = (digest(&payload), digest(&view));
+    (payload, p, v)
 }
 
 #[test]
@@ -105,15 +120,9 @@ fn the_snapshot_payload_and_the_metadata_view_are_byte_identical_to_the_std_maps
         image.broker_changes().len(),
         image.partition_changes().len(),
     );
-    let payload = image.encode();
-    let view = serde_json::to_vec(&crate::metadata::MetadataAnswer {
-        image: &image,
-        offset: image.last_offset,
-        epoch: image.last_epoch,
-    })
-    .expect("the view serializes");
+    let (payload, payload_digest, view_digest) = encoded_with_digests(&image);
     assert_eq!(
-        (counts, digest(&payload), digest(&view)),
+        (counts, payload_digest, view_digest),
         (
             (24, 250, 295, 828, 1031, 29),
             (121661, 3290800676),

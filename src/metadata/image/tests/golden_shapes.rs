@@ -6,6 +6,7 @@
 //! taken with the image of `String` keys and whole `PartitionRecord`s (main at 0bd5a60): the
 //! compact image must give the same snapshot and `/get_metadata` bytes.
 
+use super::golden::encoded_with_digests;
 use super::*;
 
 /// xorshift64*, so the sequence does not depend on any crate's random numbers.
@@ -158,10 +159,6 @@ fn shapes_image() -> (Harness, usize) {
     (h, reassigning)
 }
 
-fn digest(bytes: &[u8]) -> (usize, u32) {
-    (bytes.len(), crc32fast::hash(bytes))
-}
-
 #[test]
 fn long_names_and_reassigning_partitions_encode_as_the_string_keyed_image_did() {
     let (h, reassigning) = shapes_image();
@@ -173,14 +170,8 @@ fn long_names_and_reassigning_partitions_encode_as_the_string_keyed_image_did() 
         reassigning,
         image.partition_changes().len(),
     );
-    let payload = image.encode();
-    let view = serde_json::to_vec(&crate::metadata::MetadataAnswer {
-        image: &image,
-        offset: image.last_offset,
-        epoch: image.last_epoch,
-    })
-    .expect("the view serializes");
-    let got = (counts, digest(&payload), digest(&view));
+    let (payload, payload_digest, view_digest) = encoded_with_digests(&image);
+    let got = (counts, payload_digest, view_digest);
     assert_eq!(
         got,
         (
