@@ -7,10 +7,10 @@ use super::*;
 
 /// A fixed pseudo-random sequence (xorshift64*), so the image is the same on every run and
 /// does not depend on any crate's random number generator.
-struct Seq(u64);
+pub(super) struct Seq(pub(super) u64);
 
 impl Seq {
-    fn next(&mut self, below: u64) -> u64 {
+    pub(super) fn next(&mut self, below: u64) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;

@@ -6,20 +6,8 @@
 //! taken with the image of `String` keys and whole `PartitionRecord`s (main at 0bd5a60): the
 //! compact image must give the same snapshot and `/get_metadata` bytes.
 
-use super::golden::encoded_with_digests;
+use super::golden::{encoded_with_digests, Seq};
 use super::*;
-
-/// xorshift64*, so the sequence does not depend on any crate's random numbers.
-struct Seq(u64);
-
-impl Seq {
-    fn next(&mut self, below: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % below
-    }
-}
 
 /// Valid topic names: every length 1..=40 and some long ones, over alphabets that start with
 /// each class of allowed byte, plus names that share a 20-24-byte prefix.
