@@ -271,7 +271,9 @@ impl Cluster {
                     self.log_tails(&[i])
                 );
                 let node = &mut self.nodes[i];
-                let addr = format!("127.0.0.1:{}", free_port());
+                // The same host: a node of a `ProxiedCluster` has its own loopback IP.
+                let host = node.addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+                let addr = format!("{host}:{}", free_port());
                 if let Some(a) = node.args.iter().position(|a| a == "-a") {
                     node.args[a + 1] = addr.clone();
                 }

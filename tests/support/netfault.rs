@@ -19,6 +19,7 @@ pub struct Proxy {
     /// The address the proxy listens on (what the node advertises).
     pub listen: String,
     blocked: watch::Sender<BTreeSet<IpAddr>>,
+    target: watch::Sender<String>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -27,13 +28,14 @@ impl Proxy {
     pub async fn start(listen: String, target: String) -> Proxy {
         let listener = TcpListener::bind(&listen).await.expect("bind proxy");
         let (blocked, rx) = watch::channel(BTreeSet::new());
+        let (target, target_rx) = watch::channel(target);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((inbound, peer)) = listener.accept().await else {
                     continue;
                 };
                 let mut rx = rx.clone();
-                let target = target.clone();
+                let target = target_rx.borrow().clone();
                 tokio::spawn(async move {
                     let ip = peer.ip();
                     if rx.borrow().contains(&ip) {
@@ -53,6 +55,7 @@ impl Proxy {
         Proxy {
             listen,
             blocked,
+            target,
             task,
         }
     }
@@ -60,6 +63,11 @@ impl Proxy {
     /// Blocks (and cuts the open connections of) these source IPs.
     pub fn block(&self, ips: &[IpAddr]) {
         self.blocked.send_modify(|s| s.extend(ips.iter().copied()));
+    }
+
+    /// Forwards new connections to `target` from now on (a node restarted on another port).
+    pub fn retarget(&self, target: String) {
+        self.target.send_replace(target);
     }
 
     /// Lets everyone through again.
@@ -136,6 +144,10 @@ impl ProxiedCluster {
             };
             node.spawn();
             c.nodes.push(node);
+            // A node that lost the race for its port is started again on another one; the
+            // proxy then forwards there (the address its peers know, the proxy's, stays).
+            c.wait_listening(k).await;
+            proxy.retarget(c.nodes[k].addr.clone());
             proxies.push(proxy);
         }
         // Generous: some scenarios start with 20-30 s election timeouts, on a loaded machine.
