@@ -68,4 +68,14 @@ mod tests {
         assert_eq!(interval(0, 0), 1);
         assert_eq!(interval(100_000_000, 850_000), 100_000_000);
     }
+
+    /// The default floor must not lengthen a restart at a million entities (the restart goal
+    /// of docs/performance.md): there the image, not the floor, sets the interval, as it did
+    /// when the floor was 10,000. Changing the default means measuring that restart again.
+    #[test]
+    fn the_default_floor_leaves_a_million_entity_image_to_the_image_rule() {
+        use crate::config::Defaults;
+        assert_eq!(interval(Defaults::SNAPSHOT_EVERY, 1_000_000), 62_500);
+        assert_eq!(interval(Defaults::SNAPSHOT_EVERY, 150_000), 50_000);
+    }
 }
