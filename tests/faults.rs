@@ -593,6 +593,16 @@ fn raise_nofile() {
     }
 }
 
+/// One malformed request: what it is, method, path, content type, body, and the status expected.
+type BadInput = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    String,
+    u16,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_its_documented_status_and_changes_nothing() {
     raise_nofile();
@@ -607,7 +617,7 @@ async fn bad_input_gets_its_documented_status_and_changes_nothing() {
     let huge_name = format!(r#"{{"name":"{}"}}"#, "b".repeat(900_000));
     let j = "application/json";
     // (what, method, path, content type, body, status)
-    let cases: Vec<(&str, &str, &str, Option<&str>, String, u16)> = vec![
+    let cases: Vec<BadInput> = vec![
         ("malformed JSON", "POST", "/create_topic", Some(j), r#"{"name": "#.into(), 400),
         ("truncated JSON", "POST", "/create_topic", Some(j), r#"{"name":"abc""#.into(), 400),
         ("not JSON", "POST", "/create_topic", Some(j), "hello".into(), 400),

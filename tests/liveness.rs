@@ -545,7 +545,7 @@ async fn killing_the_leader_fences_no_broker_that_keeps_heartbeating() {
             .filter(|(_, _, v)| v["leaderId"] == new_leader_id)
             .map(|(_, t, _)| *t);
         let first = times.next()?;
-        let last = times.last()?;
+        let last = times.next_back()?;
         (last.duration_since(first) >= SESSION * 3).then_some(())
     })
     .await;

@@ -290,6 +290,18 @@ async fn cluster_and_metrics_report_offsets_requests_fsyncs_lag_and_readers() {
     .await;
 }
 
+/// One request of the token test: method, node index, path, token sent, body, the status
+/// expected, and what the row checks.
+type AuthRow<'a> = (
+    &'a reqwest::Method,
+    usize,
+    &'a str,
+    Option<&'a str>,
+    Option<Value>,
+    u16,
+    &'a str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_guards_writes_raft_and_protected_reads_and_nodes_use_it_among_themselves() {
     // The cluster forming at all shows joins (and Raft RPC) carry the token.
@@ -314,15 +326,7 @@ async fn token_guards_writes_raft_and_protected_reads_and_nodes_use_it_among_the
     assert_eq!(v["error"], "unauthorized", "{v}");
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
     // In order: each row's status, given the rows before it.
-    let rows: [(
-        &reqwest::Method,
-        usize,
-        &str,
-        Option<&str>,
-        Option<Value>,
-        u16,
-        &str,
-    ); 7] = [
+    let rows: [AuthRow; 7] = [
         (
             &post,
             leader,

@@ -33,7 +33,7 @@ fn client_on(c: &Cluster, order: &[usize], opts: StreamOptions) -> StreamClient 
 async fn read_until(client: &mut StreamClient, head: u64, timeout: Duration) -> Vec<StreamItem> {
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
-    while out.last().map_or(true, |i: &StreamItem| i.offset() < head) {
+    while out.last().is_none_or(|i: &StreamItem| i.offset() < head) {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, client.next()).await {
             Ok(Ok(item)) => out.push(item),
@@ -296,7 +296,7 @@ async fn a_reader_whose_node_is_killed_moves_on_and_gets_every_record_once() {
             },
         }
     };
-    if items.last().map_or(true, |i| i.offset() < head) {
+    if items.last().is_none_or(|i| i.offset() < head) {
         items.extend(read_until(&mut client, head, SECS_30).await);
     }
     assert!(client.connects() >= 2, "the client should have reconnected");

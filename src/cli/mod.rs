@@ -29,8 +29,10 @@ pub enum LogFormat {
     Json,
 }
 
-/// The subcommands.
+/// The subcommands. Parsed once at start and matched at once, so the size of the largest
+/// variant (a node's flags) costs nothing worth boxing it for.
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run one node of a cluster.
     Node(node::NodeArgs),

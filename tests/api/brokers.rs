@@ -32,7 +32,7 @@ pub async fn register(cx: &Ctx) -> Brokers {
     let (l, f, g) = (cx.l, cx.f, cx.g);
     let (_, b1) = assert_write(
         &ok(
-            &c,
+            c,
             l,
             "POST",
             "/register_broker",
@@ -57,7 +57,7 @@ pub async fn register(cx: &Ctx) -> Brokers {
     // A write sent to a follower reaches the leader.
     let (_, b2) = assert_write(
         &ok(
-            &c,
+            c,
             f,
             "POST",
             "/register_broker",
@@ -77,7 +77,7 @@ pub async fn register(cx: &Ctx) -> Brokers {
     keys3.push("rackId");
     let (_, b3) = assert_write(
         &ok(
-            &c,
+            c,
             g,
             "POST",
             "/register_broker",
@@ -92,10 +92,10 @@ pub async fn register(cx: &Ctx) -> Brokers {
     );
     let uuid3 = b3["internalUUID"].as_str().unwrap().to_string();
     // Linearizable read on a follower sees the write just made through the leader.
-    let v = ok(&c, g, "GET", "/get_broker/2?consistent=true", None).await;
+    let v = ok(c, g, "GET", "/get_broker/2?consistent=true", None).await;
     assert_keys(&v, &["metadata"], "get_broker");
     assert_eq!(v["metadata"], b2, "get_broker/2 on a follower (consistent)");
-    let v = ok(&c, f, "GET", "/get_all_brokers?consistent=true", None).await;
+    let v = ok(c, f, "GET", "/get_all_brokers?consistent=true", None).await;
     assert_keys(&v, &["metadata"], "get_all_brokers");
     let ids: Vec<i64> = v["metadata"]
         .as_array()
@@ -261,20 +261,20 @@ pub async fn close(cx: &Ctx, b: &Brokers) {
     let c = &cx.c;
     let (f, g) = (cx.f, cx.g);
     let uuid3 = &b.uuid3;
-    let v = ok(&c, f, "PUT", "/delete_broker/3", None).await;
+    let v = ok(c, f, "PUT", "/delete_broker/3", None).await;
     assert_keys(&v, &["message", "offset", "brokerUUID"], "delete_broker");
     assert_eq!(
         v["brokerUUID"],
         uuid3.as_str(),
         "delete_broker answers the broker's UUID"
     );
-    let closed = ok(&c, g, "GET", "/get_broker/3?consistent=true", None).await["metadata"].clone();
+    let closed = ok(c, g, "GET", "/get_broker/3?consistent=true", None).await["metadata"].clone();
     assert_eq!(
         closed["brokerStatus"], "CLOSED",
         "get_broker answers a CLOSED broker: {closed}"
     );
     assert_eq!(closed["epoch"], 1, "closing bumps the epoch: {closed}");
-    let v = ok(&c, g, "GET", "/get_all_brokers", None).await;
+    let v = ok(c, g, "GET", "/get_all_brokers", None).await;
     assert!(
         v["metadata"]
             .as_array()
@@ -325,7 +325,7 @@ pub async fn reregister(cx: &Ctx, b: &mut Brokers) {
     let uuid3 = &b.uuid3;
     let (_, b3b) = assert_write(
         &ok(
-            &c,
+            c,
             f,
             "POST",
             "/register_broker",
@@ -356,7 +356,7 @@ pub async fn change(cx: &Ctx) -> Value {
     let mut change_keys = vec!["brokerId", "brokerHost", "epoch"];
     let (_, ch1) = assert_write(
         &ok(
-            &c,
+            c,
             f,
             "PUT",
             "/broker_registration_change",
@@ -373,7 +373,7 @@ pub async fn change(cx: &Ctx) -> Value {
     change_keys = vec!["brokerId", "brokerPort", "brokerStatus", "epoch"];
     let (_, ch2) = assert_write(
         &ok(
-            &c,
+            c,
             l,
             "PUT",
             "/broker_registration_change",
@@ -389,7 +389,7 @@ pub async fn change(cx: &Ctx) -> Value {
     assert_eq!(ch2["epoch"], 2, "{ch2}");
     let (_, ch3) = assert_write(
         &ok(
-            &c,
+            c,
             g,
             "PUT",
             "/broker_registration_change",
@@ -399,7 +399,7 @@ pub async fn change(cx: &Ctx) -> Value {
         &["brokerId", "securityProtocol", "epoch"],
         "broker_registration_change (bare)",
     );
-    let v = ok(&c, f, "GET", "/get_broker/1?consistent=true", None).await["metadata"].clone();
+    let v = ok(c, f, "GET", "/get_broker/1?consistent=true", None).await["metadata"].clone();
     assert_eq!(
         (
             &v["brokerHost"],

@@ -29,8 +29,8 @@ pub async fn image(cx: &Ctx, t: &Topics, p: &Producers, ch3: &Value) {
     let (l, f, g) = (cx.l, cx.f, cx.g);
     let (t1, t2) = (&t.t1, &t.t2);
     let Producers { pr0, pr1, pr2 } = p;
-    let end = idle_log_end(&c).await;
-    let v = ok(&c, l, "GET", "/get_metadata", None).await;
+    let end = idle_log_end(c).await;
+    let v = ok(c, l, "GET", "/get_metadata", None).await;
     assert_keys(&v, &["offset", "epoch", "metadata"], "get_metadata");
     assert_keys(&v["metadata"], &RECORD_NAMES, "get_metadata.metadata");
     assert_eq!(v["offset"], end, "get_metadata offset on the idle leader");
@@ -69,7 +69,7 @@ pub async fn image(cx: &Ctx, t: &Topics, p: &Producers, ch3: &Value) {
         "change records in offset order"
     );
     for i in [f, g] {
-        let w = ok(&c, i, "GET", "/get_metadata", None).await;
+        let w = ok(c, i, "GET", "/get_metadata", None).await;
         assert_eq!(w, v, "node {i}'s image differs from the leader's");
     }
 }
@@ -80,7 +80,7 @@ pub async fn fetch_and_stream(cx: &Ctx) -> Vec<Value> {
     let c = &cx.c;
     let (f, g) = (cx.f, cx.g);
     let end = idle_log_end(c).await;
-    let records = log(&c, g).await;
+    let records = log(c, g).await;
     assert_eq!(
         records.len(),
         16,
@@ -100,11 +100,11 @@ pub async fn fetch_and_stream(cx: &Ctx) -> Vec<Value> {
                 && w[0]["offset"].as_u64() < w[1]["offset"].as_u64()),
         "timestamps never go backwards along the log"
     );
-    let v = ok(&c, f, "GET", "/fetch?offset=end", None).await;
+    let v = ok(c, f, "GET", "/fetch?offset=end", None).await;
     assert_keys(&v, FETCH_KEYS, "fetch");
     assert_eq!(v["high_watermark"], end + 1, "{v}");
     assert_eq!(v["records"], json!([]), "{v}");
-    let v = ok(&c, f, "GET", "/fetch?offset=0&names=TopicRecord", None).await;
+    let v = ok(c, f, "GET", "/fetch?offset=0&names=TopicRecord", None).await;
     let names: Vec<&str> = v["records"]
         .as_array()
         .unwrap()
@@ -132,7 +132,7 @@ pub async fn fetch_and_stream(cx: &Ctx) -> Vec<Value> {
         "Nope",
     )
     .await;
-    let sse = stream_records(&c, g, "/stream?offset=0&names=TopicRecord", 2).await;
+    let sse = stream_records(c, g, "/stream?offset=0&names=TopicRecord", 2).await;
     assert_eq!(
         sse.iter()
             .map(|r| r["fields"]["name"].clone())
@@ -159,9 +159,9 @@ pub async fn catch_up(cx: &Ctx, records: &[Value], t: &Topics) {
         topic_written_after(c, f, format!("later-{n}"), boundary_s * 1000)
     })
     .await;
-    ok(&c, l, "POST", "/register_producer/2", None).await;
+    ok(c, l, "POST", "/register_producer/2", None).await;
     ok(
-        &c,
+        c,
         l,
         "PUT",
         "/broker_registration_change",
@@ -169,15 +169,15 @@ pub async fn catch_up(cx: &Ctx, records: &[Value], t: &Topics) {
     )
     .await;
     ok(
-        &c,
+        c,
         l,
         "POST",
         "/create_partition",
         Some(json!({"partitionId": 7, "topicUUID": tu2, "replicas": [2], "leader": 2})),
     )
     .await;
-    let end = idle_log_end(&c).await;
-    let all = log(&c, f).await;
+    let end = idle_log_end(c).await;
+    let all = log(c, f).await;
     let newest = all.last().unwrap()["timestamp"].as_u64().unwrap();
     let since_ms = batch_a_end + 1;
     let dt = chrono::DateTime::from_timestamp_millis(since_ms as i64).unwrap();
@@ -218,7 +218,7 @@ pub async fn catch_up(cx: &Ctx, records: &[Value], t: &Topics) {
             "{form}: a producer record after the time"
         );
         for (path, with_producers, node) in [("broker_mgmt", true, f), ("client_mgmt", false, g)] {
-            let v = ok(&c, node, "GET", &format!("/{path}/{form}"), None).await;
+            let v = ok(c, node, "GET", &format!("/{path}/{form}"), None).await;
             let what = format!("/{path}/{form}");
             assert_keys(&v, &["mode", "since", "until", "offset", "metadata"], &what);
             assert_eq!(v["mode"], "delta", "{what}: {v}");
@@ -241,9 +241,9 @@ pub async fn catch_up(cx: &Ctx, records: &[Value], t: &Topics) {
     }
     // Snapshot mode: a time more than the (default, 10 min) window older than the newest record.
     let old = newest - 600_000 - 1;
-    let image = ok(&c, l, "GET", "/get_metadata", None).await["metadata"].clone();
+    let image = ok(c, l, "GET", "/get_metadata", None).await["metadata"].clone();
     for (path, with_producers) in [("broker_mgmt", true), ("client_mgmt", false)] {
-        let v = ok(&c, f, "GET", &format!("/{path}/{old}"), None).await;
+        let v = ok(c, f, "GET", &format!("/{path}/{old}"), None).await;
         let what = format!("/{path}/{old}");
         assert_keys(&v, &["mode", "since", "until", "offset", "metadata"], &what);
         assert_eq!(v["mode"], "snapshot", "{what}: {v}");
@@ -254,7 +254,7 @@ pub async fn catch_up(cx: &Ctx, records: &[Value], t: &Topics) {
         assert_eq!(v["metadata"], want, "{what}: snapshot is the image");
         // Exactly at the window's edge it is still delta.
         let edge = newest - 600_000;
-        let v = ok(&c, f, "GET", &format!("/{path}/{edge}"), None).await;
+        let v = ok(c, f, "GET", &format!("/{path}/{edge}"), None).await;
         assert_eq!(v["mode"], "delta", "/{path}/{edge}: {v}");
     }
     for bad in [

@@ -12,7 +12,7 @@ async fn cluster_and_health_on_followers_name_the_leader_and_the_seats() {
 pub async fn operating(cx: &Ctx) {
     let c = &cx.c;
     let (l, f, g) = (cx.l, cx.f, cx.g);
-    let v = ok(&c, f, "GET", "/cluster", None).await;
+    let v = ok(c, f, "GET", "/cluster", None).await;
     for k in [
         "cluster_id",
         "node_id",
@@ -43,6 +43,6 @@ pub async fn operating(cx: &Ctx) {
             "every seat names its incarnation: {m}"
         );
     }
-    let v = ok(&c, g, "GET", "/health", None).await;
+    let v = ok(c, g, "GET", "/health", None).await;
     assert_eq!(v["leader_id"], c.nodes[l].id, "/health: {v}");
 }

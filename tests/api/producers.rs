@@ -25,7 +25,7 @@ pub async fn register(cx: &Ctx) -> Producers {
     let c = &cx.c;
     let (l, f, g) = (cx.l, cx.f, cx.g);
     let (_, pr0) = assert_write(
-        &ok(&c, f, "POST", "/register_producer/1", None).await,
+        &ok(c, f, "POST", "/register_producer/1", None).await,
         PRODUCER_KEYS,
         "register_producer with an empty body",
     );
@@ -35,7 +35,7 @@ pub async fn register(cx: &Ctx) -> Producers {
     assert!(allocated >= 0, "{pr0}");
     let (_, pr1) = assert_write(
         &ok(
-            &c,
+            c,
             l,
             "POST",
             "/register_producer/3",
@@ -51,7 +51,7 @@ pub async fn register(cx: &Ctx) -> Producers {
     );
     let (_, pr2) = assert_write(
         &ok(
-            &c,
+            c,
             g,
             "POST",
             "/register_producer/2",
@@ -115,7 +115,7 @@ pub async fn errors_and_reads(cx: &Ctx, p: &Producers) {
         )
         .await;
     }
-    let v = ok(&c, f, "GET", "/get_producer_ids?consistent=true", None).await;
+    let v = ok(c, f, "GET", "/get_producer_ids?consistent=true", None).await;
     assert_keys(&v, &["metadata"], "get_producer_ids");
     assert_eq!(v["metadata"], json!([pr0, pr1, pr2]), "get_producer_ids");
 }

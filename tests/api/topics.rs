@@ -46,7 +46,7 @@ pub async fn create(cx: &Ctx) -> Topics {
     let (l, g) = (cx.l, cx.g);
     let (_, t1) = assert_write(
         &ok(
-            &c,
+            c,
             l,
             "POST",
             "/create_topic",
@@ -58,7 +58,7 @@ pub async fn create(cx: &Ctx) -> Topics {
     );
     let (_, t2) = assert_write(
         &ok(
-            &c,
+            c,
             g,
             "POST",
             "/create_topic",
@@ -131,7 +131,7 @@ pub async fn create_partitions(cx: &Ctx, b: &Brokers, t: &Topics) -> Partitions 
     let (uuid3, tu1, tu2) = (&b.uuid3, &t.tu1, &t.tu2);
     let (_, p0) = assert_write(
         &ok(
-            &c,
+            c,
             f,
             "POST",
             "/create_partition",
@@ -151,7 +151,7 @@ pub async fn create_partitions(cx: &Ctx, b: &Brokers, t: &Topics) -> Partitions 
     // `leader` as the broker's internalUUID; ISR and the lists take their defaults.
     let (_, p1) = assert_write(
         &ok(
-            &c,
+            c,
             l,
             "POST",
             "/create_partition",
@@ -173,7 +173,7 @@ pub async fn create_partitions(cx: &Ctx, b: &Brokers, t: &Topics) -> Partitions 
     assert_eq!(p1["addingReplicas"], json!([]), "{p1}");
     let (_, p2) = assert_write(
         &ok(
-            &c,
+            c,
             g,
             "POST",
             "/create_partition",
@@ -261,7 +261,7 @@ pub async fn partition_errors_and_reads(cx: &Ctx, t: &Topics, p: &Partitions) {
         "",
     )
     .await;
-    let v = ok(&c, f, "GET", "/get_partitions?consistent=true", None).await;
+    let v = ok(c, f, "GET", "/get_partitions?consistent=true", None).await;
     assert_keys(&v, &["metadata"], "get_partitions");
     assert_eq!(
         v["metadata"].as_array().map(Vec::len),
@@ -269,7 +269,7 @@ pub async fn partition_errors_and_reads(cx: &Ctx, t: &Topics, p: &Partitions) {
         "all partitions: {v}"
     );
     let v = ok(
-        &c,
+        c,
         g,
         "GET",
         &format!("/get_partitions?topicUUID={tu1}"),
@@ -282,7 +282,7 @@ pub async fn partition_errors_and_reads(cx: &Ctx, t: &Topics, p: &Partitions) {
         "get_partitions?topicUUID= filters"
     );
     let v = ok(
-        &c,
+        c,
         g,
         "GET",
         &format!("/get_partitions?topicUUID={tu2}"),
@@ -302,7 +302,7 @@ pub async fn partition_errors_and_reads(cx: &Ctx, t: &Topics, p: &Partitions) {
         "",
     )
     .await;
-    let v = ok(&c, g, "GET", "/get_topic/orders?consistent=true", None).await;
+    let v = ok(c, g, "GET", "/get_topic/orders?consistent=true", None).await;
     assert_keys(&v, &["metadata"], "get_topic");
     assert_eq!(
         v["metadata"],

@@ -72,7 +72,7 @@ pub async fn prepare(http: &reqwest::Client, b: &LogBench<'_>) -> anyhow::Result
         let start = Instant::now();
         let tasks = write::start(
             http,
-            &[addr.clone()],
+            std::slice::from_ref(&addr),
             concurrency,
             None,
             Some(need),
