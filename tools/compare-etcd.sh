@@ -201,10 +201,12 @@ for r in $(seq 1 "$ROUNDS"); do
         eval "${what}_rps_$r=$rps; ${what}_p99_$r=$(field p99_us "$line")"
     done
     ok=$(( $(field requests "$Y") - $(field non2xx "$Y") ))
-    echo "round $r: yakt leader CPU $(python3 -c "print(f'{($T1-$T0)/$CLK_TCK:.2f}')") s for $ok writes = $(python3 -c "print(f'{($T1-$T0)/$CLK_TCK/max($ok,1)*1e6:.1f}')") us CPU per committed write (all three nodes: $(python3 -c "print(f'{($A1-$A0)/$CLK_TCK/max($ok,1)*1e6:.1f}')") us)"
+    cpu_leader=$(python3 -c "print(f'{($T1-$T0)/$CLK_TCK/max($ok,1)*1e6:.1f}')")
+    cpu_all=$(python3 -c "print(f'{($A1-$A0)/$CLK_TCK/max($ok,1)*1e6:.1f}')")
+    echo "round $r: yakt leader CPU $(python3 -c "print(f'{($T1-$T0)/$CLK_TCK:.2f}')") s for $ok writes = $cpu_leader us CPU per committed write (all three nodes: $cpu_all us)"
     er="etcd_rps_$r"; yr="yakt_rps_$r"; ep="etcd_p99_$r"; yp="yakt_p99_$r"
     echo "round $r: yakt/etcd requests/s = $(python3 -c "print(f'{${!yr}/${!er}:.2f}x')") (goal >= 5x, issue 18; 10x in the end); p99 yakt $(python3 -c "print(${!yp}/1000)") ms vs etcd $(python3 -c "print(${!ep}/1000)") ms ($( [ "${!yp}" -lt "${!ep}" ] && echo lower || echo NOT lower))"
-    echo "${!yr} ${!er} ${!yp} ${!ep} $(python3 -c "print(($T1-$T0)/$CLK_TCK/max($ok,1)*1e6)") $(python3 -c "print(($A1-$A0)/$CLK_TCK/max($ok,1)*1e6)")" >>"$WORK/rounds.txt"
+    echo "${!yr} ${!er} ${!yp} ${!ep} $cpu_leader $cpu_all" >>"$WORK/rounds.txt"
 done
 
 # With several rounds, the medians: this machine is shared and noisy, and etcd's rate moves
