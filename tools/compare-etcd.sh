@@ -7,6 +7,7 @@
 #   YAKT_BIN=/path/to/yakt tools/compare-etcd.sh   # bench that binary instead of building one
 #   PERF_OUT=/tmp/leader tools/compare-etcd.sh      # perf record the yakt leader during wrk
 #   PERF_ARGS="-F 199 --call-graph dwarf" ...      # perf record options (default -F 499 -g)
+#   PERF_NODE=follower PERF_OUT=/tmp/f ...          # perf record one follower instead
 #   SKIP_ETCD=1 tools/compare-etcd.sh               # yakt only (quick A/B of two yakt builds)
 #
 # Besides requests/s and latency, each round reports the yakt leader's CPU per committed write:
@@ -183,7 +184,11 @@ for r in $(seq 1 "$ROUNDS"); do
     fi
     start_yakt "$r"
     if [ -n "${PERF_OUT:-}" ]; then
-        perf record ${PERF_ARGS:--F 499 -g} -o "$PERF_OUT.$r.data" -p "$YAKT_LEADER_PID" -- sleep "$SECS" \
+        PERF_PID_OF=$YAKT_LEADER_PID
+        if [ "${PERF_NODE:-leader}" = follower ]; then
+            for p in "${YPID[@]}"; do [ "$p" = "$YAKT_LEADER_PID" ] || { PERF_PID_OF=$p; break; }; done
+        fi
+        perf record ${PERF_ARGS:--F 499 -g} -o "$PERF_OUT.$r.data" -p "$PERF_PID_OF" -- sleep "$SECS" \
             >"$WORK/perf.log" 2>&1 &
         PERF_PID=$!
     fi
