@@ -15,7 +15,7 @@
 mod plans;
 mod sessions;
 
-use std::sync::{Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -171,7 +171,7 @@ impl Liveness {
     /// down as it asks and as its session says, and answers once those writes have applied.
     pub async fn heartbeat(
         &self,
-        node: &Node,
+        node: &Arc<Node>,
         broker_id: i32,
         hb: Heartbeat,
     ) -> Result<HeartbeatAnswer, LivenessError> {
@@ -256,7 +256,7 @@ impl Liveness {
 
     /// One turn of the session timer: fences every broker whose session expired, if this node
     /// leads; ends every session if it does not.
-    pub async fn tick(&self, node: &Node) {
+    pub async fn tick(&self, node: &Arc<Node>) {
         let Ok(term) = leader_term(node) else {
             self.sessions().leave();
             return;

@@ -350,14 +350,27 @@ impl Node {
     }
 
     /// Commits the writes a plan makes, consecutively (see [`Proposer::propose_plan`]).
+    ///
+    /// The plan runs in a task of its own, so a caller that stops waiting does not cut it off
+    /// halfway. A heartbeat's fence plan is the case: its HTTP handler is dropped when the
+    /// broker's connection closes, and a plan cut there would leave the broker fenced while
+    /// partitions still name it leader, the leadership moves never proposed and nobody told.
+    /// Once started, a plan is proposed to its end (or to a refusal or a lost leadership),
+    /// whether or not anyone is still waiting for its results.
     pub async fn propose_plan(
-        &self,
-        next: impl FnMut(&Image) -> Option<Result<WriteRequest, MetadataError>>,
+        self: &Arc<Self>,
+        next: impl FnMut(&Image) -> Option<Result<WriteRequest, MetadataError>> + Send + 'static,
     ) -> Result<Vec<Result<Committed, ProposeError>>, ProposeError> {
-        let results = self
-            .proposer
-            .propose_plan(&self.raft, &self.state, next)
-            .await?;
+        let node = Arc::clone(self);
+        let whole = tokio::spawn(async move {
+            node.proposer
+                .propose_plan(&node.raft, &node.state, next)
+                .await
+        });
+        let results = whole.await.map_err(|e| ProposeError::Unavailable {
+            message: format!("internal: the plan's task ended early: {e}"),
+            maybe_committed: true,
+        })??;
         let ok = results.iter().filter(|r| r.is_ok()).count();
         self.metrics.records_proposed.add(ok as u64);
         Ok(results)
