@@ -97,7 +97,10 @@ async fn a_plan_cut_off_mid_submission_leaves_no_unproposed_record_in_the_image(
         handed.len()
     );
     let cut = handed.last().cloned().expect("a record");
-    match proposer.propose(&node.raft, &node.state, create(&cut)).await {
+    match proposer
+        .propose(&node.raft, &node.state, create(&cut))
+        .await
+    {
         Ok(c) => assert_eq!(
             c.record,
             node.state
