@@ -18,7 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// also asks for transparent huge pages on its arenas, and a 2 MiB page counts as resident as
 /// soon as any of it is used: a node that had taken 300,000 writes held 68-84 MiB of its
 /// ~155 MiB of heap as huge pages, and 129 MiB without them (`MIMALLOC_ALLOW_THP=0`;
-/// docs/performance.md, issue 18). The environment variables, when set, still win: these calls
+/// docs/performance-round-three.md). The environment variables, when set, still win: these calls
 /// only change the defaults.
 fn tune_allocator() {
     // Option numbers of mimalloc v3's `mi_option_e` (libmimalloc-sys 0.1.49 builds v3).

@@ -4,7 +4,7 @@
 //! They run as **one** axum middleware, [`edge`], not one layer each: every `from_fn` layer
 //! costs, per request, a clone of the service below it, a boxed service and a boxed future,
 //! and with six of them that plumbing was about a quarter of the leader's CPU per committed
-//! write (docs/performance.md, round three). The order is the one the layers had, outermost
+//! write (docs/performance-round-three.md). The order is the one the layers had, outermost
 //! first: identity, CORS, auth, JSON errors, body, metrics.
 
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! Every entry the leader appends is read back at once, by each follower's replication stream
 //! and by apply; on a follower, by apply. Read from the segment log, each read is a frame read
 //! and a MessagePack decode of an entry that was in memory a moment before (about 5 % of the
-//! leader's CPU per committed write, docs/performance.md, round three). The tail keeps the
+//! leader's CPU per committed write, docs/performance-round-three.md). The tail keeps the
 //! entries as appended and answers those reads with clones.
 //!
 //! It never answers anything the log would not: it only serves a range that starts inside it

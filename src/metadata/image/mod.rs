@@ -62,7 +62,7 @@ pub use view::{MetadataAnswer, MetadataView};
 /// Topics are the bulk of a large image (a million-record log is mostly topics), so each one
 /// costs about its own bytes: a 40-byte entry in `topics` (its name inline, see [`TopicName`],
 /// and its UUID) and a 16-byte one in `topic_uuids`, both [`RunMap`]s of exact-size runs; the
-/// snapshot encoding lives in `codec.rs`. `docs/performance.md` ("a compact image") has the
+/// snapshot encoding lives in `codec.rs`. `docs/performance-round-three.md` ("a compact image") has the
 /// measured cost of each part.
 ///
 /// Every collection is a persistent one (`imbl`: B+trees of 16, an RRB vector; runs of at most
