@@ -11,7 +11,10 @@
 #   SKIP_ETCD=1 tools/compare-etcd.sh               # yakt only (quick A/B of two yakt builds)
 #
 # Besides requests/s and latency, each round reports the yakt leader's CPU per committed write:
-# its user+system CPU time (/proc/<pid>/stat) over the wrk run divided by the 2xx answers.
+# its user+system CPU time (/proc/<pid>/stat) over the wrk run divided by the 2xx answers; the
+# same for all three yakt nodes and for all three etcd members, and their ratio: how many more
+# writes yakt commits per CPU second than etcd. On a shared machine that ratio moves much less
+# than the requests/s one, which depends on what else takes the cores during each run.
 # With ROUNDS > 1 the last lines are the medians over the rounds.
 #
 # etcd: POST /v3/kv/put {"key": base64, "value": base64}, a unique key per request, to the
@@ -130,6 +133,7 @@ start_etcd() {
             --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "bench-$1" \
             >"$WORK/etcd-$1-$i.log" 2>&1 &
         PIDS+=($!)
+        EPID[$i]=$!
     done
     for _ in $(seq 1 300); do
         for i in 1 2 3; do
@@ -177,9 +181,12 @@ printf '%-6s %-5s %12s %10s %10s %8s %8s\n' round what requests/s p50_ms p99_ms 
 for r in $(seq 1 "$ROUNDS"); do
     if [ -n "${SKIP_ETCD:-}" ]; then
         E="RESULT requests=1 seconds=1 p50_us=0 p99_us=0 non2xx=0 sockerr=0"
+        E0=0; E1=0
     else
         start_etcd "$r"
+        E0=$(cpu_ticks "${EPID[@]}")
         E=$(run_wrk "http://$ETCD_LEADER" "$WORK/etcd.lua" "$r")
+        E1=$(cpu_ticks "${EPID[@]}")
         stop_all
     fi
     start_yakt "$r"
@@ -209,9 +216,12 @@ for r in $(seq 1 "$ROUNDS"); do
     cpu_leader=$(python3 -c "print(f'{($T1-$T0)/$CLK_TCK/max($ok,1)*1e6:.1f}')")
     cpu_all=$(python3 -c "print(f'{($A1-$A0)/$CLK_TCK/max($ok,1)*1e6:.1f}')")
     echo "round $r: yakt leader CPU $(python3 -c "print(f'{($T1-$T0)/$CLK_TCK:.2f}')") s for $ok writes = $cpu_leader us CPU per committed write (all three nodes: $cpu_all us)"
+    eok=$(( $(field requests "$E") - $(field non2xx "$E") ))
+    cpu_etcd=$(python3 -c "print(f'{($E1-$E0)/$CLK_TCK/max($eok,1)*1e6:.1f}')")
+    [ -n "${SKIP_ETCD:-}" ] || echo "round $r: etcd CPU (all three members) $cpu_etcd us per committed write; per CPU second yakt commits $(python3 -c "print(f'{$cpu_etcd/max($cpu_all,0.1):.2f}x')") as many writes"
     er="etcd_rps_$r"; yr="yakt_rps_$r"; ep="etcd_p99_$r"; yp="yakt_p99_$r"
     echo "round $r: yakt/etcd requests/s = $(python3 -c "print(f'{${!yr}/${!er}:.2f}x')") (goal >= 5x, issue 18; 10x in the end); p99 yakt $(python3 -c "print(${!yp}/1000)") ms vs etcd $(python3 -c "print(${!ep}/1000)") ms ($( [ "${!yp}" -lt "${!ep}" ] && echo lower || echo NOT lower))"
-    echo "${!yr} ${!er} ${!yp} ${!ep} $cpu_leader $cpu_all" >>"$WORK/rounds.txt"
+    echo "${!yr} ${!er} ${!yp} ${!ep} $cpu_leader $cpu_all $cpu_etcd" >>"$WORK/rounds.txt"
 done
 
 # With several rounds, the medians: this machine is shared and noisy, and etcd's rate moves
@@ -227,5 +237,8 @@ if not sys.argv[2]:
     ratio = statistics.median(r[0] / r[1] for r in rows)
     print(f"median of {len(rows)} rounds: etcd {med(1):.0f} writes/s, p99 {med(3)/1000:.1f} ms; "
           f"yakt/etcd {ratio:.2f}x (the median of the per-round ratios)")
+    per_cpu = statistics.median(r[6] / r[5] for r in rows)
+    print(f"median of {len(rows)} rounds: etcd CPU {med(6):.1f} us per committed write (all three members); "
+          f"yakt commits {per_cpu:.2f}x as many writes per CPU second (the median of the per-round ratios)")
 PY
 fi
