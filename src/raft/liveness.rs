@@ -105,8 +105,9 @@ pub struct Liveness {
     timeout: Duration,
     sessions: Mutex<Sessions>,
     /// One plan at a time, so two heartbeats (or a heartbeat and the timer) never write the same
-    /// fence or unfence twice.
-    act: tokio::sync::Mutex<()>,
+    /// fence or unfence twice. A plan's task holds it until the plan has ended, even when the
+    /// heartbeat that started it was abandoned (see [`Node::propose_plan`]).
+    act: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The term this node leads in, or `NotLeader`.
@@ -123,7 +124,7 @@ impl Liveness {
         Self {
             timeout,
             sessions: Mutex::new(Sessions::default()),
-            act: tokio::sync::Mutex::new(()),
+            act: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -184,10 +185,35 @@ impl Liveness {
             hb.want_shut_down,
         );
         let caught_up = hb.current_metadata_offset >= reg.broker_epoch;
-        if let Some(make) = self.work_for(node, broker_id, session, &hb, caught_up) {
-            let _lane = self.act.lock().await;
+        let answer = self
+            .act_and_answer(node, broker_id, session, &hb, caught_up)
+            .await?;
+        if !answer.should_shut_down {
+            return Ok(answer);
+        }
+        // The broker will go away on this answer, so nothing decided earlier may contradict it:
+        // a plan still running (an unfence whose heartbeat its broker abandoned, say) could yet
+        // make the broker lead. Wait until no plan holds the lane, then act and answer again on
+        // the image it left. Plans decided from here on see this session shutting down.
+        drop(self.act.lock().await);
+        self.act_and_answer(node, broker_id, session, &hb, caught_up)
+            .await
+    }
+
+    /// The writes a heartbeat calls for, proposed under the lane; then its answer from the
+    /// applied image.
+    async fn act_and_answer(
+        &self,
+        node: &Arc<Node>,
+        broker_id: i32,
+        session: Session,
+        hb: &Heartbeat,
+        caught_up: bool,
+    ) -> Result<HeartbeatAnswer, LivenessError> {
+        if let Some(make) = self.work_for(node, broker_id, session, hb, caught_up) {
+            let lane = Arc::clone(&self.act).lock_owned().await;
             let avoid = self.sessions().shutting_down();
-            let results = node.propose_plan(make(broker_id, avoid)).await?;
+            let results = node.propose_plan(make(broker_id, avoid), lane).await?;
             for r in results {
                 r?;
             }
@@ -265,7 +291,7 @@ impl Liveness {
             .sessions_in(node, term)
             .expired(Instant::now(), self.timeout);
         for broker_id in expired {
-            let _lane = self.act.lock().await;
+            let lane = Arc::clone(&self.act).lock_owned().await;
             // A heartbeat may have come while the lane was busy.
             let still = {
                 let s = self.sessions();
@@ -283,7 +309,10 @@ impl Liveness {
                 .into_iter()
                 .filter(|b| *b != broker_id)
                 .collect();
-            match node.propose_plan(plans::fence(broker_id, avoid)).await {
+            match node
+                .propose_plan(plans::fence(broker_id, avoid), lane)
+                .await
+            {
                 Ok(results) if results.iter().all(Result::is_ok) => {
                     if !results.is_empty() {
                         tracing::info!(
@@ -371,5 +400,151 @@ mod tests {
             ErrorKind::StaleBrokerEpoch,
             "a re-registration makes the old epoch stale"
         );
+    }
+
+    /// A heartbeat's answer must stay true: once a broker hears `shouldShutDown` (it leads
+    /// nothing and is fenced) no plan the controller accepted *earlier* may unfence it and make
+    /// it a leader afterwards. Here the broker's unfence heartbeat waits behind a busy proposer,
+    /// the broker hangs up (its handler is dropped, which also frees the `act` lane) and asks for a
+    /// controlled shutdown instead. The abandoned unfence plan must not run after that answer.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_abandoned_heartbeat_plan_never_contradicts_a_later_answer() {
+        use crate::metadata::LeaderRef;
+        use crate::raft::node::testing::one_node_leader;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        const DEADLINE: Duration = Duration::from_secs(30);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = one_node_leader(dir.path()).await;
+        node.propose(WriteRequest::RegisterBroker {
+            broker_id: 1,
+            broker_host: "h1".into(),
+            broker_port: 9092,
+            security_protocol: SecurityProtocol::Plaintext,
+            broker_status: BrokerStatus::Alive,
+            rack_id: None,
+        })
+        .await
+        .expect("registers");
+        node.propose(WriteRequest::CreateTopic { name: "t".into() })
+            .await
+            .expect("topic");
+        let t = node
+            .state
+            .read()
+            .image
+            .topic_record("t")
+            .expect("t")
+            .topic_uuid;
+        node.propose(WriteRequest::CreatePartition {
+            partition_id: 0,
+            topic_uuid: t,
+            replicas: vec![1],
+            isr: vec![1],
+            leader: LeaderRef::Id(1),
+            removing_replicas: vec![],
+            adding_replicas: vec![],
+        })
+        .await
+        .expect("partition");
+        let epoch = node
+            .state
+            .read()
+            .image
+            .registration(1)
+            .expect("reg")
+            .broker_epoch;
+        let hb = |want_fence, want_shut_down| Heartbeat {
+            broker_epoch: epoch,
+            current_metadata_offset: u64::MAX,
+            want_fence,
+            want_shut_down,
+        };
+        // The broker asks to be fenced: FENCED, and partition 0 is left without a leader.
+        let fenced = node
+            .liveness()
+            .heartbeat(&node, 1, hb(true, false))
+            .await
+            .expect("fence");
+        assert!(fenced.is_fenced);
+        assert_eq!(node.state.read().image.partitions_led_by(1), 0);
+
+        // A busy proposer: a plan that holds the proposer's lock until released.
+        let release = Arc::new(AtomicBool::new(false));
+        let handed = Arc::new(AtomicUsize::new(0));
+        let busy = {
+            let (node, release, handed) = (node.clone(), release.clone(), handed.clone());
+            tokio::spawn(async move {
+                node.propose_plan(
+                    move |_| {
+                        if release.load(Ordering::SeqCst) {
+                            return None;
+                        }
+                        let n = handed.fetch_add(1, Ordering::SeqCst);
+                        Some(Ok(WriteRequest::CreateTopic {
+                            name: format!("busy-{n}"),
+                        }))
+                    },
+                    (),
+                )
+                .await
+            })
+        };
+        let until = tokio::time::Instant::now() + DEADLINE;
+        while handed.load(Ordering::SeqCst) == 0 {
+            assert!(
+                tokio::time::Instant::now() < until,
+                "the busy plan never started"
+            );
+            tokio::task::yield_now().await;
+        }
+
+        // The broker, caught up, asks to be unfenced; its request waits, and it hangs up.
+        {
+            let unfence = node.liveness().heartbeat(&node, 1, hb(false, false));
+            let mut unfence = std::pin::pin!(unfence);
+            assert!(futures::poll!(unfence.as_mut()).is_pending());
+        }
+        // It asks for a controlled shutdown instead (the proposer is released meanwhile, so an
+        // answer that waits for the abandoned plan gets one).
+        let answer = {
+            let shut = node.liveness().heartbeat(&node, 1, hb(false, true));
+            let mut shut = std::pin::pin!(shut);
+            let first = futures::poll!(shut.as_mut());
+            release.store(true, Ordering::SeqCst);
+            match first {
+                std::task::Poll::Ready(a) => a,
+                std::task::Poll::Pending => tokio::time::timeout(DEADLINE, shut)
+                    .await
+                    .expect("the shutdown heartbeat is answered"),
+            }
+        }
+        .expect("the shutdown heartbeat is answered");
+        busy.await.expect("joins").expect("the busy plan");
+        // A write after everything proposed so far: once it has applied, so has any plan queued
+        // on the proposer before it.
+        tokio::task::yield_now().await;
+        tokio::time::timeout(
+            DEADLINE,
+            node.propose(WriteRequest::CreateTopic {
+                name: "after".into(),
+            }),
+        )
+        .await
+        .expect("in time")
+        .expect("the barrier write");
+
+        let img = node.state.read().image.clone();
+        assert!(
+            answer.should_shut_down,
+            "the broker leads nothing and is fenced: {answer:?}"
+        );
+        assert!(
+            !img.broker_can_lead(1) && img.partitions_led_by(1) == 0,
+            "the broker was told shouldShutDown, then an abandoned plan unfenced it (status {:?}) \
+             and made it lead {} partition(s)",
+            img.broker_record(1).map(|b| b.broker_status),
+            img.partitions_led_by(1)
+        );
+        node.shutdown().await.expect("stops");
     }
 }

@@ -357,23 +357,31 @@ impl Node {
     /// partitions still name it leader, the leadership moves never proposed and nobody told.
     /// Once started, a plan is proposed to its end (or to a refusal or a lost leadership),
     /// whether or not anyone is still waiting for its results.
-    pub async fn propose_plan(
+    ///
+    /// `held` (a lane's guard) is kept by the plan's task until the plan has ended, not by the
+    /// caller: whoever waits for that lane waits for the plan, even when its caller has gone.
+    pub async fn propose_plan<H: Send + 'static>(
         self: &Arc<Self>,
         next: impl FnMut(&Image) -> Option<Result<WriteRequest, MetadataError>> + Send + 'static,
+        held: H,
     ) -> Result<Vec<Result<Committed, ProposeError>>, ProposeError> {
         let node = Arc::clone(self);
         let whole = tokio::spawn(async move {
-            node.proposer
+            let results = node
+                .proposer
                 .propose_plan(&node.raft, &node.state, next)
-                .await
+                .await;
+            drop(held);
+            if let Ok(results) = &results {
+                let ok = results.iter().filter(|r| r.is_ok()).count();
+                node.metrics.records_proposed.add(ok as u64);
+            }
+            results
         });
-        let results = whole.await.map_err(|e| ProposeError::Unavailable {
+        whole.await.map_err(|e| ProposeError::Unavailable {
             message: format!("internal: the plan's task ended early: {e}"),
             maybe_committed: true,
-        })??;
-        let ok = results.iter().filter(|r| r.is_ok()).count();
-        self.metrics.records_proposed.add(ok as u64);
-        Ok(results)
+        })?
     }
 
     /// Validates and commits one metadata write; only the leader can.

@@ -140,16 +140,19 @@ async fn a_plan_whose_caller_goes_away_is_still_proposed_to_its_end() {
     let handed = Arc::new(std::sync::Mutex::new(0usize));
     {
         let handed = Arc::clone(&handed);
-        let plan = node.propose_plan(move |_| {
-            let mut n = handed.lock().expect("not poisoned");
-            if *n == PLANNED {
-                return None;
-            }
-            *n += 1;
-            Some(Ok(WriteRequest::CreateTopic {
-                name: format!("planned-{}", *n - 1),
-            }))
-        });
+        let plan = node.propose_plan(
+            move |_| {
+                let mut n = handed.lock().expect("not poisoned");
+                if *n == PLANNED {
+                    return None;
+                }
+                *n += 1;
+                Some(Ok(WriteRequest::CreateTopic {
+                    name: format!("planned-{}", *n - 1),
+                }))
+            },
+            (),
+        );
         let mut plan = std::pin::pin!(plan);
         assert!(futures::poll!(plan.as_mut()).is_pending());
     } // dropped: the caller went away
