@@ -568,3 +568,67 @@ async fn killing_the_leader_fences_no_broker_that_keeps_heartbeating() {
         assert_eq!(status(&c, nl, *id).await, "UNFENCED", "broker {id}");
     }
 }
+
+/// Adversarial review (rr10): the lane only covers plans still *running* on this node. An
+/// unfence whose commit waits timed out (the leader lost its quorum for a while) has ended and
+/// freed the lane, but its records are still in the leader's log and commit once the quorum is
+/// back. A shouldShutDown heartbeat answered from the applied image in between hears "you lead
+/// nothing, stop", and afterwards the plan decided before that answer unfences the broker and
+/// makes it lead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: stops both followers and waits out two commit timeouts"]
+async fn a_timed_out_unfence_still_in_the_log_never_follows_should_shut_down() {
+    let c = Cluster::start(3, &["--broker-session-timeout", "120s"]).await;
+    let l = c.leader(SECS_30).await;
+    let followers: Vec<usize> = (0..3).filter(|i| *i != l).collect();
+    let e1 = register_fenced(&c, l, 1).await;
+    let hb = |fence: bool, shut: bool| {
+        json!({"brokerEpoch": e1, "currentMetadataOffset": e1,
+               "wantFence": fence, "wantShutDown": shut})
+    };
+    assert_eq!(beat(&c, l, 1, hb(false, false)).await.1["isFenced"], false);
+    let t = create_topic(&c, l, "payments").await;
+    create_partition(&c, l, &t, 0, &[1]).await;
+    // The broker asks to be fenced: FENCED, partition 0 left without a leader.
+    let (s, v) = beat(&c, l, 1, hb(true, false)).await;
+    assert_eq!((s, &v["isFenced"]), (200, &json!(true)), "{v}");
+    assert_eq!(partition(&c, l, &t, 0).await["leader"], -1);
+
+    let last_log = |v: &Value| v["last_log_offset"].as_u64().unwrap_or(0);
+    let before = last_log(&c.cluster_view(l).await.expect("view"));
+    for f in &followers {
+        c.nodes[*f].signal(libc::SIGSTOP);
+    }
+    // The broker asks to be unfenced, and hangs up; the plan (UNFENCED, then leader 1 for
+    // partition 0) is appended but cannot commit.
+    let quick = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("client");
+    let url = format!("http://{}/broker_heartbeat/1", c.nodes[l].addr);
+    let _ = quick.post(&url).json(&hb(false, false)).send().await;
+    eventually(SECS_30, "the unfence plan appended", || async {
+        let v = c.cluster_view(l).await?;
+        (last_log(&v) >= before + 2).then_some(())
+    })
+    .await;
+    // The broker asks for a controlled shutdown; the answer comes once the lane is free (the
+    // unfence's commit waits have timed out).
+    let (s, v) = beat(&c, l, 1, hb(false, true)).await;
+    for f in &followers {
+        c.nodes[*f].signal(libc::SIGCONT);
+    }
+    let told = s == 200 && v["shouldShutDown"] == true;
+    // Quorum back: whatever the leader's log holds commits (or is dropped) now.
+    let nl = c.leader(SECS_30).await;
+    let (s, w) = c.post(nl, "/create_topic", json!({"name": "after"})).await;
+    assert_eq!(s, 200, "{w}");
+    let p = partition(&c, nl, &t, 0).await;
+    let st = status(&c, nl, 1).await;
+    assert!(
+        !told || (st == "FENCED" && p["leader"] != 1),
+        "broker 1 was told shouldShutDown ({v}), then the earlier unfence plan committed: \
+         status {st}, partition 0 {p}"
+    );
+}

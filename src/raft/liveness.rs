@@ -176,6 +176,30 @@ impl Liveness {
         broker_id: i32,
         hb: Heartbeat,
     ) -> Result<HeartbeatAnswer, LivenessError> {
+        let answer = self.beat_act_and_answer(node, broker_id, &hb).await?;
+        if !answer.should_shut_down {
+            return Ok(answer);
+        }
+        // The broker will go away on this answer, so nothing decided earlier may contradict it.
+        // A plan still running (an unfence whose heartbeat its broker abandoned, say) could yet
+        // make the broker lead, and so could a plan's records that are in this leader's log but
+        // not yet applied (its commit wait timed out, or an earlier leader appended them). So:
+        // wait until no plan holds the lane and this leader's own log has applied, then take the
+        // whole heartbeat once more (the broker's epoch is checked again too: it may have
+        // registered anew meanwhile). Plans decided from here on see this session shutting down.
+        drop(self.act.lock().await);
+        super::proposer::own_log_applied(&node.raft, &node.state, leader_term(node)?).await?;
+        self.beat_act_and_answer(node, broker_id, &hb).await
+    }
+
+    /// One pass of a heartbeat: the broker's epoch checked, its session beaten, its plan (if
+    /// any) proposed, and the answer read from the applied image.
+    async fn beat_act_and_answer(
+        &self,
+        node: &Arc<Node>,
+        broker_id: i32,
+        hb: &Heartbeat,
+    ) -> Result<HeartbeatAnswer, LivenessError> {
         let term = leader_term(node)?;
         let reg = check_broker(&node.state.read().image, broker_id, hb.broker_epoch)?;
         let session = self.sessions_in(node, term).beat(
@@ -185,18 +209,7 @@ impl Liveness {
             hb.want_shut_down,
         );
         let caught_up = hb.current_metadata_offset >= reg.broker_epoch;
-        let answer = self
-            .act_and_answer(node, broker_id, session, &hb, caught_up)
-            .await?;
-        if !answer.should_shut_down {
-            return Ok(answer);
-        }
-        // The broker will go away on this answer, so nothing decided earlier may contradict it:
-        // a plan still running (an unfence whose heartbeat its broker abandoned, say) could yet
-        // make the broker lead. Wait until no plan holds the lane, then act and answer again on
-        // the image it left. Plans decided from here on see this session shutting down.
-        drop(self.act.lock().await);
-        self.act_and_answer(node, broker_id, session, &hb, caught_up)
+        self.act_and_answer(node, broker_id, session, hb, caught_up)
             .await
     }
 

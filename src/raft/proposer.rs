@@ -328,6 +328,10 @@ impl Proposer {
         }
         let mut results = Vec::with_capacity(pending.len() + 1);
         let mut keep_image = true;
+        // One deadline for the whole plan, not one per record: on a leader without a quorum a
+        // plan of a thousand records would otherwise wait a thousand timeouts in a row, holding
+        // its caller (and the liveness lane) all that while.
+        let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
         for p in pending {
             let (record, timestamp_ms, result_rx) = match p {
                 Ok(p) => p,
@@ -336,7 +340,7 @@ impl Proposer {
                     continue;
                 }
             };
-            let outcome = tokio::time::timeout(COMMIT_TIMEOUT, result_rx)
+            let outcome = tokio::time::timeout_at(deadline, result_rx)
                 .await
                 .map(|r| r.map_err(|_| ()));
             let resolved = resolve(outcome, record, timestamp_ms);
@@ -419,6 +423,20 @@ async fn applied_image_after_own_log(
     state: &MetaState,
     term: u64,
 ) -> Result<(Image, u64), ProposeError> {
+    own_log_applied(raft, state, term).await?;
+    let at = state.read();
+    Ok((at.image.clone(), at.records_applied))
+}
+
+/// Waits (at most [`CATCH_UP_TIMEOUT`]) until every entry in this leader's log of `term` has
+/// applied: its blank entry and everything proposed in this term, timed-out writes included, or
+/// inherited from an earlier leader. An answer read from the applied image after it cannot be
+/// contradicted later by an entry already in the log. 503 otherwise.
+pub(crate) async fn own_log_applied(
+    raft: &Raft,
+    state: &MetaState,
+    term: u64,
+) -> Result<(), ProposeError> {
     let last = raft
         .with_raft_state(|st| st.log_ids.last().map(|l| l.index))
         .await
@@ -430,9 +448,7 @@ async fn applied_image_after_own_log(
     wait_applied(state, term, last, CATCH_UP_TIMEOUT, || {
         "the leader has not yet applied its own log (no quorum?); retry shortly".into()
     })
-    .await?;
-    let at = state.read();
-    Ok((at.image.clone(), at.records_applied))
+    .await
 }
 
 /// Waits (at most `timeout`) until the state machine has applied an entry of `term` or later

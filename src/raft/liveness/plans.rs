@@ -70,6 +70,11 @@ pub fn shut_down(broker: i32, avoid: Vec<i32>) -> Plan {
 pub fn unfence(broker: i32, avoid: Vec<i32>) -> Plan {
     let mut status_done = false;
     Box::new(move |img| {
+        // A broker shutting down is never unfenced: a heartbeat that decided to unfence it
+        // before its shutdown began, and reached the lane after, writes nothing.
+        if avoid.contains(&broker) {
+            return None;
+        }
         if !status_done {
             status_done = true;
             let b = img.broker_record(broker)?;
@@ -172,6 +177,9 @@ mod tests {
         // Fencing again changes nothing.
         assert!(run(&mut img, fence(1, vec![])).is_empty());
         // Unfencing elects it for the partition that has no leader.
+        // A broker shutting down is not unfenced, whoever decided to (adversarial review).
+        assert!(run(&mut img, unfence(1, vec![1])).is_empty());
+        assert!(!img.broker_can_lead(1));
         let back = run(&mut img, unfence(1, vec![]));
         assert_eq!(back.len(), 2);
         assert_eq!((p(&img, 2).leader, p(&img, 2).leader_epoch), (1, 2));
