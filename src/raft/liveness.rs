@@ -224,11 +224,38 @@ impl Liveness {
         caught_up: bool,
     ) -> Result<HeartbeatAnswer, LivenessError> {
         if let Some(make) = self.work_for(node, broker_id, session, hb, caught_up) {
+            let incarnation = node
+                .state
+                .read()
+                .image
+                .broker_record(broker_id)
+                .map(|b| b.internal_uuid)
+                .ok_or_else(|| {
+                    MetadataError::not_found(format!("no broker {broker_id} is registered"))
+                })?;
             let lane = Arc::clone(&self.act).lock_owned().await;
             let avoid = self.sessions().shutting_down();
-            let results = node.propose_plan(make(broker_id, avoid), lane).await?;
+            let stale = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let plan = plans::for_incarnation(
+                broker_id,
+                incarnation,
+                make(broker_id, avoid),
+                Arc::clone(&stale),
+            );
+            let results = node.propose_plan(plan, lane).await?;
             for r in results {
                 r?;
+            }
+            if stale.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(MetadataError::new(
+                    ErrorKind::StaleBrokerEpoch,
+                    format!(
+                        "brokerEpoch {} is stale: broker {broker_id} registered anew while this \
+                         heartbeat waited",
+                        hb.broker_epoch
+                    ),
+                )
+                .into());
             }
         }
         let st = node.state.read();

@@ -8,6 +8,27 @@ use crate::metadata::{BrokerStatus, Image, MetadataError, WriteRequest};
 /// A plan: the next write on the image as it stands, or `None`.
 pub type Plan = Box<dyn FnMut(&Image) -> Option<Result<WriteRequest, MetadataError>> + Send>;
 
+/// `plan`, for one incarnation of `broker` only: the registration whose `internalUUID` is
+/// `incarnation`. Once the image it is decided on holds another registration of the broker (it
+/// was deleted and registered anew while the plan waited for the lane), it writes nothing more
+/// and says so through `stale`: a heartbeat of the old incarnation must not fence, unfence or
+/// move the leadership of the new one. (The UUID, not the broker epoch: the speculative image
+/// folds records at offset 0, so its epochs are not the applied ones.)
+pub fn for_incarnation(
+    broker: i32,
+    incarnation: uuid::Uuid,
+    mut plan: Plan,
+    stale: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Plan {
+    Box::new(move |img| {
+        if img.broker_record(broker).map(|b| b.internal_uuid) != Some(incarnation) {
+            stale.store(true, std::sync::atomic::Ordering::SeqCst);
+            return None;
+        }
+        plan(img)
+    })
+}
+
 /// A change of one broker's status.
 fn set_status(broker_id: i32, status: BrokerStatus) -> WriteRequest {
     WriteRequest::ChangeBroker {
@@ -70,8 +91,9 @@ pub fn shut_down(broker: i32, avoid: Vec<i32>) -> Plan {
 pub fn unfence(broker: i32, avoid: Vec<i32>) -> Plan {
     let mut status_done = false;
     Box::new(move |img| {
-        // A broker shutting down is never unfenced: a heartbeat that decided to unfence it
-        // before its shutdown began, and reached the lane after, writes nothing.
+        // A broker whose session is shutting down is not unfenced: a heartbeat that decided to
+        // unfence it before its shutdown began, and reached the lane after, writes nothing.
+        // (Sessions live in this leader's memory, for one term: see docs/fault-tolerance.md.)
         if avoid.contains(&broker) {
             return None;
         }

@@ -73,6 +73,11 @@ impl Sessions {
             last_seen: now,
             shutting_down: false,
         });
+        if broker_epoch < s.broker_epoch {
+            // A late heartbeat of an earlier incarnation, checked before the new registration
+            // applied: it must not take the session back (nor clear or set its shutdown).
+            return *s;
+        }
         if s.broker_epoch != broker_epoch {
             s.shutting_down = false;
             s.broker_epoch = broker_epoch;
@@ -165,6 +170,11 @@ mod tests {
             .is_empty());
         let again = s.beat(1, 9, t1, false);
         assert_eq!((again.broker_epoch, again.shutting_down), (9, false));
+        // A late heartbeat of the earlier incarnation takes nothing back.
+        s.beat(1, 9, t1, true);
+        let late = s.beat(1, 5, t1 + Duration::from_secs(1), false);
+        assert_eq!((late.broker_epoch, late.shutting_down), (9, true));
+        assert_eq!(s.get(1).map(|x| x.last_seen), Some(t1));
         s.end(1);
         assert_eq!(s.get(1), None);
     }

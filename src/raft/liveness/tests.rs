@@ -290,3 +290,49 @@ async fn a_shutdown_heartbeat_that_waited_is_stale_once_its_broker_registered_an
     );
     node.shutdown().await.expect("stops");
 }
+
+/// A heartbeat's plan acts for the incarnation that sent it, never for a later one: an unfence
+/// heartbeat that waited for the lane while its broker was deleted and registered again (a
+/// restart, FENCED) must not unfence the new incarnation and make it lead; it is answered
+/// `stale_broker_epoch` (third adversarial review).
+#[tokio::test(flavor = "current_thread")]
+async fn a_heartbeat_that_waited_never_acts_for_a_new_incarnation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = crate::raft::node::testing::one_node_leader(dir.path()).await;
+    let old_epoch = fenced_broker_with_a_leaderless_partition(&node).await;
+
+    let lane = Arc::clone(&node.liveness().act).lock_owned().await;
+    let unfence = node
+        .liveness()
+        .heartbeat(&node, 1, beat(old_epoch, false, false));
+    let mut unfence = std::pin::pin!(unfence);
+    assert!(
+        futures::poll!(unfence.as_mut()).is_pending(),
+        "it waits for the lane"
+    );
+    node.propose(WriteRequest::DeleteBroker { broker_id: 1 })
+        .await
+        .expect("deleted");
+    node.propose(register(BrokerStatus::Fenced))
+        .await
+        .expect("registered anew");
+    drop(lane);
+
+    let answer = tokio::time::timeout(DEADLINE, unfence)
+        .await
+        .expect("the unfence heartbeat is answered");
+    barrier(&node).await;
+    let img = node.state.read().image.clone();
+    assert!(
+        !img.broker_can_lead(1) && img.partitions_led_by(1) == 0,
+        "the old incarnation's heartbeat unfenced the new one (status {:?}) and made it lead {} \
+         partition(s)",
+        img.broker_record(1).map(|b| b.broker_status),
+        img.partitions_led_by(1)
+    );
+    match answer {
+        Err(LivenessError::Refused(e)) => assert_eq!(e.kind, ErrorKind::StaleBrokerEpoch, "{e}"),
+        other => panic!("the old incarnation's heartbeat was answered {other:?}"),
+    }
+    node.shutdown().await.expect("stops");
+}
