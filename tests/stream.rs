@@ -496,12 +496,27 @@ async fn offset_end_delivers_only_what_comes_after() {
         },
     );
     let stop = client.stop_handle();
-    let reader = tokio::spawn(async move {
+    let mut reader = tokio::spawn(async move {
         let item = client.next().await;
         (item, client)
     });
-    let one = c.create_topic(leader, "after-end").await;
-    let (item, mut client) = reader.await.expect("reader");
+    // The reader's position is fixed when it reaches the node, which may come after a write:
+    // write until it has an item (one write was a race: a write that committed before the
+    // reader connected is behind its end, and the reader waited forever).
+    let deadline = Instant::now() + SECS_30;
+    let mut one;
+    let mut n = 0;
+    let (item, mut client) = loop {
+        one = c.create_topic(leader, &format!("after-end-{n}")).await;
+        n += 1;
+        match tokio::time::timeout(Duration::from_millis(300), &mut reader).await {
+            Ok(done) => break done.expect("reader"),
+            Err(_) => assert!(
+                Instant::now() < deadline,
+                "a StartAt::End reader saw none of {n} writes after it started"
+            ),
+        }
+    };
     let item = item.expect("an item");
     assert!(item.offset() > last && item.offset() <= one, "{item:?}");
     stop.stop();
