@@ -198,10 +198,10 @@ mod tests {
         assert_eq!((p2.leader, p2.isr), (-1, vec![1]));
         // Fencing again changes nothing.
         assert!(run(&mut img, fence(1, vec![])).is_empty());
-        // Unfencing elects it for the partition that has no leader.
         // A broker shutting down is not unfenced, whoever decided to (adversarial review).
         assert!(run(&mut img, unfence(1, vec![1])).is_empty());
         assert!(!img.broker_can_lead(1));
+        // Unfencing elects it for the partition that has no leader.
         let back = run(&mut img, unfence(1, vec![]));
         assert_eq!(back.len(), 2);
         assert_eq!((p(&img, 2).leader, p(&img, 2).leader_epoch), (1, 2));
