@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+use openraft::type_config::async_runtime::WatchReceiver;
 use serde::Serialize;
 
 use super::error::ApiError;
@@ -120,11 +121,20 @@ async fn vote(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let req: VoteRequest<TypeConfig> = request(&node, &headers, "vote request", &body)?;
-    if !node.recovery.may_grant(req.last_log_id.as_ref()) {
+    let membership = node
+        .raft
+        .metrics()
+        .borrow_watched()
+        .membership_config
+        .clone();
+    if !node
+        .recovery
+        .may_grant(req.last_log_id.as_ref(), membership.membership())
+    {
         return Err(recovering(format!(
-            "node {} grants no vote: it may have lost entries it had acknowledged ({}) and has not been caught up yet",
+            "node {} grants no vote until a leader has caught it up: {}",
             node.id,
-            node.recovery.reason()
+            node.recovery.reason_now()
         )));
     }
     Ok(msgpack(&node.raft.vote(req).await))

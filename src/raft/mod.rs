@@ -91,6 +91,8 @@ pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
 pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 /// A log entry in our configuration.
 pub type Entry = openraft::alias::EntryOf<TypeConfig>;
+/// A membership: voters, learners and their [`Member`] records.
+pub type Membership = openraft::Membership<NodeId, Member>;
 /// Membership as stored with its log id.
 pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 /// Snapshot metadata.

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use openraft::type_config::async_runtime::WatchReceiver;
 use uuid::Uuid;
 
-use super::{LogId, NodeId, Raft, Vote};
+use super::{LogId, Membership, NodeId, Raft, Vote};
 use crate::storage::{EntryId, Origin};
 
 /// The leader a recovering node has announced itself to: replication from it is accepted.
@@ -142,22 +142,39 @@ impl Recovery {
         &self.reason
     }
 
-    /// Whether this node may grant its vote to a candidate whose log ends at `candidate_last`.
+    /// Whether this node may grant its vote to a candidate whose log ends at `candidate_last`,
+    /// `membership` being the newest membership in this node's own log.
     ///
-    /// A voting node leaves that to openraft. A node that lost its log's tail still knows the
-    /// last entry it held that it knew committed (the persisted commit id); a candidate whose
-    /// log is at least as up to date as that entry would also have won its vote before the loss,
-    /// so granting it asks nothing of the entries that are gone. Without this, two followers
-    /// that lost tails keep a third node that lost nothing from ever being elected. A new
-    /// directory knows nothing it held and never grants.
-    pub fn may_grant(&self, candidate_last: Option<&LogId>) -> bool {
-        if self.is_voting() {
+    /// A voting node leaves that to openraft. So does a node that started intact (nothing it
+    /// acknowledged is gone, its vote file is there) while its own log gives its seat to its
+    /// own incarnation, even as a learner: a node stopped after the leader promoted it but
+    /// before the promotion reached its log is such a node, and the leader's log counts it as a
+    /// voter. Refusing there would leave a cluster with one other node down without any leader
+    /// (Raft grants votes whatever the voter's own configuration says).
+    ///
+    /// A node that lost its log's tail still knows the last entry it held that it knew committed
+    /// (the persisted commit id); a candidate whose log is at least as up to date as that entry
+    /// would also have won its vote before the loss, so granting it asks nothing of the entries
+    /// that are gone. Without this, two followers that lost tails keep a third node that lost
+    /// nothing from ever being elected. A new directory knows nothing it held and never grants.
+    pub fn may_grant(&self, candidate_last: Option<&LogId>, membership: &Membership) -> bool {
+        if self.is_voting() || (!self.needs_rejoin() && self.seat_is_ours(membership)) {
             return true;
         }
         let (Some(held), Some(c)) = (self.lost_above, candidate_last) else {
             return false;
         };
         (c.leader_id.term, c.index) >= (held.term, held.index)
+    }
+
+    /// Whether `membership` gives this node's id to this incarnation (as a voter or a learner).
+    fn seat_is_ours(&self, membership: &Membership) -> bool {
+        match membership.get_node(&self.id).map(|n| n.incarnation) {
+            Some(Some(inc)) => inc == self.incarnation,
+            // A membership from before incarnations: trust a directory that was not wiped.
+            Some(None) => self.origin != Origin::Fresh,
+            None => false,
+        }
     }
 
     /// Whether replication from the leader of `vote` may be accepted now.
@@ -182,7 +199,8 @@ impl Recovery {
         })
     }
 
-    fn reason_now(&self) -> String {
+    /// Why this node does not vote yet, for a refusal's message.
+    pub fn reason_now(&self) -> String {
         if self.reason.is_empty() {
             "its membership seat is not its own yet".into()
         } else {
@@ -204,13 +222,7 @@ impl Recovery {
     fn may_vote(&self, m: &openraft::RaftMetrics<super::TypeConfig>) -> bool {
         let membership = m.membership_config.membership();
         let is_voter = membership.voter_ids().any(|v| v == self.id);
-        let seat_is_ours = match membership.get_node(&self.id).map(|n| n.incarnation) {
-            Some(Some(inc)) => inc == self.incarnation,
-            // A membership from before incarnations: trust a directory that was not wiped.
-            Some(None) => self.origin != Origin::Fresh,
-            None => false,
-        };
-        is_voter && seat_is_ours && m.last_log_index.unwrap_or(0) >= self.watermark
+        is_voter && self.seat_is_ours(membership) && m.last_log_index.unwrap_or(0) >= self.watermark
     }
 
     /// Watches the node's metrics and lets it vote (and campaign) from the moment it may; ends
@@ -251,10 +263,38 @@ mod tests {
         openraft::Vote::new_committed(term, leader)
     }
 
+    /// A membership of voters 1 and 2 in which node 3, held by `incarnation`, is a voter
+    /// (`voter`) or a learner.
+    fn with_node_3(incarnation: Uuid, voter: bool) -> Membership {
+        let voters = if voter {
+            std::collections::BTreeSet::from([1, 2, 3])
+        } else {
+            std::collections::BTreeSet::from([1, 2])
+        };
+        let nodes: std::collections::BTreeMap<NodeId, crate::raft::Member> = [1, 2, 3]
+            .into_iter()
+            .map(|id| {
+                let inc = if id == 3 { incarnation } else { Uuid::new_v4() };
+                (id, crate::raft::Member::new(format!("n{id}"), inc))
+            })
+            .collect();
+        Membership::new(vec![voters], nodes).expect("a valid membership")
+    }
+
+    fn nobody() -> Membership {
+        Membership::new(vec![], std::collections::BTreeMap::new()).expect("empty")
+    }
+
     #[test]
     fn a_recovering_node_accepts_only_the_leader_it_announced_itself_to() {
-        let r = Recovery::new(2, Uuid::new_v4(), Origin::Fresh, None, None);
-        assert!(!r.may_grant(Some(&crate::raft::log_id(9, 100))));
+        let inc = Uuid::new_v4();
+        let r = Recovery::new(3, inc, Origin::Fresh, None, None);
+        let candidate = crate::raft::log_id(9, 100);
+        assert!(!r.may_grant(Some(&candidate), &nobody()));
+        assert!(
+            !r.may_grant(Some(&candidate), &with_node_3(inc, false)),
+            "a new directory grants nothing, even once its seat is its own, until it votes"
+        );
         assert!(!r.is_voting());
         assert!(r.admit(&vote(3, 1)).is_err());
         r.grant(Permit { term: 3, leader: 1 });
@@ -267,9 +307,10 @@ mod tests {
 
     #[test]
     fn a_missing_vote_file_beside_a_log_is_a_loss() {
-        let r = Recovery::new(1, Uuid::new_v4(), Origin::Existing, None, Some(5)).vote_missing();
+        let inc = Uuid::new_v4();
+        let r = Recovery::new(3, inc, Origin::Existing, None, Some(5)).vote_missing();
         assert!(r.needs_rejoin());
-        assert!(!r.may_grant(Some(&crate::raft::log_id(9, 100))));
+        assert!(!r.may_grant(Some(&crate::raft::log_id(9, 100)), &with_node_3(inc, true)));
     }
 
     #[test]
@@ -286,21 +327,56 @@ mod tests {
     #[test]
     fn a_node_that_lost_its_tail_votes_only_for_a_candidate_holding_what_it_held() {
         let held = Some(EntryId { index: 10, term: 3 });
-        let lost = Recovery::new(1, Uuid::new_v4(), Origin::Existing, held, Some(7));
+        let inc = Uuid::new_v4();
+        let lost = Recovery::new(3, inc, Origin::Existing, held, Some(7));
+        let m = with_node_3(inc, true);
         let log = crate::raft::log_id;
-        assert!(lost.may_grant(Some(&log(3, 10))));
+        assert!(lost.may_grant(Some(&log(3, 10)), &m));
         assert!(
-            lost.may_grant(Some(&log(4, 8))),
+            lost.may_grant(Some(&log(4, 8)), &m),
             "a later term is more up to date"
         );
         assert!(
-            !lost.may_grant(Some(&log(3, 9))),
+            !lost.may_grant(Some(&log(3, 9)), &m),
             "this candidate lacks entry 10"
         );
         assert!(
-            !lost.may_grant(Some(&log(2, 40))),
+            !lost.may_grant(Some(&log(2, 40)), &m),
             "an older term is less up to date"
         );
-        assert!(!lost.may_grant(None));
+        assert!(!lost.may_grant(None, &m));
+    }
+
+    /// The CI failure of session 10: node 3 was stopped after the leader promoted it but before
+    /// the promotion reached its own log, and the other follower then died. The leader's log
+    /// counts node 3 as a voter; node 3 lost nothing. Refusing the vote left no leader at all.
+    #[test]
+    fn an_intact_node_whose_promotion_has_not_reached_it_grants_its_vote() {
+        let inc = Uuid::new_v4();
+        let held = Some(EntryId { index: 10, term: 3 });
+        let intact = Recovery::new(3, inc, Origin::Existing, held, Some(12));
+        assert!(!intact.needs_rejoin());
+        assert!(!intact.is_voting(), "not a voter in its own log yet");
+        let candidate = crate::raft::log_id(3, 12);
+        assert!(intact.may_grant(Some(&candidate), &with_node_3(inc, false)));
+        assert!(intact.may_grant(Some(&candidate), &with_node_3(inc, true)));
+    }
+
+    /// An intact directory whose seat another incarnation holds (a wiped node's new
+    /// incarnation, restarted before the seat was handed to it) could not vouch for what the
+    /// old one acknowledged; nor can a node its own log does not list.
+    #[test]
+    fn an_intact_node_grants_no_vote_for_a_seat_that_is_not_its_own() {
+        let inc = Uuid::new_v4();
+        let intact = Recovery::new(3, inc, Origin::Existing, None, Some(12));
+        let candidate = Some(crate::raft::log_id(3, 12));
+        assert!(!intact.may_grant(candidate.as_ref(), &with_node_3(Uuid::new_v4(), true)));
+        assert!(!intact.may_grant(candidate.as_ref(), &with_node_3(Uuid::new_v4(), false)));
+        assert!(!intact.may_grant(candidate.as_ref(), &nobody()));
+        assert!(
+            intact.reason_now().contains("seat is not its own"),
+            "{}",
+            intact.reason_now()
+        );
     }
 }
