@@ -102,57 +102,72 @@ impl ProxiedCluster {
     /// [`ProxiedCluster::start`] with other election and heartbeat flags than [`FAST`] (e.g.
     /// an election timeout longer than a test's partition, so that no election happens).
     pub async fn start_with_timing(n: usize, timing: &[&str], extra: &[&str]) -> ProxiedCluster {
-        let mut c = Cluster::empty(extra);
-        let mut proxies: Vec<Proxy> = Vec::new();
-        for k in 0..n {
-            let id = k as u64 + 1;
-            let ip = node_ip(id);
-            let addr = format!("{ip}:{}", free_port());
-            let proxy = Proxy::start(format!("{ip}:{}", free_port()), addr.clone()).await;
-            let data_dir = c.dir.path().join(format!("node-{id}"));
-            let mut args = vec![
-                "node".to_string(),
-                "-i".into(),
-                id.to_string(),
-                "-a".into(),
-                addr.clone(),
-                "--advertise-addr".into(),
-                proxy.listen.clone(),
-            ];
-            if k > 0 {
-                args.push("-e".into());
-                args.push(
-                    proxies
-                        .iter()
-                        .enumerate()
-                        .map(|(j, p)| format!("{}/{}", j + 1, p.listen))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                );
-            }
-            args.push("--data-dir".into());
-            args.push(data_dir.display().to_string());
-            args.extend(timing.iter().map(|s| s.to_string()));
-            args.extend(c.extra.iter().cloned());
-            let mut node = NodeProc {
-                id,
-                addr,
-                data_dir,
-                args,
-                child: None,
-                log_path: c.dir.path().join(format!("node-{id}.log")),
-            };
-            node.spawn();
-            c.nodes.push(node);
-            // A node that lost the race for its port is started again on another one; the
-            // proxy then forwards there (the address its peers know, the proxy's, stays).
-            c.wait_listening(k).await;
-            proxy.retarget(c.nodes[k].addr.clone());
-            proxies.push(proxy);
+        let mut pc = ProxiedCluster {
+            c: Cluster::empty(extra),
+            proxies: Vec::new(),
+        };
+        for _ in 0..n {
+            pc.add_node(timing, false).await;
         }
         // Generous: some scenarios start with 20-30 s election timeouts, on a loaded machine.
-        c.wait_voters(n, Duration::from_secs(90)).await;
-        ProxiedCluster { c, proxies }
+        pc.c.wait_voters(n, Duration::from_secs(90)).await;
+        pc
+    }
+
+    /// Starts one more node behind its own proxy, joining through the earlier nodes' proxies;
+    /// returns its index. With `cut_off`, its proxy refuses the earlier nodes from the start:
+    /// it can announce itself to the leader, but nothing the leader sends reaches it.
+    pub async fn add_node(&mut self, timing: &[&str], cut_off: bool) -> usize {
+        let k = self.c.nodes.len();
+        let id = k as u64 + 1;
+        let ip = node_ip(id);
+        let addr = format!("{ip}:{}", free_port());
+        let proxy = Proxy::start(format!("{ip}:{}", free_port()), addr.clone()).await;
+        if cut_off {
+            let earlier: Vec<IpAddr> = (1..id).map(node_ip).collect();
+            proxy.block(&earlier);
+        }
+        let data_dir = self.c.dir.path().join(format!("node-{id}"));
+        let mut args = vec![
+            "node".to_string(),
+            "-i".into(),
+            id.to_string(),
+            "-a".into(),
+            addr.clone(),
+            "--advertise-addr".into(),
+            proxy.listen.clone(),
+        ];
+        if k > 0 {
+            args.push("-e".into());
+            args.push(
+                self.proxies
+                    .iter()
+                    .enumerate()
+                    .map(|(j, p)| format!("{}/{}", j + 1, p.listen))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+        }
+        args.push("--data-dir".into());
+        args.push(data_dir.display().to_string());
+        args.extend(timing.iter().map(|s| s.to_string()));
+        args.extend(self.c.extra.iter().cloned());
+        let mut node = NodeProc {
+            id,
+            addr,
+            data_dir,
+            args,
+            child: None,
+            log_path: self.c.dir.path().join(format!("node-{id}.log")),
+        };
+        node.spawn();
+        self.c.nodes.push(node);
+        // A node that lost the race for its port is started again on another one; the proxy
+        // then forwards there (the address its peers know, the proxy's, stays).
+        self.c.wait_listening(k).await;
+        proxy.retarget(self.c.nodes[k].addr.clone());
+        self.proxies.push(proxy);
+        k
     }
 
     /// Cuts node index `i` off from every other node, both ways.

@@ -216,17 +216,47 @@ impl Node {
             )
             .await?;
         }
-        // Blocks until the learner has caught up with the leader.
-        self.raft
-            .add_learner(id, member, true)
+        let added = self
+            .raft
+            .add_learner(id, member, false)
             .await
             .map_err(|e| unavailable("adding the node as a learner", e))?;
+        self.wait_holds(id, added.log_id.index).await?;
         self.change_membership(
             ChangeMembers::AddVoterIds(BTreeSet::from([id])),
             false,
             "making the node a voter",
         )
         .await?;
+        Ok(())
+    }
+
+    /// Waits until node `id` has acknowledged the log up to `index`, the entry that made it a
+    /// learner. openraft's own "caught up" (`add_learner` blocking) means within
+    /// `replication_lag_threshold` (5,000) entries, which a new node with an empty log meets at
+    /// once; promoted then, it counts as a voter in the leader's log while its own holds no
+    /// membership naming it, and it cannot vouch for its seat if the leader then needs its vote.
+    /// Promoted only from here, its durable log always names it as its own incarnation.
+    async fn wait_holds(&self, id: NodeId, index: u64) -> Result<(), ProposeError> {
+        let timeout = Duration::from_secs(30);
+        self.raft
+            .wait(Some(timeout))
+            .metrics(
+                // No longer the leader: stop waiting; the promotion below then fails and says so.
+                |m| {
+                    m.replication.as_ref().is_none_or(|r| {
+                        r.get(&id)
+                            .and_then(|l| l.as_ref())
+                            .is_some_and(|l| l.index >= index)
+                    })
+                },
+                "the learner holds the entry that added it",
+            )
+            .await
+            .map_err(|e| ProposeError::Unavailable {
+                message: format!("node {id} has not caught up with its learner entry {index}: {e}"),
+                maybe_committed: false,
+            })?;
         Ok(())
     }
 
