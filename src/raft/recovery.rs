@@ -379,4 +379,66 @@ mod tests {
             intact.reason_now()
         );
     }
+
+    /// Review (session 11): the lost-tail path of `may_grant` asks nothing of the seat. A wiped
+    /// node's new incarnation B that lost the tail of what it had received while catching up
+    /// (its persisted commit id is past its log's end: a power loss mid catch-up) grants any
+    /// candidate as up to date as B's own watermark, while its log still gives the seat to the
+    /// old incarnation A. The candidate counts that grant as A's, and B never held what A
+    /// acknowledged. Intact, the same B refuses (the test above): losing data must not make a
+    /// node more willing to vote.
+    #[test]
+    fn a_node_that_lost_its_tail_grants_no_vote_for_a_seat_another_incarnation_holds() {
+        let b = Uuid::new_v4();
+        let held = Some(EntryId { index: 50, term: 3 });
+        let lost = Recovery::new(3, b, Origin::Existing, held, Some(40));
+        assert!(lost.needs_rejoin());
+        let candidate = Some(crate::raft::log_id(3, 50));
+        assert!(
+            !lost.may_grant(candidate.as_ref(), &with_node_3(Uuid::new_v4(), true)),
+            "the seat is the old incarnation's: B's vote would count as A's"
+        );
+        assert!(
+            !lost.may_grant(candidate.as_ref(), &nobody()),
+            "a log that names no seat at all cannot vouch for one"
+        );
+    }
+
+    /// Review (session 11): a membership from before incarnations records no incarnation, and
+    /// `seat_is_ours` trusts every directory that is not `Fresh` *at this start*. A directory
+    /// made new (wiped) is `Fresh` only at its first start: restarted once (SIGKILL, before the
+    /// leader handed it the seat) it is `Existing`, and the seat recorded without an incarnation
+    /// becomes its own. It then grants votes (and, through `may_vote`, votes and campaigns) as
+    /// the old incarnation, without what that one acknowledged.
+    #[test]
+    fn a_wiped_directory_restarted_does_not_take_a_seat_recorded_before_incarnations() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (first, origin) = crate::storage::Identity::open(dir.path(), false).expect("open");
+        assert_eq!(origin, Origin::Fresh, "the wiped directory's first start");
+        let inc = first.incarnation();
+        drop(first);
+        // It caught up on part of the log (memberships from before incarnations), then was
+        // killed and started again: the directory now holds state and an identity.
+        let (again, origin) = crate::storage::Identity::open(dir.path(), true).expect("reopen");
+        assert_eq!(again.incarnation(), inc);
+        let restarted = Recovery::new(3, inc, origin, Some(EntryId { index: 5, term: 1 }), Some(5));
+        let nodes: std::collections::BTreeMap<NodeId, crate::raft::Member> = [1, 2, 3]
+            .into_iter()
+            .map(|id| {
+                (
+                    id,
+                    crate::raft::Member {
+                        addr: format!("n{id}"),
+                        incarnation: None,
+                    },
+                )
+            })
+            .collect();
+        let legacy = Membership::new(vec![std::collections::BTreeSet::from([1, 2, 3])], nodes)
+            .expect("a valid membership");
+        assert!(
+            !restarted.may_grant(Some(&crate::raft::log_id(1, 5)), &legacy),
+            "a directory made empty never held the legacy seat: its vote would count as the old node's"
+        );
+    }
 }
