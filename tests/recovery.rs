@@ -269,6 +269,42 @@ async fn a_follower_that_lost_acknowledged_entries_waits_for_the_leader() {
     wait_voting(&c, f1).await;
 }
 
+/// Review (session 11), partial damage: as above, acknowledged entries vanished from a
+/// follower's tail, and so did both durable watermarks of what it had acknowledged (`committed`
+/// and `log/acked`) while its identity and vote files survived. Missing watermark files are
+/// recreated empty at open, so the node counts as intact (watermark 0) and votes at once; with
+/// the leader down it wins the election against the node that was down and the two entries only
+/// the leader still holds are overwritten. A missing vote file beside a log is already treated
+/// as a loss (`Recovery::vote_missing`); a missing watermark beside a log that holds entries of
+/// a term above 0 is the same kind of evidence. Since 3de0e83 the same node grants votes as a
+/// learner too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: several real-process restarts"]
+async fn a_follower_that_lost_its_tail_and_its_watermark_files_does_not_vote() {
+    let (mut c, l, f1, f2, acked) = only_leader_and_f1_hold("nowm").await;
+    let last = *acked.values().max().expect("acked");
+    c.nodes[f1].kill();
+    let first_lost = disk::lose_last_frames(c.data_dir(f1), 2);
+    assert!(first_lost <= last);
+    for file in [
+        c.data_dir(f1).join("committed"),
+        c.data_dir(f1).join("log").join("acked"),
+    ] {
+        std::fs::remove_file(&file).unwrap_or_else(|e| panic!("remove {}: {e}", file.display()));
+    }
+    c.nodes[l].kill();
+
+    c.nodes[f1].spawn();
+    c.nodes[f2].spawn();
+    assert_no_leader_among(&c, &[f1, f2], Duration::from_secs(6)).await;
+
+    c.nodes[l].spawn();
+    c.leader(SECS_60).await;
+    for i in [l, f1, f2] {
+        wait_all_present(&c, i, &acked).await;
+    }
+}
+
 /// A member removed, wiped and added back catches up through a snapshot (its log was purged
 /// meanwhile) and votes again; a node of another cluster is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
