@@ -441,4 +441,34 @@ mod tests {
             "a directory made empty never held the legacy seat: its vote would count as the old node's"
         );
     }
+
+    /// Review (session 11), liveness: a wiped node's new incarnation B on its first start
+    /// (`Fresh`) whose log already gives the seat to B, as the learner the hand-over made it,
+    /// refuses every vote, while the very same directory restarted once (`Existing`) grants.
+    /// The seat check is what makes the grant safe (a membership naming B was written after B
+    /// existed, so nothing an earlier incarnation acknowledged is at stake); "new directory"
+    /// adds nothing to it. Hand-over of node 3 in {1,2,3}: the leader promotes B with node 2
+    /// (joint and uniform commit on {1,2}), B is cut off before the promotion reaches it, the
+    /// leader dies: node 2 needs B's vote and B refuses until the old leader returns; SIGKILL
+    /// and restart B and node 2 is elected. The CI failure 3de0e83 fixes, one start earlier.
+    #[test]
+    fn a_new_incarnation_holding_its_own_seat_grants_as_it_would_after_a_restart() {
+        let inc = Uuid::new_v4();
+        let learner = with_node_3(inc, false);
+        let candidate = Some(crate::raft::log_id(4, 30));
+        let first_start = Recovery::new(3, inc, Origin::Fresh, None, Some(20));
+        let restarted = Recovery::new(
+            3,
+            inc,
+            Origin::Existing,
+            Some(EntryId { index: 20, term: 4 }),
+            Some(20),
+        );
+        assert!(restarted.may_grant(candidate.as_ref(), &learner));
+        assert_eq!(
+            first_start.may_grant(candidate.as_ref(), &learner),
+            restarted.may_grant(candidate.as_ref(), &learner),
+            "the same directory, the same log: only a restart between them"
+        );
+    }
 }
