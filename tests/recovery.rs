@@ -305,6 +305,59 @@ async fn a_follower_that_lost_its_tail_and_its_watermark_files_does_not_vote() {
     }
 }
 
+/// Review (session 11), partial damage of the node that bootstrapped the cluster (started
+/// without `-e`): its log, snapshots, vote and committed files are gone, its identity file
+/// (with the cluster id) survived. The directory is not `Fresh` (the identity is there), the
+/// watermarks are gone, so it counts as intact; it is not initialized and has no seeds, so it
+/// initializes a one-node cluster *with the old cluster id*, leads it, and acknowledges writes
+/// there that the real cluster never sees. Then the real leader's next append takes it over:
+/// its log is replaced, but its state machine keeps the records it applied in its own cluster
+/// (an exploratory run: the damaged node's image held `fake-0`, `fake-1` beside the real topics,
+/// the other two did not; both writes had been answered 200). It must instead wait to be caught
+/// up, like a node whose directory is new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: real-process restarts"]
+async fn a_bootstrap_node_that_kept_only_its_identity_founds_no_cluster_of_its_own() {
+    let mut c = Cluster::start(3, &[]).await;
+    let l = c.leader(SECS_60).await;
+    let acked = acked_topics(&c, l, "ident", 3).await;
+    let boot = 0;
+    assert!(!c.nodes[boot].args.iter().any(|a| a == "-e"));
+    let before = c.cluster_view(boot).await.expect("view");
+    c.nodes[boot].kill();
+    let dir = c.data_dir(boot).to_path_buf();
+    for d in ["log", "snapshots"] {
+        let _ = std::fs::remove_dir_all(dir.join(d));
+    }
+    for f in ["vote", "committed"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    assert!(dir.join("identity").exists());
+    c.nodes[boot].spawn();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        if let Some(v) = c.cluster_view(boot).await {
+            let members = v["members"].as_array().map_or(0, |m| m.len());
+            assert!(
+                !(v["role"] == "leader" && members == 1),
+                "the damaged node leads a one-node cluster of its own with cluster id {} (was {}): {v}",
+                v["cluster_id"],
+                before["cluster_id"]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Writes acknowledged through the damaged node belong to the one cluster. (On main, written
+    // while it led its own cluster, they were acknowledged at offsets the real cluster holds
+    // other records at, and stayed in that node's image only after it rejoined: its image
+    // diverged from the others'.)
+    let mut all = acked.clone();
+    all.extend(acked_topics(&c, boot, "through-damaged", 2).await);
+    for i in 0..3 {
+        wait_all_present(&c, i, &all).await;
+    }
+}
+
 /// A member removed, wiped and added back catches up through a snapshot (its log was purged
 /// meanwhile) and votes again; a node of another cluster is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
