@@ -358,6 +358,39 @@ async fn a_bootstrap_node_that_kept_only_its_identity_founds_no_cluster_of_its_o
     }
 }
 
+/// Review (session 11): a follower whose vote file is gone while its log is whole. It may have
+/// voted in its last term and lost the record, so it could vote twice in that term;
+/// `Recovery::vote_missing` marks it recovering and 3de0e83's grant rule relies on that mark
+/// ("its vote file is present"). But `Recovery::watch` sets it voting as soon as the metrics
+/// show it a voter of its own seat with its log past the watermark, which a whole log is at
+/// once: the mark never holds. Observed with the other two nodes down, so no leader can have
+/// caught it up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: real-process restarts"]
+async fn a_follower_whose_vote_file_is_gone_does_not_vote_before_a_leader_caught_it_up() {
+    let mut c = Cluster::start(3, &[]).await;
+    let (l, f1, f2) = roles(&c).await;
+    acked_topics(&c, l, "novote", 2).await;
+    c.nodes[f1].kill();
+    std::fs::remove_file(c.data_dir(f1).join("vote")).expect("remove the vote file");
+    c.nodes[l].kill();
+    c.nodes[f2].kill();
+    c.nodes[f1].spawn();
+    eventually(SECS_60, "the node answers /cluster", || async {
+        c.cluster_view(f1).await.map(|_| ())
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        let v = c.cluster_view(f1).await.expect("view");
+        assert_eq!(
+            v["voting"], false,
+            "a node that lost its vote file votes again with no leader around: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A member removed, wiped and added back catches up through a snapshot (its log was purged
 /// meanwhile) and votes again; a node of another cluster is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
