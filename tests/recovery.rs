@@ -961,3 +961,75 @@ async fn a_node_the_leader_cannot_reach_is_never_promoted() {
     .await;
     wait_voting(&pc.c, third).await;
 }
+
+/// Review (session 11), liveness: the CI failure 3de0e83 fixes, with a partition instead of a
+/// kill. Node 3 joins two voters and holds its learner entry; it is then cut off from the
+/// leader, which promotes it with node 2 (joint and uniform commit on {1,2}). The leader dies
+/// and the partition heals: node 2 needs node 3's vote. Node 3 lost nothing and its log gives
+/// the seat to its own incarnation, but it is on its first start (`Fresh`), so `may_grant`
+/// refuses (3de0e83 only lets a node that *started* intact grant) and no leader is ever
+/// elected until node 1 returns. Killed and restarted, the same node 3 would grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: real processes behind proxies"]
+async fn a_new_node_cut_off_before_its_promotion_reached_it_lets_the_others_elect() {
+    let mut pc = support::netfault::ProxiedCluster::start(2, &[]).await;
+    let l = pc.c.leader_among(&[0, 1], SECS_60).await;
+    let other = 1 - l;
+    // The other voter paused: the learner entry cannot commit, so no promotion yet.
+    pc.c.nodes[other].signal(libc::SIGSTOP);
+    let third = pc.add_node(support::FAST, false).await;
+    let seat = |v: &Value| {
+        v["members"]
+            .as_array()
+            .and_then(|ms| ms.iter().find(|m| m["id"] == 3).cloned())
+    };
+    let learner_entry = eventually(SECS_60, "node 3's own log names it", || async {
+        let v = pc.c.cluster_view(third).await?;
+        seat(&v)?;
+        v["last_log_offset"].as_u64()
+    })
+    .await;
+    let dir = pc.c.data_dir(third).to_path_buf();
+    eventually(SECS_60, "node 3 made its learner entry durable", || {
+        let dir = dir.clone();
+        async move { (disk::acked_watermark(&dir)? >= learner_entry).then_some(()) }
+    })
+    .await;
+    // Its acknowledgement goes out right after the fdatasync; give it a moment on the wire.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pc.proxies[third].block(&[support::netfault::node_ip(pc.c.nodes[l].id)]);
+    pc.c.nodes[other].signal(libc::SIGCONT);
+    eventually(SECS_60, "the leader promoted node 3", || async {
+        pc.c.nodes[l]
+            .log()
+            .contains("node holds its voting seat")
+            .then_some(())
+    })
+    .await;
+    let v3 = pc.c.cluster_view(third).await.expect("node 3 answers");
+    assert_eq!(
+        seat(&v3).expect("node 3 names itself")["voter"],
+        false,
+        "precondition: the promotion must not have reached node 3: {v3}"
+    );
+    assert_eq!(v3["voting"], false, "{v3}");
+    pc.c.nodes[l].kill();
+    pc.heal();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut views = Vec::new();
+        for i in [other, third] {
+            let v = pc.c.cluster_view(i).await;
+            if v.as_ref().is_some_and(|v| v["role"] == "leader") {
+                return;
+            }
+            views.push(v);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader among nodes {} and 3 in 20 s, though both are up and lost nothing: {views:?}",
+            pc.c.nodes[other].id
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
