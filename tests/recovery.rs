@@ -1002,7 +1002,7 @@ async fn a_new_node_cut_off_before_its_promotion_reached_it_lets_the_others_elec
     eventually(SECS_60, "the leader promoted node 3", || async {
         pc.c.nodes[l]
             .log()
-            .contains("node holds its voting seat")
+            .contains("node holds its voting seat node=3")
             .then_some(())
     })
     .await;
