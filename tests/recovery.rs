@@ -347,11 +347,29 @@ async fn a_bootstrap_node_that_kept_only_its_identity_founds_no_cluster_of_its_o
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Without `-e` and with no membership left it cannot find the cluster by itself; refusing
-    // to start, or waiting, are both fine. The other two keep every acknowledged write.
+    // Without `-e` and with no membership left it cannot find the cluster by itself: it
+    // refuses to start, saying what happened and what to do. The other two keep every
+    // acknowledged write.
+    let status = c.wait_exit(boot, Duration::from_secs(20));
+    assert!(!status.success());
+    let log = c.nodes[boot].log();
+    assert!(
+        log.contains("holds no Raft state") && log.contains("-e"),
+        "the error says what happened and what to do: {log}"
+    );
     for i in (0..3).filter(|&i| i != boot) {
         wait_all_present(&c, i, &acked).await;
     }
+    // The remedy it names: started with -e, it rejoins as a node that lost its data.
+    let seeds: Vec<String> = (1..3)
+        .map(|i| format!("{}/{}", c.nodes[i].id, c.nodes[i].addr))
+        .collect();
+    c.nodes[boot]
+        .args
+        .extend(["-e".to_string(), seeds.join(",")]);
+    c.nodes[boot].spawn();
+    wait_all_present(&c, boot, &acked).await;
+    wait_voting(&c, boot).await;
 }
 
 /// Review (session 11): a follower whose vote file is gone while its log is whole. It may have
@@ -989,14 +1007,31 @@ async fn a_new_node_cut_off_before_its_promotion_reached_it_lets_the_others_elec
         v["last_log_offset"].as_u64()
     })
     .await;
-    let dir = pc.c.data_dir(third).to_path_buf();
-    eventually(SECS_60, "node 3 made its learner entry durable", || {
-        let dir = dir.clone();
-        async move { (disk::acked_watermark(&dir)? >= learner_entry).then_some(()) }
-    })
+    // The leader's own log ends at the learner entry (node 2 is paused): a lag of 0 for node 3
+    // means the leader has node 3's acknowledgement of it.
+    let metrics = format!("http://{}/metrics", pc.c.nodes[l].addr);
+    eventually(
+        SECS_60,
+        "the leader has node 3's acknowledgement",
+        || async {
+            let text =
+                pc.c.http
+                    .get(&metrics)
+                    .send()
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+            let view = pc.c.cluster_view(l).await?;
+            (view["last_log_offset"].as_u64()? >= learner_entry
+                && text
+                    .lines()
+                    .any(|line| line == "yakt_replication_lag_entries{follower=\"3\"} 0"))
+            .then_some(())
+        },
+    )
     .await;
-    // Its acknowledgement goes out right after the fdatasync; give it a moment on the wire.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     pc.proxies[third].block(&[support::netfault::node_ip(pc.c.nodes[l].id)]);
     pc.c.nodes[other].signal(libc::SIGCONT);
     eventually(SECS_60, "the leader promoted node 3", || async {

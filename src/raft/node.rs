@@ -116,6 +116,9 @@ pub enum NodeError {
     /// openraft refused the configuration or failed to start.
     #[error("raft: {0}")]
     Raft(String),
+    /// Asked to found a cluster on a directory that already belongs to one.
+    #[error("{0}")]
+    LostMembership(String),
     /// The final flush of the log, when the node stopped, failed.
     #[error("final flush of the log in {dir}: {source}")]
     Flush {
@@ -300,10 +303,18 @@ impl Node {
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         if !initialized && seeds.is_empty() {
-            let cluster_id = self
-                .identity
-                .cluster_id()
-                .unwrap_or_else(uuid::Uuid::new_v4);
+            // A directory that knows its cluster was part of one: its Raft state is gone (the
+            // log, vote and snapshots lost while the identity file survived). Founding a
+            // one-node cluster under the old id would acknowledge writes that cluster never
+            // sees, and its leader would later overwrite the log under an image that kept them.
+            if let Some(cluster_id) = self.identity.cluster_id() {
+                return Err(NodeError::LostMembership(format!(
+                    "the data directory {} belongs to cluster {cluster_id} but holds no Raft state (its log, vote and snapshots are gone); \
+                     start it with -e naming the other nodes to rejoin as a node that lost its data, or wipe the whole directory and do the same (see docs/operations.md, \"Recovering a node step by step\")",
+                    self.identity.path().parent().map_or_else(|| self.identity.path(), |p| p.to_path_buf()).display()
+                )));
+            }
+            let cluster_id = uuid::Uuid::new_v4();
             self.identity
                 .set_cluster_id(cluster_id)
                 .map_err(|source| NodeError::Storage {

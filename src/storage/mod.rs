@@ -12,6 +12,7 @@ pub mod frame;
 pub mod identity;
 pub mod log;
 mod meta_file;
+pub mod recovering;
 mod segment;
 pub mod slot_file;
 pub mod snapshot;
@@ -31,6 +32,7 @@ pub use log::{
     EntryId, LogOptions, RecoveryReport, SegmentInfo, SegmentLog, StoredEntry, TruncatedTail,
 };
 pub use meta_file::{decode_meta, META_HEADER_LEN};
+pub use recovering::{RecoveringMark, Unproven};
 pub use segment::{parse_segment_file_name, segment_file_name};
 pub use snapshot::{
     decode_snapshot, ChosenSnapshot, SnapshotFile, SnapshotInfo, SnapshotStore,

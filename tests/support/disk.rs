@@ -132,21 +132,11 @@ pub fn append_torn_frame(data_dir: &Path) {
 /// The persisted commit index of a data directory (`committed`: two 32-byte slots, the valid
 /// one with the higher sequence wins), if any.
 pub fn persisted_commit(data_dir: &Path) -> Option<u64> {
-    two_slot_index(&data_dir.join("committed"), *b"YKCM")
-}
-
-/// The acknowledged watermark of a data directory (`log/acked`, the same two-slot layout with
-/// magic `YKAK`): the highest index its log has made durable, if any.
-pub fn acked_watermark(data_dir: &Path) -> Option<u64> {
-    two_slot_index(&data_dir.join("log").join("acked"), *b"YKAK")
-}
-
-fn two_slot_index(path: &Path, magic: [u8; 4]) -> Option<u64> {
-    let bytes = std::fs::read(path).ok()?;
+    let bytes = std::fs::read(data_dir.join("committed")).ok()?;
     let mut best: Option<(u64, u64)> = None;
     for k in 0..2 {
         let s = bytes.get(k * 32..k * 32 + 32)?;
-        if u32_at(s, 0) != u32::from_le_bytes(magic) {
+        if u32_at(s, 0) != u32::from_le_bytes(*b"YKCM") {
             continue;
         }
         if crc32fast::hash(&s[8..32]) != u32_at(s, 4) {

@@ -48,6 +48,10 @@ pub struct JoinAnswer {
     pub term: u64,
     /// The cluster's id.
     pub cluster_id: Uuid,
+    /// The leader's commit index when it admitted the node: a node that lost data catches up
+    /// at least this far before it votes (absent from a leader that predates it).
+    #[serde(default)]
+    pub commit_index: Option<u64>,
 }
 
 /// Why a membership request failed.
@@ -141,6 +145,7 @@ impl Node {
             leader_id: self.id,
             term: m.current_term,
             cluster_id,
+            commit_index: m.local_committed.map(|c| c.index),
         })
     }
 
@@ -437,10 +442,13 @@ impl Node {
                 self.identity
                     .set_cluster_id(answer.cluster_id)
                     .map_err(|e| format!("{target} answered for another cluster: {e}"))?;
-                self.recovery.grant(Permit {
-                    term: answer.term,
-                    leader: answer.leader_id,
-                });
+                self.recovery.grant(
+                    Permit {
+                        term: answer.term,
+                        leader: answer.leader_id,
+                    },
+                    answer.commit_index,
+                );
                 return Ok(answer);
             }
             match body.get("leader_addr").and_then(|a| a.as_str()) {

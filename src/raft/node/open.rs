@@ -9,8 +9,8 @@ use crate::raft::log_agreement::{settle_below_snapshot, settle_past_set_aside, A
 use crate::raft::recovery::Recovery;
 use crate::raft::state_machine::StateMachine;
 use crate::storage::{
-    CommittedFile, DirLock, EntryId, Identity, LogOptions, SegmentLog, SnapshotStore, StorageError,
-    VoteFile,
+    CommittedFile, DirLock, EntryId, Identity, LogOptions, Origin, RecoveringMark, SegmentLog,
+    SnapshotStore, StorageError, VoteFile,
 };
 
 /// Everything opened from a data directory, ready for openraft.
@@ -45,6 +45,11 @@ pub(super) fn open_storage(opts: &NodeOptions) -> Result<Opened, NodeError> {
         .any(|name| dir.join(name).exists());
     let (identity, origin) = Identity::open(&dir, has_state).map_err(storage_err)?;
     let identity = Arc::new(identity);
+    // Before the log opens (it makes a missing watermark file anew).
+    let acked_file_existed = dir
+        .join("log")
+        .join(crate::storage::log::ACKED_FILE_NAME)
+        .exists();
     let (committed, persisted_commit) = CommittedFile::open(&dir).map_err(storage_err)?;
     let opened_at = std::time::Instant::now();
     let (log, report) = SegmentLog::open(
@@ -124,11 +129,32 @@ pub(super) fn open_storage(opts: &NodeOptions) -> Result<Opened, NodeError> {
             .map(|e| e.index)
             .or(log.last_purged().map(|p| p.index)),
     );
-    let recovery = Arc::new(if vote_missing {
+    let recovery = if vote_missing {
         recovery.vote_missing()
     } else {
         recovery
-    });
+    };
+    // A directory with an identity file was made by a yakt that writes `log/acked` before it
+    // acknowledges anything (an older one has no identity file: `Origin::Upgraded`).
+    let recovery = if origin != Origin::Existing {
+        recovery
+    } else if !has_state && identity.cluster_id().is_some() {
+        // It was part of a cluster (it knows the id) and its Raft state is all gone.
+        recovery
+            .data_missing("its log, vote and snapshots are gone although it belongs to a cluster")
+    } else if voted_before && !acked_file_existed {
+        recovery.data_missing(
+            "its acknowledged-watermark file (log/acked) is missing although its log holds entries",
+        )
+    } else {
+        recovery
+    };
+    // What the node has not shown yet is durable before it takes part in Raft, so that a
+    // restart before a leader caught it up does not make it look whole.
+    let mark = RecoveringMark::open(&dir).map_err(storage_err)?;
+    let recovery = recovery.unfinished(mark.load().map_err(storage_err)?);
+    mark.save(recovery.unproven()).map_err(storage_err)?;
+    let recovery = Arc::new(recovery.with_mark(mark));
     let vote = Arc::new(VoteFile::open(&dir).map_err(storage_err)?);
     tracing::info!(
         node = opts.id,
