@@ -417,3 +417,29 @@ fn partition_change_records_dump_as_text_json_and_in_the_snapshot_image() {
         .expect("image line");
     assert_eq!(img["partition_changes"], 1);
 }
+
+/// The recovering mark of a node that must be caught up before it votes is shown with the data
+/// directory (only when present) and as a file of its own.
+#[test]
+fn the_recovering_mark_is_shown_when_present() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_data_dir(dir.path());
+    let plain = stdout(&dump(&[], dir.path()));
+    assert!(!plain.contains("recovering"), "{plain}");
+    let mark = yakt::storage::RecoveringMark::open(dir.path()).expect("mark");
+    mark.save(yakt::storage::Unproven {
+        new_directory: false,
+        lost_data: true,
+    })
+    .expect("save");
+    let out = stdout(&dump(&[], dir.path()));
+    assert!(
+        out.contains("recovering") && out.contains("lost_data=true"),
+        "{out}"
+    );
+    let json = stdout(&dump(&["--json"], &dir.path().join("recovering")));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON line");
+    assert_eq!(v["type"], "recovering");
+    assert_eq!(v["value"]["lost_data"], true);
+    assert_eq!(v["value"]["new_directory"], false);
+}

@@ -50,6 +50,19 @@ impl Unproven {
     }
 }
 
+/// Decodes a recovering mark's body (one flag byte of 1, 2 or 3); pure, for `yakt-dump` too.
+pub fn decode_recovering(body: &[u8]) -> Result<Unproven, String> {
+    match body {
+        [b] if *b != 0 && *b & !(NEW_DIRECTORY | LOST_DATA) == 0 => Ok(Unproven {
+            new_directory: b & NEW_DIRECTORY != 0,
+            lost_data: b & LOST_DATA != 0,
+        }),
+        _ => Err(format!(
+            "recovering mark body {body:?} is not one flag byte of 1, 2 or 3"
+        )),
+    }
+}
+
 /// The mark file of one data directory.
 pub struct RecoveringMark {
     file: AtomicFile,
@@ -68,17 +81,11 @@ impl RecoveringMark {
         let Some(body) = self.file.load()? else {
             return Ok(Unproven::default());
         };
-        match body.as_slice() {
-            [b] if *b != 0 && *b & !(NEW_DIRECTORY | LOST_DATA) == 0 => Ok(Unproven {
-                new_directory: b & NEW_DIRECTORY != 0,
-                lost_data: b & LOST_DATA != 0,
-            }),
-            _ => Err(StorageError::Corrupt {
-                path: self.file.path().to_path_buf(),
-                offset: 16,
-                reason: format!("recovering mark body {body:?} is not one flag byte of 1, 2 or 3"),
-            }),
-        }
+        decode_recovering(&body).map_err(|reason| StorageError::Corrupt {
+            path: self.file.path().to_path_buf(),
+            offset: 16,
+            reason,
+        })
     }
 
     /// Records `what` durably (removes the mark when it is empty).

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use yakt::storage::frame::{scan_segment, BadRegion, ScannedFrame, SegmentScan};
 use yakt::storage::log::{decode_last_purged, LAST_PURGED_FILE_NAME, LAST_PURGED_MAGIC};
+use yakt::storage::recovering::{decode_recovering, RECOVERING_FILE_NAME, RECOVERING_MAGIC};
 use yakt::storage::snapshot::{decode_snapshot, decode_snapshot_header, parse_snapshot_file_name};
 use yakt::storage::vote::{VOTE_FILE_NAME, VOTE_MAGIC};
 use yakt::storage::{decode_meta, parse_segment_file_name};
@@ -152,6 +153,10 @@ fn run(args: &Args) -> Result<usize> {
                 }
             }
             dump_vote(&mut out, &args.path.join(VOTE_FILE_NAME))?;
+            let mark = args.path.join(RECOVERING_FILE_NAME);
+            if mark.exists() {
+                dump_recovering(&mut out, &mark)?;
+            }
         } else {
             dump_log_dir(args, &mut out, &args.path)?;
         }
@@ -165,6 +170,8 @@ fn run(args: &Args) -> Result<usize> {
             dump_snapshot(&mut out, &args.path)?;
         } else if name == VOTE_FILE_NAME {
             dump_vote(&mut out, &args.path)?;
+        } else if name == RECOVERING_FILE_NAME {
+            dump_recovering(&mut out, &args.path)?;
         } else if name == LAST_PURGED_FILE_NAME {
             dump_last_purged(&mut out, &args.path)?;
         } else {
@@ -505,6 +512,22 @@ fn dump_last_purged(out: &mut Out, path: &Path) -> Result<()> {
             None => (format!("unexpected {}-byte body", body.len()), Value::Null),
         },
     )
+}
+
+/// The recovering mark: present only while the node must be caught up before it votes.
+fn dump_recovering(out: &mut Out, path: &Path) -> Result<()> {
+    small_file(out, path, "recovering", RECOVERING_MAGIC, |body| {
+        match decode_recovering(body) {
+            Ok(u) => (
+                format!(
+                    "new_directory={} lost_data={} (the node does not vote until a leader has caught it up)",
+                    u.new_directory, u.lost_data
+                ),
+                json!({"new_directory": u.new_directory, "lost_data": u.lost_data}),
+            ),
+            Err(e) => (e.clone(), json!({"error": e})),
+        }
+    })
 }
 
 fn dump_vote(out: &mut Out, path: &Path) -> Result<()> {
