@@ -178,3 +178,57 @@ pub(super) fn open_storage(opts: &NodeOptions) -> Result<Opened, NodeError> {
         sm,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::{Member, Membership};
+
+    /// Review 2 (session 11): the recovering mark is saved at the end of `open_storage`, but
+    /// the identity file that ends `Origin::Fresh` is written at its start
+    /// (`Identity::open`, identity.rs:99). A wiped node SIGKILLed between the two (a first
+    /// start: identity, committed file, log, snapshots, state machine are opened in between)
+    /// starts next with an identity (`Existing`), no cluster id, an empty log and no mark: it
+    /// has nothing to prove, and a membership from before incarnations then gives it the old
+    /// node's seat (`seat_is_ours`: `Some(None) => !new_directory`), with watermark 0. It
+    /// grants votes as the old node and, once the legacy membership entry reaches its log,
+    /// votes and campaigns with the old node's seat and a log that holds none of what the old
+    /// node acknowledged: the bug `a_wiped_directory_restarted_does_not_take_a_seat_recorded_before_incarnations`
+    /// fixed, one crash point earlier. A directory whose identity names no cluster was never
+    /// admitted by a leader (`try_join` records the cluster id before the permit) and holds
+    /// no entries: it is as new as a directory without an identity.
+    #[test]
+    fn a_wiped_node_killed_before_its_mark_was_saved_is_still_new() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The first start after the wipe got as far as writing its identity, then was killed.
+        let (identity, origin) = crate::storage::Identity::open(dir.path(), false).expect("open");
+        assert_eq!(origin, Origin::Fresh);
+        drop(identity);
+        let opts = NodeOptions::new(3, "127.0.0.1:9", dir.path().to_path_buf());
+        let opened = open_storage(&opts).expect("second start");
+        let legacy: std::collections::BTreeMap<crate::raft::NodeId, Member> = [1, 2, 3]
+            .into_iter()
+            .map(|id| {
+                (
+                    id,
+                    Member {
+                        addr: format!("n{id}"),
+                        incarnation: None,
+                    },
+                )
+            })
+            .collect();
+        let legacy = Membership::new(vec![std::collections::BTreeSet::from([1, 2, 3])], legacy)
+            .expect("a valid membership");
+        assert!(
+            opened.recovery.needs_rejoin(),
+            "the directory has not shown anything yet"
+        );
+        assert!(
+            !opened
+                .recovery
+                .may_grant(Some(&crate::raft::log_id(1, 5)), &legacy),
+            "a wiped directory never held the seat recorded before incarnations"
+        );
+    }
+}

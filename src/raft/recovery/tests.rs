@@ -239,3 +239,82 @@ fn a_node_that_lost_data_catches_up_to_its_leaders_commit_before_it_votes() {
     new.grant(Permit { term: 4, leader: 1 }, Some(40));
     assert_eq!(new.watermark.load(Ordering::Acquire), 0);
 }
+
+/// Metrics of node 3 following `leader` in `term` with its log ending at `last`, its newest
+/// membership `membership`.
+fn following(
+    leader: NodeId,
+    term: u64,
+    last: u64,
+    membership: Membership,
+) -> openraft::RaftMetrics<crate::raft::TypeConfig> {
+    let mut m = openraft::RaftMetrics::new_initial(3);
+    m.current_leader = Some(leader);
+    m.current_term = term;
+    m.last_log_index = Some(last);
+    m.membership_config = std::sync::Arc::new(crate::raft::StoredMembership::new(
+        Some(crate::raft::log_id(1, 1)),
+        membership,
+    ));
+    m
+}
+
+/// Review 2 (session 11), liveness: `log/acked` counts entries the node *acknowledged*, not
+/// entries that were committed. Node 3 acknowledged entries 6..=10 from leader 1 in term 2;
+/// only it had them (leader 1 died before it replicated them further), so they were never
+/// committed, and its persisted commit is 5. Its tail is then damaged back to 5. Leader 2 of
+/// term 3 was elected without those entries (its log ends at its blank entry 6, its commit
+/// 6) and the cluster is idle. Node 3 announces itself, follows leader 2, holds everything
+/// the cluster ever committed and its own seat, yet its watermark stays 10 (`Recovery::new`
+/// takes max(persisted commit, acked), and `grant` only raises it): it never votes until
+/// four more writes arrive, and the loop in `join_loop` re-announces every 2 s forever.
+#[test]
+fn a_lost_tail_of_entries_that_were_never_committed_does_not_keep_a_node_from_voting() {
+    let inc = Uuid::new_v4();
+    // open.rs passes max(persisted commit (2,5), log/acked (2,10)).
+    let r = Recovery::new(
+        3,
+        inc,
+        Origin::Existing,
+        Some(EntryId { index: 10, term: 2 }),
+        Some(5),
+    );
+    assert!(r.needs_rejoin(), "a tail below log/acked is a loss");
+    r.grant(Permit { term: 3, leader: 2 }, Some(6));
+    let caught_up = following(2, 3, 6, with_node_3(inc, true));
+    assert!(
+        r.may_vote(&caught_up),
+        "node 3 holds every committed entry (the leader's commit is 6) and its own seat, and follows the leader it announced itself to: {}",
+        r.reason()
+    );
+}
+
+/// Review 2 (session 11), safety: a node that lost its vote file knows from its own log (or
+/// its watermark) that it took part in term 3: it held an entry of term 3, so its vote was
+/// at least term 3. It still accepts replication, and acknowledges it, from a leader of
+/// term 2 that answered its `/raft/join` (a leader cut off from the rest before term 3 began
+/// still believes it leads). Interleaving, nodes 1..3: leader 1 (term 2) is cut off from 2
+/// and 3; 2 is elected in term 3 with 3's vote and commits W on {2,3}; 3 is SIGKILLed and
+/// loses its vote file and the tail holding W; the cut heals between 1 and 3 only; 3
+/// restarts, its vote is default (term 0), `join_targets` asks node 1 first (membership
+/// order), node 1 answers as leader of term 2, `grant` records the permit, and `admit`
+/// lets term 2 in: node 3 acknowledges node 1's entries at W's index, node 1 commits them
+/// with {1,3}. Two different committed entries at one index: the acknowledged W is lost.
+/// A node must never accept a leader of a term below one it knows it reached.
+#[test]
+fn a_node_that_lost_its_vote_refuses_a_leader_of_a_term_below_its_own_log() {
+    let inc = Uuid::new_v4();
+    let r = Recovery::new(
+        3,
+        inc,
+        Origin::Existing,
+        Some(EntryId { index: 8, term: 3 }),
+        Some(8),
+    )
+    .vote_missing();
+    r.grant(Permit { term: 2, leader: 1 }, Some(5));
+    assert!(
+        r.admit(&vote(2, 1)).is_err(),
+        "node 3 held an entry of term 3: a leader of term 2 is stale, and acknowledging its entries lets it commit over term 3"
+    );
+}
