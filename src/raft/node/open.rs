@@ -231,4 +231,35 @@ mod tests {
             "a wiped directory never held the seat recorded before incarnations"
         );
     }
+
+    /// Review 2 (session 11): `Node::bootstrap` records the new cluster id durably
+    /// (`set_cluster_id`) before `raft.initialize` writes the first membership. A first start
+    /// of a one-node cluster SIGKILLed between the two leaves an identity naming a cluster and
+    /// no Raft state (nothing was ever acknowledged), and every later start without `-e` is
+    /// then refused with `LostMembership`, telling the operator to rejoin other nodes that do
+    /// not exist: a brand-new node that can never start until its directory is wiped by hand.
+    /// Initializing first and recording the id after (a leader without an id makes one,
+    /// `ensure_cluster_id`) leaves no such window.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_bootstrap_killed_after_recording_its_cluster_id_can_start_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = NodeOptions::new(1, "127.0.0.1:9", dir.path().to_path_buf());
+        let node = crate::raft::Node::start(opts.clone())
+            .await
+            .expect("first start");
+        // The first step `bootstrap` makes durable, then the kill before `initialize`.
+        node.identity
+            .set_cluster_id(uuid::Uuid::new_v4())
+            .expect("cluster id");
+        node.shutdown().await.expect("stops");
+        drop(node);
+        let node = crate::raft::Node::start(opts).await.expect("second start");
+        let res = node.bootstrap(Vec::new()).await;
+        assert!(
+            res.is_ok(),
+            "a node that never initialized its cluster founds it again: {:?}",
+            res.err()
+        );
+        node.shutdown().await.expect("stops");
+    }
 }
