@@ -303,24 +303,24 @@ impl Node {
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         if !initialized && seeds.is_empty() {
-            // A directory that knows its cluster was part of one: its Raft state is gone (the
-            // log, vote and snapshots lost while the identity file survived). Founding a
-            // one-node cluster under the old id would acknowledge writes that cluster never
-            // sees, and its leader would later overwrite the log under an image that kept them.
-            if let Some(cluster_id) = self.identity.cluster_id() {
+            // A directory that knows its cluster and lost data was part of that cluster: its
+            // Raft state is gone (the log, vote and snapshots lost while the identity file
+            // survived). Founding a one-node cluster under the old id would acknowledge writes
+            // that cluster never sees, and its leader would later overwrite the log under an
+            // image that kept them.
+            if let (Some(cluster_id), true) = (
+                self.identity.cluster_id(),
+                self.recovery.unproven().lost_data,
+            ) {
                 return Err(NodeError::LostMembership(format!(
-                    "the data directory {} belongs to cluster {cluster_id} but holds no Raft state (its log, vote and snapshots are gone); \
+                    "the data directory {} belongs to cluster {cluster_id} but holds no Raft state ({}); \
                      start it with -e naming the other nodes to rejoin as a node that lost its data, or wipe the whole directory and do the same (see docs/operations.md, \"Recovering a node step by step\")",
-                    self.identity.path().parent().map_or_else(|| self.identity.path(), |p| p.to_path_buf()).display()
+                    self.identity.path().parent().map_or_else(|| self.identity.path(), |p| p.to_path_buf()).display(),
+                    self.recovery.reason()
                 )));
             }
-            let cluster_id = uuid::Uuid::new_v4();
-            self.identity
-                .set_cluster_id(cluster_id)
-                .map_err(|source| NodeError::Storage {
-                    dir: self.identity.path(),
-                    source,
-                })?;
+            // The membership first, then the id: a kill between them leaves a cluster without
+            // an id (its leader makes one), never an id without a cluster.
             let mut members = BTreeMap::new();
             members.insert(
                 self.id,
@@ -330,6 +330,16 @@ impl Node {
                 .initialize(members)
                 .await
                 .map_err(|e| NodeError::Raft(e.to_string()))?;
+            let cluster_id = self
+                .identity
+                .cluster_id()
+                .unwrap_or_else(uuid::Uuid::new_v4);
+            self.identity
+                .set_cluster_id(cluster_id)
+                .map_err(|source| NodeError::Storage {
+                    dir: self.identity.path(),
+                    source,
+                })?;
             tracing::warn!(
                 node = self.id,
                 %cluster_id,

@@ -63,6 +63,9 @@ pub struct Recovery {
     /// The persisted commit id, when the log now ends before it (a lost tail, not a new
     /// directory): the last entry this node is known to have held.
     lost_above: Option<EntryId>,
+    /// The highest term this node knows it reached (its log's last entry, its watermarks): a
+    /// leader of a lower term is stale, whatever a lost vote file no longer says.
+    term_floor: AtomicU64,
     reason: String,
     voting: AtomicBool,
     permit: Mutex<Option<Permit>>,
@@ -112,6 +115,7 @@ impl Recovery {
             vote_lost: false,
             watermark: AtomicU64::new(watermark),
             lost_above: acknowledged.filter(|_| lost_tail),
+            term_floor: AtomicU64::new(acknowledged.map_or(0, |a| a.term)),
             reason,
             voting: AtomicBool::new(false),
             permit: Mutex::new(None),
@@ -143,6 +147,24 @@ impl Recovery {
             "this node lost data it may have acknowledged; it will not vote until a leader has caught it up"
         );
         self.lost(why)
+    }
+
+    /// Raises the term floor to `term` (the term of the log's last entry, or of its last
+    /// purged one).
+    pub fn reached_term(self, term: u64) -> Self {
+        self.term_floor.fetch_max(term, Ordering::AcqRel);
+        self
+    }
+
+    /// Marks a directory that never joined a cluster (it knows no cluster id and holds no
+    /// entry): nothing in it was ever counted on, and it is as new as an empty directory, also
+    /// when the start that made its identity file was killed before it saved its mark.
+    pub fn never_admitted(mut self) -> Self {
+        if self.unproven.is_empty() {
+            self.reason = "it has not joined a cluster yet".into();
+        }
+        self.unproven.new_directory = true;
+        self
     }
 
     fn lost(mut self, why: &str) -> Self {
@@ -261,7 +283,7 @@ impl Recovery {
             leader: vote.leader_id.voted_for,
         };
         let permit = *self.permit.lock().unwrap_or_else(|e| e.into_inner());
-        if permit == Some(asking) {
+        if permit == Some(asking) && !self.is_stale(asking.term) {
             return Ok(());
         }
         self.knock.notify_one();
@@ -284,15 +306,30 @@ impl Recovery {
 
     /// Records that `permit`'s leader knows this node is recovering; `leader_commit` is that
     /// leader's commit index when it admitted the node. A node that lost data catches up at
-    /// least that far before it votes: everything committed before the loss is below it, also
-    /// what the node had acknowledged and can no longer name (a lost vote or watermark file).
-    pub fn grant(&self, permit: Permit, leader_commit: Option<u64>) {
+    /// least that far before it votes, also past what it had acknowledged and can no longer
+    /// name (a lost vote or watermark file).
+    ///
+    /// The watermark becomes that commit index rather than what the node's own files say it
+    /// acknowledged: entries it acknowledged that never committed need not come back, and
+    /// `may_vote` also asks for an entry committed in the leader's own term, which covers
+    /// everything committed in earlier terms (a new leader's commit index may lag them). A
+    /// leader of a term below the node's term floor is stale: its permit is refused (`false`).
+    pub fn grant(&self, permit: Permit, leader_commit: Option<u64>) -> bool {
+        if self.is_stale(permit.term) {
+            return false;
+        }
         if self.unproven.lost_data {
             if let Some(c) = leader_commit {
-                self.watermark.fetch_max(c, Ordering::AcqRel);
+                self.watermark.store(c, Ordering::Release);
             }
         }
         *self.permit.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
+        true
+    }
+
+    /// True when a leader of `term` is older than a term this node knows it reached.
+    fn is_stale(&self, term: u64) -> bool {
+        term < self.term_floor.load(Ordering::Acquire)
     }
 
     /// Resolves when a leader this node has no permit from asked to replicate.
@@ -301,16 +338,21 @@ impl Recovery {
     }
 
     /// Whether `m` shows this node caught up and holding its own seat. A node that lost data
-    /// must also have been caught up by the leader it announced itself to (it follows that
-    /// leader in that leader's term), not only reach a watermark that its own files may
-    /// understate.
+    /// must also have been caught up by the leader it announced itself to: it follows that
+    /// leader in that leader's term and holds an entry that leader committed in it (so
+    /// everything committed in earlier terms), and its log reaches the commit index that leader
+    /// had when it admitted the node (so everything committed before in its own term).
     fn may_vote(&self, m: &openraft::RaftMetrics<super::TypeConfig>) -> bool {
         let membership = m.membership_config.membership();
         let is_voter = membership.voter_ids().any(|v| v == self.id);
         let caught_up = m.last_log_index.unwrap_or(0) >= self.watermark.load(Ordering::Acquire);
         let followed = !self.unproven.lost_data || {
             let permit = *self.permit.lock().unwrap_or_else(|e| e.into_inner());
-            permit.is_some_and(|p| m.current_leader == Some(p.leader) && m.current_term == p.term)
+            permit.is_some_and(|p| {
+                m.current_leader == Some(p.leader)
+                    && m.current_term == p.term
+                    && m.local_committed.as_ref().map(|c| c.leader_id.term) == Some(p.term)
+            })
         };
         is_voter && self.seat_is_ours(membership) && caught_up && followed
     }

@@ -442,13 +442,16 @@ impl Node {
                 self.identity
                     .set_cluster_id(answer.cluster_id)
                     .map_err(|e| format!("{target} answered for another cluster: {e}"))?;
-                self.recovery.grant(
-                    Permit {
-                        term: answer.term,
-                        leader: answer.leader_id,
-                    },
-                    answer.commit_index,
-                );
+                let permit = Permit {
+                    term: answer.term,
+                    leader: answer.leader_id,
+                };
+                if !self.recovery.grant(permit, answer.commit_index) {
+                    return Err(format!(
+                        "{target} answered as the leader of term {}, older than a term this node reached: a stale leader",
+                        answer.term
+                    ));
+                }
                 return Ok(answer);
             }
             match body.get("leader_addr").and_then(|a| a.as_str()) {

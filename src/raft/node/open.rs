@@ -129,6 +129,13 @@ pub(super) fn open_storage(opts: &NodeOptions) -> Result<Opened, NodeError> {
             .map(|e| e.index)
             .or(log.last_purged().map(|p| p.index)),
     );
+    let reached = [log.last_entry_id(), log.last_purged()]
+        .into_iter()
+        .flatten()
+        .map(|e| e.term)
+        .max()
+        .unwrap_or(0);
+    let recovery = recovery.reached_term(reached);
     let recovery = if vote_missing {
         recovery.vote_missing()
     } else {
@@ -142,6 +149,13 @@ pub(super) fn open_storage(opts: &NodeOptions) -> Result<Opened, NodeError> {
         // It was part of a cluster (it knows the id) and its Raft state is all gone.
         recovery
             .data_missing("its log, vote and snapshots are gone although it belongs to a cluster")
+    } else if identity.cluster_id().is_none()
+        && log.last_entry_id().is_none()
+        && log.last_purged().is_none()
+        && state.snapshot().is_none()
+    {
+        // Never admitted by a leader (a join records the cluster id before it is answered).
+        recovery.never_admitted()
     } else if voted_before && !acked_file_existed {
         recovery.data_missing(
             "its acknowledged-watermark file (log/acked) is missing although its log holds entries",

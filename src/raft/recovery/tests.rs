@@ -231,10 +231,16 @@ fn a_node_that_lost_data_catches_up_to_its_leaders_commit_before_it_votes() {
     let lost = Recovery::new(3, Uuid::new_v4(), Origin::Existing, None, Some(5))
         .data_missing("its acknowledged-watermark file (log/acked) is missing");
     assert!(lost.needs_rejoin());
-    lost.grant(Permit { term: 4, leader: 1 }, Some(40));
+    assert!(lost.grant(Permit { term: 4, leader: 1 }, Some(40)));
     assert_eq!(lost.watermark.load(Ordering::Acquire), 40);
-    lost.grant(Permit { term: 5, leader: 2 }, Some(30));
-    assert_eq!(lost.watermark.load(Ordering::Acquire), 40, "never lowered");
+    // A newer leader's commit index may lag right after its election; `may_vote` then also
+    // asks for an entry committed in that leader's term.
+    assert!(lost.grant(Permit { term: 5, leader: 2 }, Some(30)));
+    assert_eq!(
+        lost.watermark.load(Ordering::Acquire),
+        30,
+        "the newest leader's"
+    );
     let new = Recovery::new(3, Uuid::new_v4(), Origin::Fresh, None, None);
     new.grant(Permit { term: 4, leader: 1 }, Some(40));
     assert_eq!(new.watermark.load(Ordering::Acquire), 0);
@@ -281,7 +287,9 @@ fn a_lost_tail_of_entries_that_were_never_committed_does_not_keep_a_node_from_vo
     );
     assert!(r.needs_rejoin(), "a tail below log/acked is a loss");
     r.grant(Permit { term: 3, leader: 2 }, Some(6));
-    let caught_up = following(2, 3, 6, with_node_3(inc, true));
+    let mut caught_up = following(2, 3, 6, with_node_3(inc, true));
+    // It holds leader 2's blank entry, committed in term 3.
+    caught_up.local_committed = Some(crate::raft::log_id(3, 6));
     assert!(
         r.may_vote(&caught_up),
         "node 3 holds every committed entry (the leader's commit is 6) and its own seat, and follows the leader it announced itself to: {}",
@@ -316,5 +324,41 @@ fn a_node_that_lost_its_vote_refuses_a_leader_of_a_term_below_its_own_log() {
     assert!(
         r.admit(&vote(2, 1)).is_err(),
         "node 3 held an entry of term 3: a leader of term 2 is stale, and acknowledging its entries lets it commit over term 3"
+    );
+}
+
+/// Session 11, second review, problem 1: a leader's commit index may lag entries committed in
+/// earlier terms until it commits one of its own term, so the commit index it gave when it
+/// admitted a node that lost data is not enough: the node votes only once it holds an entry
+/// committed in its leader's term, which every earlier committed entry precedes.
+#[test]
+fn a_node_that_lost_data_votes_only_once_it_holds_an_entry_committed_in_its_leaders_term() {
+    let inc = Uuid::new_v4();
+    let r = Recovery::new(
+        3,
+        inc,
+        Origin::Existing,
+        Some(EntryId { index: 9, term: 2 }),
+        Some(9),
+    )
+    .data_missing("its acknowledged-watermark file (log/acked) is missing");
+    assert!(r.grant(Permit { term: 3, leader: 1 }, Some(9)));
+    let mut m = following(1, 3, 9, with_node_3(inc, true));
+    m.local_committed = Some(crate::raft::log_id(2, 9));
+    assert!(
+        !r.may_vote(&m),
+        "its commit is of term 2: entry 10, committed in term 2 with its lost acknowledgement, may be missing"
+    );
+    m.last_log_index = Some(11);
+    m.local_committed = Some(crate::raft::log_id(3, 11));
+    assert!(
+        r.may_vote(&m),
+        "it holds leader 1's entry 11, committed in term 3"
+    );
+    let mut elsewhere = m.clone();
+    elsewhere.current_leader = Some(2);
+    assert!(
+        !r.may_vote(&elsewhere),
+        "it must follow the leader it announced itself to"
     );
 }
