@@ -293,16 +293,7 @@ async fn a_follower_that_lost_its_tail_and_its_watermark_files_does_not_vote() {
         std::fs::remove_file(&file).unwrap_or_else(|e| panic!("remove {}: {e}", file.display()));
     }
     c.nodes[l].kill();
-
-    c.nodes[f1].spawn();
-    c.nodes[f2].spawn();
-    assert_no_leader_among(&c, &[f1, f2], Duration::from_secs(6)).await;
-
-    c.nodes[l].spawn();
-    c.leader(SECS_60).await;
-    for i in [l, f1, f2] {
-        wait_all_present(&c, i, &acked).await;
-    }
+    restart_damaged_before_leader(&mut c, (l, f1, f2), &acked, "log/acked").await;
 }
 
 /// Review (session 11), partial damage of the node that bootstrapped the cluster (started

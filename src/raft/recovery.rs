@@ -405,4 +405,4 @@ impl Recovery {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -196,7 +196,6 @@ pub(super) fn open_storage(opts: &NodeOptions) -> Result<Opened, NodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{Member, Membership};
 
     /// Review 2 (session 11): the recovering mark is saved at the end of `open_storage`, but
     /// the identity file that ends `Origin::Fresh` is written at its start
@@ -220,20 +219,7 @@ mod tests {
         drop(identity);
         let opts = NodeOptions::new(3, "127.0.0.1:9", dir.path().to_path_buf());
         let opened = open_storage(&opts).expect("second start");
-        let legacy: std::collections::BTreeMap<crate::raft::NodeId, Member> = [1, 2, 3]
-            .into_iter()
-            .map(|id| {
-                (
-                    id,
-                    Member {
-                        addr: format!("n{id}"),
-                        incarnation: None,
-                    },
-                )
-            })
-            .collect();
-        let legacy = Membership::new(vec![std::collections::BTreeSet::from([1, 2, 3])], legacy)
-            .expect("a valid membership");
+        let legacy = crate::raft::recovery::tests::legacy_membership();
         assert!(
             opened.recovery.needs_rejoin(),
             "the directory has not shown anything yet"

@@ -24,6 +24,22 @@ fn with_node_3(incarnation: Uuid, voter: bool) -> Membership {
     Membership::new(vec![voters], nodes).expect("a valid membership")
 }
 
+/// Voters 1, 2 and 3 as a membership from before incarnations records them (no incarnation).
+pub(crate) fn legacy_membership() -> Membership {
+    let nodes: std::collections::BTreeMap<NodeId, crate::raft::Member> = [1, 2, 3]
+        .into_iter()
+        .map(|id| {
+            let member = crate::raft::Member {
+                addr: format!("n{id}"),
+                incarnation: None,
+            };
+            (id, member)
+        })
+        .collect();
+    Membership::new(vec![std::collections::BTreeSet::from([1, 2, 3])], nodes)
+        .expect("a valid membership")
+}
+
 fn nobody() -> Membership {
     Membership::new(vec![], std::collections::BTreeMap::new()).expect("empty")
 }
@@ -173,22 +189,8 @@ fn a_wiped_directory_restarted_does_not_take_a_seat_recorded_before_incarnations
     let restarted = Recovery::new(3, inc, origin, Some(EntryId { index: 5, term: 1 }), Some(5))
         .unfinished(mark.load().expect("load"));
     assert!(restarted.needs_rejoin(), "{}", restarted.reason());
-    let nodes: std::collections::BTreeMap<NodeId, crate::raft::Member> = [1, 2, 3]
-        .into_iter()
-        .map(|id| {
-            (
-                id,
-                crate::raft::Member {
-                    addr: format!("n{id}"),
-                    incarnation: None,
-                },
-            )
-        })
-        .collect();
-    let legacy = Membership::new(vec![std::collections::BTreeSet::from([1, 2, 3])], nodes)
-        .expect("a valid membership");
     assert!(
-        !restarted.may_grant(Some(&crate::raft::log_id(1, 5)), &legacy),
+        !restarted.may_grant(Some(&crate::raft::log_id(1, 5)), &legacy_membership()),
         "a directory made empty never held the legacy seat: its vote would count as the old node's"
     );
 }
