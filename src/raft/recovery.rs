@@ -2,19 +2,23 @@
 //! caught it up.
 //!
 //! Raft's safety argument assumes a node keeps what it acknowledged. A node whose data
-//! directory is new (first start, or wiped) or whose log now ends before its persisted commit
-//! index (the watermark of what it had acknowledged) breaks that assumption: if it voted, a
-//! candidate missing committed entries could win with its vote. Such a node starts
-//! *recovering*:
+//! directory is new (first start, or wiped), or that lost data it may have acknowledged (its log
+//! ends before its acknowledged watermark, or its vote or watermark file is gone), breaks that
+//! assumption: if it voted, a candidate missing committed entries could win with its vote. Such
+//! a node starts *recovering*, and says so in a durable mark (`storage::recovering`) so that a
+//! restart does not forget it:
 //! - it does not campaign (openraft's elections are switched off until it votes),
-//! - it answers no vote request (the `/raft/vote` handler refuses),
+//! - it grants a vote only for the seat its own log gives to its own incarnation, and when it
+//!   lost data only to a candidate holding the last entry it knew committed,
 //! - it accepts replication only from a leader it has announced itself to (`/raft/join`), which
 //!   therefore knows to reset its progress for this node instead of tripping over a log that
-//!   went backwards (openraft's `allow_next_revert`).
+//!   went backwards (openraft's `allow_next_revert`), and never from a term below one it knows
+//!   it reached.
 //!
 //! It becomes a voter again once its log reaches the watermark and the membership it holds
-//! gives its id's seat to its own incarnation. Acknowledging replicated entries while
-//! recovering is safe: an entry it acknowledges is one it has durably now.
+//! gives its id's seat to its own incarnation (and, when it lost data, once it holds an entry
+//! its leader committed in its own term). Acknowledging replicated entries while recovering is
+//! safe: an entry it acknowledges is one it has durably now.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -57,8 +61,8 @@ pub struct Recovery {
     unproven: Unproven,
     /// The vote file is gone: the node may have voted in a term and lost the record of it.
     vote_lost: bool,
-    /// The log must reach this index before the node votes (raised to the leader's commit
-    /// index when a node that lost data is admitted).
+    /// The log must reach this index before the node votes (for a node that lost data, the
+    /// commit index of the leader that admitted it).
     watermark: AtomicU64,
     /// The persisted commit id, when the log now ends before it (a lost tail, not a new
     /// directory): the last entry this node is known to have held.
