@@ -262,4 +262,36 @@ mod tests {
         );
         node.shutdown().await.expect("stops");
     }
+
+    /// Review 3 (session 11): `try_join` records the cluster id the leader answered with
+    /// before the leader's admission (a learner seat for this incarnation) has sent it a single
+    /// entry. A node killed then and restarted without `-e` (a restart "ignores -e", so an
+    /// operator may drop it) holds an identity naming cluster C, an empty log and no loss: since
+    /// bc7e0d4 `Node::bootstrap` refuses only a directory that lost data, so it founds a NEW
+    /// one-node cluster under C's id, elects itself and acknowledges writes. C's leader, whose
+    /// membership lists it, then replicates to it with C's id in the header: accepted, and the
+    /// writes it acknowledged are truncated away. With the current bootstrap order (initialize,
+    /// then record the id) an id without any Raft entry is always a join's, never a founder's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_killed_after_its_join_was_answered_founds_no_cluster_under_that_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = NodeOptions::new(3, "127.0.0.1:9", dir.path().to_path_buf());
+        let node = crate::raft::Node::start(opts.clone())
+            .await
+            .expect("first start");
+        // What `try_join` makes durable when the leader answers, then the kill.
+        let cluster = uuid::Uuid::new_v4();
+        node.identity.set_cluster_id(cluster).expect("cluster id");
+        node.shutdown().await.expect("stops");
+        drop(node);
+        let node = crate::raft::Node::start(opts).await.expect("second start");
+        let res = node.bootstrap(Vec::new()).await;
+        let founded = node.raft.is_initialized().await.expect("raft answers");
+        node.shutdown().await.expect("stops");
+        assert!(
+            res.is_err() && !founded,
+            "node 3 was admitted to cluster {cluster} (the leader answered its join); without -e it must not found a one-node cluster under that id: bootstrap {:?}, initialized {founded}",
+            res
+        );
+    }
 }
