@@ -196,3 +196,73 @@ async fn read_index(State(node): State<Arc<Node>>) -> Result<Response, ApiError>
     let index = node.read_index().await?;
     Ok(Json(serde_json::json!({"index": index})).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::raft::{Member, NodeOptions};
+
+    /// Review 3 (session 11): since bc7e0d4 `Node::bootstrap` initializes the one-node cluster
+    /// before it records the new cluster id. A founder killed between the two restarts intact,
+    /// leading its own cluster with acknowledged writes, and with no cluster id: exactly the
+    /// state `check_cluster` takes for a directory from before cluster ids, so the first leader
+    /// of ANY cluster that writes to it (a stale address of a removed member, a misconfigured
+    /// seed) has its id adopted, and its appends then truncate the founder's acknowledged log.
+    /// Cluster ids exist to refuse precisely that traffic.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_founder_killed_before_recording_its_id_adopts_no_other_clusters_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = NodeOptions::new(1, "127.0.0.1:9", dir.path().to_path_buf());
+        let node = Node::start(opts.clone()).await.expect("first start");
+        // What `bootstrap` makes durable first now, then the kill before `set_cluster_id`.
+        let mut members = BTreeMap::new();
+        members.insert(
+            1,
+            Member::new("127.0.0.1:9".to_string(), node.identity.incarnation()),
+        );
+        node.raft.initialize(members).await.expect("initialize");
+        // The founder votes (its own seat) and clears its first start's mark: it is intact.
+        let mark = dir
+            .path()
+            .join(crate::storage::recovering::RECOVERING_FILE_NAME);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while mark.exists() || !node.recovery.is_voting() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the founder never voted"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        node.shutdown().await.expect("stops");
+        drop(node);
+        let node = Node::start(opts).await.expect("second start");
+        assert!(
+            !node.recovery.needs_rejoin(),
+            "the founder restarts intact: {}",
+            node.recovery.reason()
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while node.never_joined() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the founder's membership never loaded"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let other = uuid::Uuid::new_v4();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CLUSTER_ID_HEADER,
+            other.to_string().parse().expect("header value"),
+        );
+        let res = check_cluster(&node, &headers);
+        let adopted = node.identity.cluster_id();
+        node.shutdown().await.expect("stops");
+        assert!(
+            res.is_err() && adopted.is_none(),
+            "node 1 founded its own cluster; a leader of cluster {other} must be refused, not adopted: adopted {adopted:?}"
+        );
+    }
+}
