@@ -254,7 +254,10 @@ impl Node {
             .build()
             .map_err(|e| NodeError::Raft(format!("http client: {e}")))?;
         let tasks = Tasks::new();
-        tasks.spawn(recovery.clone().watch(raft.clone()));
+        let durable_log = log.clone();
+        tasks.spawn(recovery.clone().watch(raft.clone(), move || {
+            durable_log.durable_index().unwrap_or(0)
+        }));
         tasks.spawn(tasks::watch_addresses(raft.clone(), addresses));
         tasks.spawn(tasks::watch_leader(opts.id, raft.clone()));
         tasks.spawn(snapshot_trigger::run(
@@ -303,24 +306,37 @@ impl Node {
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         if !initialized && seeds.is_empty() {
-            // A directory that knows its cluster and lost data was part of that cluster: its
-            // Raft state is gone (the log, vote and snapshots lost while the identity file
-            // survived). Founding a one-node cluster under the old id would acknowledge writes
-            // that cluster never sees, and its leader would later overwrite the log under an
-            // image that kept them.
-            if let (Some(cluster_id), true) = (
-                self.identity.cluster_id(),
-                self.recovery.unproven().lost_data,
-            ) {
+            // A directory that knows a cluster id but holds no membership joined a cluster (a
+            // join records the id before the leader sends anything), lost its Raft state, or is
+            // a founder cut short between recording its id and initializing. Founding a
+            // one-node cluster under that id could acknowledge writes the real cluster never
+            // sees, whose leader would later overwrite them under an image that kept them; and
+            // an initialized directory without an id is what a directory from before cluster ids
+            // looks like, which adopts the id of the first leader that writes to it. So the id
+            // comes first, and a directory with an id and no membership is refused.
+            if let Some(cluster_id) = self.identity.cluster_id() {
+                let dir = self.identity.path();
+                let dir = dir.parent().unwrap_or(&dir);
                 return Err(NodeError::LostMembership(format!(
-                    "the data directory {} belongs to cluster {cluster_id} but holds no Raft state ({}); \
-                     start it with -e naming the other nodes to rejoin as a node that lost its data, or wipe the whole directory and do the same (see docs/operations.md, \"Recovering a node step by step\")",
-                    self.identity.path().parent().map_or_else(|| self.identity.path(), |p| p.to_path_buf()).display(),
-                    self.recovery.reason()
+                    "the data directory {} belongs to cluster {cluster_id} but holds no Raft state{}: \
+                     start it with -e naming the other nodes to join that cluster (as a node that lost its data, if it had any); \
+                     if it never served (a first start cut short), wipe the directory and start it again \
+                     (see docs/operations.md, \"Recovering a node step by step\")",
+                    dir.display(),
+                    if self.recovery.unproven().lost_data {
+                        format!(" ({})", self.recovery.reason())
+                    } else {
+                        String::new()
+                    }
                 )));
             }
-            // The membership first, then the id: a kill between them leaves a cluster without
-            // an id (its leader makes one), never an id without a cluster.
+            let cluster_id = uuid::Uuid::new_v4();
+            self.identity
+                .set_cluster_id(cluster_id)
+                .map_err(|source| NodeError::Storage {
+                    dir: self.identity.path(),
+                    source,
+                })?;
             let mut members = BTreeMap::new();
             members.insert(
                 self.id,
@@ -330,16 +346,6 @@ impl Node {
                 .initialize(members)
                 .await
                 .map_err(|e| NodeError::Raft(e.to_string()))?;
-            let cluster_id = self
-                .identity
-                .cluster_id()
-                .unwrap_or_else(uuid::Uuid::new_v4);
-            self.identity
-                .set_cluster_id(cluster_id)
-                .map_err(|source| NodeError::Storage {
-                    dir: self.identity.path(),
-                    source,
-                })?;
             tracing::warn!(
                 node = self.id,
                 %cluster_id,

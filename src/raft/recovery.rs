@@ -22,6 +22,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use openraft::type_config::async_runtime::WatchReceiver;
 use uuid::Uuid;
@@ -244,8 +245,9 @@ impl Recovery {
     /// would leave a cluster with one other node down without any leader (Raft has a server
     /// answer votes whatever its own configuration says).
     ///
-    /// A node that lost its log's tail still knows the last entry it held that it knew committed
-    /// (the persisted commit id); a candidate whose log is at least as up to date as that entry
+    /// A node that lost its log's tail still knows the last entry it had acknowledged (the
+    /// higher of its persisted commit id and `log/acked`, every committed entry it acknowledged
+    /// at or below it); a candidate whose log is at least as up to date as that entry
     /// would also have won its vote before the loss, so granting it asks nothing of the entries
     /// that are gone. Without this, two followers that lost tails keep a third node that lost
     /// nothing from ever being elected. A node that lost its vote file grants nothing: it may
@@ -322,12 +324,15 @@ impl Recovery {
         if self.is_stale(permit.term) {
             return false;
         }
+        // The watermark and the permit change together: `may_vote` never pairs one leader's
+        // commit index with another leader's permit.
+        let mut held = self.permit.lock().unwrap_or_else(|e| e.into_inner());
         if self.unproven.lost_data {
             if let Some(c) = leader_commit {
                 self.watermark.store(c, Ordering::Release);
             }
         }
-        *self.permit.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
+        *held = Some(permit);
         true
     }
 
@@ -346,30 +351,40 @@ impl Recovery {
     /// leader in that leader's term and holds an entry that leader committed in it (so
     /// everything committed in earlier terms), and its log reaches the commit index that leader
     /// had when it admitted the node (so everything committed before in its own term).
-    fn may_vote(&self, m: &openraft::RaftMetrics<super::TypeConfig>) -> bool {
+    ///
+    /// `durable` is how far the log is on disk. The metrics count entries handed to the log,
+    /// not flushed: a node that stopped recovering (and removed its mark) on entries a power
+    /// loss then took would look whole at its next start, without them.
+    fn may_vote(&self, m: &openraft::RaftMetrics<super::TypeConfig>, durable: u64) -> bool {
         let membership = m.membership_config.membership();
         let is_voter = membership.voter_ids().any(|v| v == self.id);
-        let caught_up = m.last_log_index.unwrap_or(0) >= self.watermark.load(Ordering::Acquire);
-        let followed = !self.unproven.lost_data || {
-            let permit = *self.permit.lock().unwrap_or_else(|e| e.into_inner());
-            permit.is_some_and(|p| {
+        let permit = *self.permit.lock().unwrap_or_else(|e| e.into_inner());
+        let watermark = self.watermark.load(Ordering::Acquire);
+        let committed = m.local_committed.as_ref().map_or(0, |c| c.index);
+        let caught_up = m.last_log_index.unwrap_or(0) >= watermark
+            && (!self.needs_rejoin() || durable >= watermark.max(committed));
+        let followed = !self.unproven.lost_data
+            || permit.is_some_and(|p| {
                 m.current_leader == Some(p.leader)
                     && m.current_term == p.term
                     && m.local_committed.as_ref().map(|c| c.leader_id.term) == Some(p.term)
-            })
-        };
+            });
         is_voter && self.seat_is_ours(membership) && caught_up && followed
     }
 
     /// Watches the node's metrics and lets it vote (and campaign) from the moment it may; ends
     /// then, or when the core stops. Elections must be off in the Raft config it was started
     /// with. The node runs it among its background tasks.
-    pub async fn watch(self: std::sync::Arc<Self>, raft: Raft) {
+    pub async fn watch(
+        self: std::sync::Arc<Self>,
+        raft: Raft,
+        durable: impl Fn() -> u64 + Send + 'static,
+    ) {
         let mut rx = raft.metrics();
         loop {
             let ready = {
                 let m = rx.borrow_watched();
-                self.may_vote(&m)
+                self.may_vote(&m, durable())
             };
             if ready {
                 self.voting.store(true, Ordering::Release);
@@ -385,7 +400,9 @@ impl Recovery {
                 self.clear_mark().await;
                 return;
             }
-            if rx.changed().await.is_err() {
+            // A flush does not always change the metrics: look again a little later too.
+            let changed = tokio::time::timeout(Duration::from_millis(100), rx.changed()).await;
+            if matches!(changed, Ok(Err(_))) {
                 return;
             }
         }

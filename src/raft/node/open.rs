@@ -232,16 +232,15 @@ mod tests {
         );
     }
 
-    /// Review 2 (session 11): `Node::bootstrap` records the new cluster id durably
-    /// (`set_cluster_id`) before `raft.initialize` writes the first membership. A first start
-    /// of a one-node cluster SIGKILLed between the two leaves an identity naming a cluster and
-    /// no Raft state (nothing was ever acknowledged), and every later start without `-e` is
-    /// then refused with `LostMembership`, telling the operator to rejoin other nodes that do
-    /// not exist: a brand-new node that can never start until its directory is wiped by hand.
-    /// Initializing first and recording the id after (a leader without an id makes one,
-    /// `ensure_cluster_id`) leaves no such window.
+    /// Review 2 (session 11): a founder SIGKILLed between recording its new cluster id and
+    /// initializing its membership holds an id and no Raft state, exactly like a node killed
+    /// after its join was answered (the next test), and the two cannot be told apart on disk.
+    /// Re-founding would be unsafe for the joined node, and recording the id after the
+    /// membership instead leaves a founder that looks like a directory from before cluster ids
+    /// (which adopts the first leader's id: the third review). So it is refused, and the
+    /// refusal says what to do in both cases: -e to join, or wipe a directory that never served.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_first_bootstrap_killed_after_recording_its_cluster_id_can_start_again() {
+    async fn a_first_bootstrap_killed_after_recording_its_cluster_id_says_how_to_start_again() {
         let dir = tempfile::tempdir().expect("tempdir");
         let opts = NodeOptions::new(1, "127.0.0.1:9", dir.path().to_path_buf());
         let node = crate::raft::Node::start(opts.clone())
@@ -255,12 +254,12 @@ mod tests {
         drop(node);
         let node = crate::raft::Node::start(opts).await.expect("second start");
         let res = node.bootstrap(Vec::new()).await;
-        assert!(
-            res.is_ok(),
-            "a node that never initialized its cluster founds it again: {:?}",
-            res.err()
-        );
         node.shutdown().await.expect("stops");
+        let message = res.expect_err("refused").to_string();
+        assert!(
+            message.contains("-e") && message.contains("wipe the directory"),
+            "{message}"
+        );
     }
 
     /// Review 3 (session 11): `try_join` records the cluster id the leader answered with
@@ -270,8 +269,7 @@ mod tests {
     /// bc7e0d4 `Node::bootstrap` refuses only a directory that lost data, so it founds a NEW
     /// one-node cluster under C's id, elects itself and acknowledges writes. C's leader, whose
     /// membership lists it, then replicates to it with C's id in the header: accepted, and the
-    /// writes it acknowledged are truncated away. With the current bootstrap order (initialize,
-    /// then record the id) an id without any Raft entry is always a join's, never a founder's.
+    /// writes it acknowledged are truncated away.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_node_killed_after_its_join_was_answered_founds_no_cluster_under_that_id() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -293,7 +293,7 @@ fn a_lost_tail_of_entries_that_were_never_committed_does_not_keep_a_node_from_vo
     // It holds leader 2's blank entry, committed in term 3.
     caught_up.local_committed = Some(crate::raft::log_id(3, 6));
     assert!(
-        r.may_vote(&caught_up),
+        r.may_vote(&caught_up, 6),
         "node 3 holds every committed entry (the leader's commit is 6) and its own seat, and follows the leader it announced itself to: {}",
         r.reason()
     );
@@ -348,19 +348,23 @@ fn a_node_that_lost_data_votes_only_once_it_holds_an_entry_committed_in_its_lead
     let mut m = following(1, 3, 9, with_node_3(inc, true));
     m.local_committed = Some(crate::raft::log_id(2, 9));
     assert!(
-        !r.may_vote(&m),
+        !r.may_vote(&m, 9),
         "its commit is of term 2: entry 10, committed in term 2 with its lost acknowledgement, may be missing"
     );
     m.last_log_index = Some(11);
     m.local_committed = Some(crate::raft::log_id(3, 11));
     assert!(
-        r.may_vote(&m),
+        !r.may_vote(&m, 10),
+        "entry 11 is not on disk yet: a power loss would take it and the node would look whole"
+    );
+    assert!(
+        r.may_vote(&m, 11),
         "it holds leader 1's entry 11, committed in term 3"
     );
     let mut elsewhere = m.clone();
     elsewhere.current_leader = Some(2);
     assert!(
-        !r.may_vote(&elsewhere),
+        !r.may_vote(&elsewhere, 11),
         "it must follow the leader it announced itself to"
     );
 }
