@@ -368,3 +368,56 @@ fn a_node_that_lost_data_votes_only_once_it_holds_an_entry_committed_in_its_lead
         "it must follow the leader it announced itself to"
     );
 }
+
+/// Review 4 (session 11): `grant` now changes the watermark and the permit under the permit
+/// lock, but `may_vote` copies the permit under that lock, drops it, and only then loads the
+/// watermark. A grant that lands between the two is paired the wrong way round: leader 1's
+/// permit (term 3, commit 100 when it admitted node 3) with leader 2's watermark (term 4,
+/// whose commit index still lags at 50 as a new leader's may). Metrics that follow leader 1
+/// in term 3 with an entry committed in term 3 at 60 then pass `caught_up` on 60 >= 50 and
+/// `followed` on leader 1: the node votes, and clears its mark, missing entries 61..=100
+/// that leader 1 had committed. With either consistent pair it may not vote (60 < 100, or
+/// it does not follow leader 2). The window is a few instructions wide, so this hammers it
+/// from two threads; any `true` is the mixed pair.
+#[test]
+fn may_vote_never_pairs_one_leaders_permit_with_anothers_watermark() {
+    let inc = Uuid::new_v4();
+    let r = Recovery::new(
+        3,
+        inc,
+        Origin::Existing,
+        Some(EntryId { index: 9, term: 2 }),
+        Some(9),
+    )
+    .data_missing("its acknowledged-watermark file (log/acked) is missing");
+    let first = Permit { term: 3, leader: 1 };
+    let second = Permit { term: 4, leader: 2 };
+    assert!(r.grant(first, Some(100)));
+    let mut m = following(1, 3, 60, with_node_3(inc, true));
+    m.local_committed = Some(crate::raft::log_id(3, 60));
+    assert!(!r.may_vote(&m, 60), "60 < leader 1's commit 100");
+    let stop = AtomicBool::new(false);
+    let mixed = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                r.grant(second, Some(50));
+                r.grant(first, Some(100));
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let mut mixed = 0u64;
+        while std::time::Instant::now() < deadline {
+            for _ in 0..10_000 {
+                if r.may_vote(&m, 60) {
+                    mixed += 1;
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        mixed
+    });
+    assert_eq!(
+        mixed, 0,
+        "may_vote paired leader 1's permit with leader 2's watermark {mixed} times"
+    );
+}
