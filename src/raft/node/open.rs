@@ -292,4 +292,39 @@ mod tests {
             res
         );
     }
+
+    /// Review 4 (session 11), what held: the README's first start line run again on the same
+    /// data. A founder that led, stopped, and restarts without `-e` is initialized, so the new
+    /// refusal (an id without a membership) does not apply; and when its first start was
+    /// killed before the watch task removed its recovering mark (simulated by saving the mark
+    /// again), it still needs the log's durable index past its commit index, which a log
+    /// opened from disk has from the start (`durable` is the last index at open): it leads
+    /// again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_founder_restarted_without_e_and_with_its_mark_left_leads_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let node = crate::raft::node::testing::one_node_leader(dir.path()).await;
+        node.shutdown().await.expect("stops");
+        drop(node);
+        let mark = RecoveringMark::open(dir.path()).expect("mark");
+        mark.save(crate::storage::Unproven {
+            new_directory: true,
+            lost_data: false,
+        })
+        .expect("mark saved");
+        drop(mark);
+        let opts = NodeOptions::new(1, "127.0.0.1:9", dir.path().to_path_buf());
+        let node = crate::raft::Node::start(opts).await.expect("second start");
+        assert!(node.recovery.needs_rejoin(), "the mark was carried over");
+        node.bootstrap(Vec::new())
+            .await
+            .expect("an initialized founder starts");
+        let led = node
+            .raft
+            .wait(Some(std::time::Duration::from_secs(20)))
+            .state(openraft::ServerState::Leader, "the founder leads again")
+            .await;
+        node.shutdown().await.expect("stops");
+        led.expect("leads again");
+    }
 }
