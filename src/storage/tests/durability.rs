@@ -232,3 +232,44 @@ fn the_acknowledged_watermark_follows_syncs_and_truncations() {
     assert_eq!(log.acked_at_open().map(|a| a.index), Some(12));
     assert!(log.last_entry_id().is_none_or(|e| e.index < 12));
 }
+
+/// Review 4 (session 11): a node recovering from a loss stops recovering only once
+/// `durable_index` reaches its commit index, and a snapshot installed from the leader sets that
+/// commit index beyond a log that ends earlier. What the rule relies on: purging through a
+/// point past the log's end counts everything up to it as durable, now and after a reopen
+/// (the log then is empty and starts after the purge point), and a purge that keeps entries
+/// leaves the durable index where the kept entries put it.
+#[test]
+fn a_purge_past_the_end_counts_as_durable_before_and_after_a_reopen() {
+    let d = tempfile::tempdir().expect("tempdir");
+    {
+        let (log, _) = open(d.path());
+        fill(&log, 1, 5, 10);
+        log.sync().expect("sync");
+        assert_eq!(log.durable_index(), Some(5));
+        log.purge_upto(EntryId {
+            index: 100,
+            term: 3,
+        })
+        .expect("purge past the end");
+        assert_eq!(
+            log.durable_index(),
+            Some(100),
+            "a snapshot's point on an empty log"
+        );
+    }
+    let (log, _) = open(d.path());
+    assert_eq!(
+        log.durable_index(),
+        Some(100),
+        "after a reopen, from the purge point"
+    );
+    fill(&log, 101, 110, 10);
+    log.sync().expect("sync");
+    log.purge_upto(EntryId {
+        index: 105,
+        term: 3,
+    })
+    .expect("purge below the end");
+    assert_eq!(log.durable_index(), Some(110));
+}
