@@ -358,8 +358,11 @@ impl Recovery {
     fn may_vote(&self, m: &openraft::RaftMetrics<super::TypeConfig>, durable: u64) -> bool {
         let membership = m.membership_config.membership();
         let is_voter = membership.voter_ids().any(|v| v == self.id);
-        let permit = *self.permit.lock().unwrap_or_else(|e| e.into_inner());
-        let watermark = self.watermark.load(Ordering::Acquire);
+        // Both under the lock `grant` changes them under: one leader's pair, never a mix.
+        let (permit, watermark) = {
+            let held = self.permit.lock().unwrap_or_else(|e| e.into_inner());
+            (*held, self.watermark.load(Ordering::Acquire))
+        };
         let committed = m.local_committed.as_ref().map_or(0, |c| c.index);
         let caught_up = m.last_log_index.unwrap_or(0) >= watermark
             && (!self.needs_rejoin() || durable >= watermark.max(committed));
