@@ -620,10 +620,23 @@ async fn a_timed_out_unfence_still_in_the_log_never_follows_should_shut_down() {
         c.nodes[*f].signal(libc::SIGCONT);
     }
     let told = s == 200 && v["shouldShutDown"] == true;
-    // Quorum back: whatever the leader's log holds commits (or is dropped) now.
-    let nl = c.leader(SECS_30).await;
-    let (s, w) = c.post(nl, "/create_topic", json!({"name": "after"})).await;
-    assert_eq!(s, 200, "{w}");
+    // Quorum back: whatever the leader's log holds commits (or is dropped) once a write of the
+    // current leader's term commits. The resumed followers may hold an election first, so the
+    // write is retried while its outcome is unknown (a 409 means an earlier try committed).
+    let nl = eventually(
+        SECS_30,
+        "a write of the current leader's term commits",
+        || async {
+            let nl = c.leader(SECS_30).await;
+            let (s, w) = c.post(nl, "/create_topic", json!({"name": "after"})).await;
+            match s {
+                200 | 409 => Some(nl),
+                503 | 0 => None,
+                other => panic!("create_topic after: {other} {w}"),
+            }
+        },
+    )
+    .await;
     let p = partition(&c, nl, &t, 0).await;
     let st = status(&c, nl, 1).await;
     assert!(
