@@ -232,6 +232,23 @@ mod tests {
         );
     }
 
+    /// Node `id` on `dir` after a first start that recorded `cluster` as its cluster id and
+    /// stopped before any Raft state, started again (not bootstrapped yet).
+    async fn restarted_knowing_only(
+        dir: &std::path::Path,
+        id: crate::raft::NodeId,
+        cluster: uuid::Uuid,
+    ) -> std::sync::Arc<crate::raft::Node> {
+        let opts = NodeOptions::new(id, "127.0.0.1:9", dir.to_path_buf());
+        let node = crate::raft::Node::start(opts.clone())
+            .await
+            .expect("first start");
+        node.identity.set_cluster_id(cluster).expect("cluster id");
+        node.shutdown().await.expect("stops");
+        drop(node);
+        crate::raft::Node::start(opts).await.expect("second start")
+    }
+
     /// Review 2 (session 11): a founder SIGKILLed between recording its new cluster id and
     /// initializing its membership holds an id and no Raft state, exactly like a node killed
     /// after its join was answered (the next test), and the two cannot be told apart on disk.
@@ -242,17 +259,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_first_bootstrap_killed_after_recording_its_cluster_id_says_how_to_start_again() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts = NodeOptions::new(1, "127.0.0.1:9", dir.path().to_path_buf());
-        let node = crate::raft::Node::start(opts.clone())
-            .await
-            .expect("first start");
         // The first step `bootstrap` makes durable, then the kill before `initialize`.
-        node.identity
-            .set_cluster_id(uuid::Uuid::new_v4())
-            .expect("cluster id");
-        node.shutdown().await.expect("stops");
-        drop(node);
-        let node = crate::raft::Node::start(opts).await.expect("second start");
+        let node = restarted_knowing_only(dir.path(), 1, uuid::Uuid::new_v4()).await;
         let res = node.bootstrap(Vec::new()).await;
         node.shutdown().await.expect("stops");
         let message = res.expect_err("refused").to_string();
@@ -273,16 +281,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_node_killed_after_its_join_was_answered_founds_no_cluster_under_that_id() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts = NodeOptions::new(3, "127.0.0.1:9", dir.path().to_path_buf());
-        let node = crate::raft::Node::start(opts.clone())
-            .await
-            .expect("first start");
         // What `try_join` makes durable when the leader answers, then the kill.
         let cluster = uuid::Uuid::new_v4();
-        node.identity.set_cluster_id(cluster).expect("cluster id");
-        node.shutdown().await.expect("stops");
-        drop(node);
-        let node = crate::raft::Node::start(opts).await.expect("second start");
+        let node = restarted_knowing_only(dir.path(), 3, cluster).await;
         let res = node.bootstrap(Vec::new()).await;
         let founded = node.raft.is_initialized().await.expect("raft answers");
         node.shutdown().await.expect("stops");

@@ -40,6 +40,19 @@ pub(crate) fn legacy_membership() -> Membership {
         .expect("a valid membership")
 }
 
+/// Node 3 of incarnation `inc` whose log ends at entry 9 (term 2) and whose `log/acked` is
+/// gone: it lost data and cannot say how far it had acknowledged.
+fn without_watermark_file(inc: Uuid) -> Recovery {
+    Recovery::new(
+        3,
+        inc,
+        Origin::Existing,
+        Some(EntryId { index: 9, term: 2 }),
+        Some(9),
+    )
+    .data_missing("its acknowledged-watermark file (log/acked) is missing")
+}
+
 fn nobody() -> Membership {
     Membership::new(vec![], std::collections::BTreeMap::new()).expect("empty")
 }
@@ -336,14 +349,7 @@ fn a_node_that_lost_its_vote_refuses_a_leader_of_a_term_below_its_own_log() {
 #[test]
 fn a_node_that_lost_data_votes_only_once_it_holds_an_entry_committed_in_its_leaders_term() {
     let inc = Uuid::new_v4();
-    let r = Recovery::new(
-        3,
-        inc,
-        Origin::Existing,
-        Some(EntryId { index: 9, term: 2 }),
-        Some(9),
-    )
-    .data_missing("its acknowledged-watermark file (log/acked) is missing");
+    let r = without_watermark_file(inc);
     assert!(r.grant(Permit { term: 3, leader: 1 }, Some(9)));
     let mut m = following(1, 3, 9, with_node_3(inc, true));
     m.local_committed = Some(crate::raft::log_id(2, 9));
@@ -382,14 +388,7 @@ fn a_node_that_lost_data_votes_only_once_it_holds_an_entry_committed_in_its_lead
 #[test]
 fn may_vote_never_pairs_one_leaders_permit_with_anothers_watermark() {
     let inc = Uuid::new_v4();
-    let r = Recovery::new(
-        3,
-        inc,
-        Origin::Existing,
-        Some(EntryId { index: 9, term: 2 }),
-        Some(9),
-    )
-    .data_missing("its acknowledged-watermark file (log/acked) is missing");
+    let r = without_watermark_file(inc);
     let first = Permit { term: 3, leader: 1 };
     let second = Permit { term: 4, leader: 2 };
     assert!(r.grant(first, Some(100)));
